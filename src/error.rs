@@ -1,0 +1,50 @@
+//! One error type for the library: every variant says what went wrong and where (a file, a key,
+//! an argument), so the command line can print it as one readable line.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are not what they must be.
+    #[error("{path}: {msg}")]
+    BadFile { path: PathBuf, msg: String },
+    /// A tensor's shape does not fit the operation or layer it was given to.
+    #[error("shape error: {0}")]
+    Shape(String),
+    /// A state dict does not fit the model it is loaded into.
+    #[error("state dict: {0}")]
+    StateDict(String),
+    /// An invalid argument or option.
+    #[error("{0}")]
+    Invalid(String),
+    /// A download failed.
+    #[error("download {url}: {msg}")]
+    Download { url: String, msg: String },
+    /// Training produced a NaN or infinite loss.
+    #[error("{0}")]
+    NonFinite(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Reverse-mode gradients: walk the recorded nodes backwards, handing each node's gradient to
+//! its op's backward kernel, which accumulates into the gradients of the node's inputs.
+
+use super::{Graph, Op, Var, VarKind};
+use crate::kernels::{batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu};
+use crate::{Error, Result};
+
+impl Graph {
+    /// Gradients of the scalar `loss` with respect to every parameter (accumulated into the
+    /// parameters' gradients, as `loss.backward()` does) and every node that requires one.
+    pub fn backward(&mut self, loss: Var) -> Result<()> {
+        self.expect_scalar(loss, "backward")?;
+        self.backward_from(loss, &[1.0])
+    }
+
+    /// Backpropagate from any node with a given upstream gradient (PyTorch's `y.backward(dy)`).
+    pub fn backward_from(&mut self, y: Var, dy: &[f32]) -> Result<()> {
+        let last = match y.0 {
+            VarKind::Node(i) => i,
+            VarKind::Param(_) => return Err(Error::Invalid("backward: start from a node, not a parameter".into())),
+        };
+        if dy.len() != self.nodes[last].shape.numel() {
+            return Err(Error::Shape(format!(
+                "backward: gradient of {} values for a node of shape {:?}",
+                dy.len(),
+                self.nodes[last].shape
+            )));
+        }
+        if !self.nodes[last].requires_grad {
+            return Err(Error::Invalid(
+                "backward: the output does not depend on anything that requires a gradient (are gradients disabled?)".into(),
+            ));
+        }
+        {
+            let slot = &mut self.slots[self.nodes[last].storage];
+            slot.grad.clear();
+            slot.grad.extend_from_slice(dy);
+            slot.grad_live = true;
+        }
+        for i in (0..=last).rev() {
+            let node = &self.nodes[i];
+            if !node.requires_grad || matches!(node.op, Op::Leaf | Op::Alias) {
+                continue;
+            }
+            let s = node.storage;
+            if !self.slots[s].grad_live {
+                continue; // nothing downstream of this node reached the output
+            }
+            let dy = std::mem::take(&mut self.slots[s].grad);
+            self.backward_node(i, &dy);
+            self.slots[s].grad = dy;
+        }
+        Ok(())
+    }
+
+    /// Take the gradient buffer of an input out for a kernel to accumulate into, or None when
+    /// that input needs no gradient.
+    fn take_grad(&mut self, v: Var) -> Option<Vec<f32>> {
+        match v.0 {
+            VarKind::Param(p) => self.grad_enabled.then(|| self.params.take_grad(p)),
+            VarKind::Node(j) => {
+                if !self.nodes[j].requires_grad {
+                    return None;
+                }
+                let len = self.nodes[j].shape.numel();
+                let slot = &mut self.slots[self.nodes[j].storage];
+                let mut g = std::mem::take(&mut slot.grad);
+                if !slot.grad_live {
+                    g.clear();
+                    g.resize(len, 0.0);
+                    slot.grad_live = true;
+                }
+                Some(g)
+            }
+        }
+    }
+
+    fn put_grad(&mut self, v: Var, g: Option<Vec<f32>>) {
+        let Some(g) = g else { return };
+        match v.0 {
+            VarKind::Param(p) => self.params.put_grad(p, g),
+            VarKind::Node(j) => {
+                let s = self.nodes[j].storage;
+                self.slots[s].grad = g;
+            }
+        }
+    }
+
+    fn take_opt(&mut self, v: Option<Var>) -> Option<Vec<f32>> {
+        v.and_then(|v| self.take_grad(v))
+    }
+
+    fn put_opt(&mut self, v: Option<Var>, g: Option<Vec<f32>>) {
+        if let Some(v) = v {
+            self.put_grad(v, g);
+        }
+    }
+
+    fn backward_node(&mut self, i: usize, dy: &[f32]) {
+        let op = self.nodes[i].op;
+        match op {
+            Op::Leaf | Op::Alias => {}
+            Op::Linear { x, w, b } => {
+                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+                let v = self.values_all();
+                let ws = self.shape_inline(w);
+                let (o, inner) = (ws.dims()[0], ws.dims()[1]);
+                let n = v.get(x).len() / inner;
+                linear::backward(
+                    dy,
+                    v.get(x),
+                    v.get(w),
+                    gx.as_deref_mut(),
+                    gw.as_deref_mut(),
+                    gb.as_deref_mut(),
+                    n,
+                    inner,
+                    o,
+                );
+                self.put_grad(x, gx);
+                self.put_grad(w, gw);
+                self.put_opt(b, gb);
+            }
+            Op::BatchNorm { x, w, b, spatial, batch } => {
+                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_opt(w), self.take_opt(b));
+                let c = self.shape(x)[1];
+                // scratch from the node's own aux: [mean var rstd alpha beta | sums (2C) | k (3C)]
+                let mut aux = std::mem::take(&mut self.slots[i].aux);
+                aux.resize(10 * c, 0.0);
+                let (stats, scratch) = aux.split_at_mut(5 * c);
+                let (mean, rest) = stats.split_at(c);
+                let (_var, rest) = rest.split_at(c);
+                let (rstd, rest) = rest.split_at(c);
+                let (alpha, _beta) = rest.split_at(c);
+                let (sums, k) = scratch.split_at_mut(2 * c);
+                let (sum_dy, sum_dy_xhat) = sums.split_at_mut(c);
+                let v = self.values_all();
+                let xv = v.get(x);
+                batch_norm::grad_sums(dy, xv, mean, rstd, spatial, sum_dy, sum_dy_xhat);
+                if let Some(gw) = gw.as_deref_mut() {
+                    elementwise::accumulate(gw, sum_dy_xhat);
+                }
+                if let Some(gb) = gb.as_deref_mut() {
+                    elementwise::accumulate(gb, sum_dy);
+                }
+                if let Some(gx) = gx.as_deref_mut() {
+                    if batch {
+                        let wv = v.opt(w);
+                        batch_norm::backward_train(gx, dy, xv, mean, rstd, wv, sum_dy, sum_dy_xhat, spatial, k);
+                    } else {
+                        batch_norm::backward_fixed(gx, dy, alpha, spatial);
+                    }
+                }
+                aux.truncate(5 * c);
+                self.slots[i].aux = aux;
+                self.put_grad(x, gx);
+                self.put_opt(w, gw);
+                self.put_opt(b, gb);
+            }
+            Op::Relu { x } => {
+                let mut gx = self.take_grad(x);
+                if let Some(g) = gx.as_deref_mut() {
+                    relu::backward(g, dy, &self.slots[i].value);
+                }
+                self.put_grad(x, gx);
+            }
+            Op::Dropout { x } => {
+                let mut gx = self.take_grad(x);
+                if let Some(g) = gx.as_deref_mut() {
+                    dropout::backward(g, dy, &self.slots[i].aux);
+                }
+                self.put_grad(x, gx);
+            }
+            Op::Conv2d { x, w, b, geom } => {
+                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+                let v = self.values_all();
+                let groups = crate::matmul::threads();
+                conv2d::backward(
+                    dy,
+                    &self.slots[i].aux,
+                    v.get(w),
+                    gx.as_deref_mut(),
+                    gw.as_deref_mut(),
+                    gb.as_deref_mut(),
+                    &geom,
+                    groups,
+                );
+                self.put_grad(x, gx);
+                self.put_grad(w, gw);
+                self.put_opt(b, gb);
+            }
+            Op::MaxPool2d { x, plane_in } => {
+                let mut gx = self.take_grad(x);
+                if let Some(g) = gx.as_deref_mut() {
+                    let d = self.nodes[i].shape.dims();
+                    let plane_out = d[2] * d[3];
+                    max_pool2d::backward(g, dy, &self.slots[i].idx, plane_in, plane_out);
+                }
+                self.put_grad(x, gx);
+            }
+            Op::Add { a, b } => {
+                for operand in [a, b] {
+                    let mut g = self.take_grad(operand);
+                    if let Some(g) = g.as_deref_mut() {
+                        elementwise::accumulate(g, dy);
+                    }
+                    self.put_grad(operand, g);
+                }
+            }
+            Op::Mul { a, b } => {
+                // take both gradients before writing either, so that mul(a, a) sees 2 a dy
+                let ga = self.take_grad(a);
+                let (mut ga, mut gb) = if a == b { (ga, None) } else { (ga, self.take_grad(b)) };
+                let v = self.values_all();
+                if let Some(g) = ga.as_deref_mut() {
+                    elementwise::mul_backward(g, dy, v.get(b));
+                    if a == b {
+                        elementwise::mul_backward(g, dy, v.get(a));
+                    }
+                }
+                if let Some(g) = gb.as_deref_mut() {
+                    elementwise::mul_backward(g, dy, v.get(a));
+                }
+                self.put_grad(a, ga);
+                if a != b {
+                    self.put_grad(b, gb);
+                }
+            }
+            Op::CrossEntropy { logits, classes } => {
+                let mut g = self.take_grad(logits);
+                if let Some(g) = g.as_deref_mut() {
+                    let slot = &self.slots[i];
+                    loss::cross_entropy_backward(g, &slot.aux, &slot.idx, classes, dy[0]);
+                }
+                self.put_grad(logits, g);
+            }
+            Op::BceWithLogits { x } | Op::Mse { x } => {
+                let mut g = self.take_grad(x);
+                if let Some(g) = g.as_deref_mut() {
+                    let v = self.values_all();
+                    let t = &self.slots[i].aux;
+                    if matches!(op, Op::Mse { .. }) {
+                        loss::mse_backward(g, v.get(x), t, dy[0]);
+                    } else {
+                        loss::bce_with_logits_backward(g, v.get(x), t, dy[0]);
+                    }
+                }
+                self.put_grad(x, g);
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The define-by-run tape. A forward pass is plain Rust calling the graph's ops; each op computes
+//! its value at once and records one node; `backward` walks the nodes in reverse and calls each
+//! op's hand-written backward kernel.
+//!
+//! Buffers are kept between steps: node i of this step reuses node i's buffers of the previous
+//! step (a training step records the same ops in the same order), so after the first step a
+//! training step allocates nothing. Call `reset` at the start of every step.
+
+mod backward;
+mod ops;
+mod params;
+
+pub use ops::BnStats;
+pub use params::{ParamId, ParamStore};
+
+use crate::kernels::conv2d::ConvGeom;
+use crate::rng::Rng;
+use crate::tensor::{Shape, Tensor};
+use crate::{Error, Result};
+
+/// A value in the graph: a node recorded this step, or a parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Var(VarKind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VarKind {
+    Node(usize),
+    Param(ParamId),
+}
+
+/// What a node computed, with the inputs its backward needs.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// An input or constant.
+    Leaf,
+    /// A view of another node's buffer with another shape (flatten, reshape): no copy, and the
+    /// gradient flows into the same buffer, so the backward has nothing to do.
+    Alias,
+    Linear { x: Var, w: Var, b: Option<Var> },
+    /// aux: mean, var, rstd, alpha, beta (C each); `batch` says whether mean and var are this
+    /// batch's statistics (training) or fixed running statistics (eval).
+    BatchNorm { x: Var, w: Option<Var>, b: Option<Var>, spatial: usize, batch: bool },
+    Relu { x: Var },
+    /// aux: the mask (0 or 1 / (1 - p) per value)
+    Dropout { x: Var },
+    /// aux: the im2col columns of every sample
+    Conv2d { x: Var, w: Var, b: Option<Var>, geom: ConvGeom },
+    /// idx: the argmax of each output in its input plane
+    MaxPool2d { x: Var, plane_in: usize },
+    Add { a: Var, b: Var },
+    Mul { a: Var, b: Var },
+    /// aux: softmax probabilities; idx: targets
+    CrossEntropy { logits: Var, classes: usize },
+    /// aux: targets
+    BceWithLogits { x: Var },
+    /// aux: targets
+    Mse { x: Var },
+}
+
+struct Node {
+    op: Op,
+    shape: Shape,
+    /// The slot holding this node's value and gradient: its own, or the aliased node's.
+    storage: usize,
+    requires_grad: bool,
+}
+
+/// The buffers of one node, reused across steps.
+#[derive(Default)]
+struct Slot {
+    value: Vec<f32>,
+    grad: Vec<f32>,
+    /// Whether `grad` holds this step's gradient (otherwise it is zeroed on first use).
+    grad_live: bool,
+    aux: Vec<f32>,
+    idx: Vec<u32>,
+}
+
+pub struct Graph {
+    /// The parameters of the models built on this graph.
+    pub params: ParamStore,
+    nodes: Vec<Node>,
+    slots: Vec<Slot>,
+    /// The generator for dropout masks.
+    pub rng: Rng,
+    grad_enabled: bool,
+}
+
+/// Read-only access to every value recorded before a given node, and to the parameters.
+struct Values<'a> {
+    nodes: &'a [Node],
+    slots: &'a [Slot],
+    params: &'a ParamStore,
+}
+
+impl<'a> Values<'a> {
+    fn get(&self, v: Var) -> &'a [f32] {
+        match v.0 {
+            VarKind::Node(i) => &self.slots[self.nodes[i].storage].value,
+            VarKind::Param(p) => self.params.value(p),
+        }
+    }
+    fn opt(&self, v: Option<Var>) -> Option<&'a [f32]> {
+        v.map(|v| self.get(v))
+    }
+}
+
+/// Resize a reused buffer without touching its contents when the length is unchanged
+/// (the kernels overwrite it fully).
+fn fit_len<T: Copy + Default>(buf: &mut Vec<T>, len: usize) {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, T::default());
+    }
+}
+
+impl Graph {
+    /// An empty graph; `seed` seeds the dropout generator.
+    pub fn new(seed: u64) -> Graph {
+        Graph {
+            params: ParamStore::new(),
+            nodes: Vec::new(),
+            slots: Vec::new(),
+            rng: Rng::seed(seed),
+            grad_enabled: true,
+        }
+    }
+
+    /// Forget this step's nodes (their buffers stay for the next step).
+    pub fn reset(&mut self) {
+        self.nodes.clear();
+    }
+
+    /// With gradients disabled (PyTorch's `no_grad`), nodes record nothing for a backward.
+    pub fn set_grad_enabled(&mut self, enabled: bool) {
+        self.grad_enabled = enabled;
+    }
+
+    pub fn grad_enabled(&self) -> bool {
+        self.grad_enabled
+    }
+
+    /// A parameter as a value in the graph.
+    pub fn param(&self, id: ParamId) -> Var {
+        Var(VarKind::Param(id))
+    }
+
+    /// An input that needs no gradient, filled by `fill` straight into the graph's buffer.
+    pub fn input_with(&mut self, shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Result<Var> {
+        let i = self.push(Op::Leaf, Shape::new(shape)?, false);
+        fill(&mut self.slots[i].value);
+        Ok(Var(VarKind::Node(i)))
+    }
+
+    /// An input copied from a tensor; `requires_grad` asks for its gradient in `grad`.
+    pub fn input(&mut self, t: &Tensor, requires_grad: bool) -> Result<Var> {
+        let i = self.push(Op::Leaf, Shape::new(&t.shape)?, requires_grad);
+        self.slots[i].value.copy_from_slice(&t.data);
+        Ok(Var(VarKind::Node(i)))
+    }
+
+    pub fn value(&self, v: Var) -> &[f32] {
+        self.values_all().get(v)
+    }
+
+    pub fn shape(&self, v: Var) -> &[usize] {
+        match v.0 {
+            VarKind::Node(i) => self.nodes[i].shape.dims(),
+            VarKind::Param(p) => self.params.shape(p),
+        }
+    }
+
+    fn shape_inline(&self, v: Var) -> Shape {
+        match v.0 {
+            VarKind::Node(i) => self.nodes[i].shape,
+            VarKind::Param(p) => self.params.shape_inline(p),
+        }
+    }
+
+    /// A copy of a value with its shape.
+    pub fn tensor(&self, v: Var) -> Tensor {
+        Tensor {
+            shape: self.shape(v).to_vec(),
+            data: self.value(v).to_vec(),
+        }
+    }
+
+    /// The gradient of a node after `backward` (None if it needs none or received none).
+    pub fn grad(&self, v: Var) -> Option<&[f32]> {
+        match v.0 {
+            VarKind::Node(i) => {
+                let slot = &self.slots[self.nodes[i].storage];
+                (self.nodes[i].requires_grad && slot.grad_live).then(|| &slot.grad[..])
+            }
+            VarKind::Param(p) => self.params.grad(p),
+        }
+    }
+
+    /// The number of nodes recorded since `reset`.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn requires_grad(&self, v: Var) -> bool {
+        match v.0 {
+            VarKind::Node(i) => self.nodes[i].requires_grad,
+            VarKind::Param(_) => self.grad_enabled,
+        }
+    }
+
+    fn values_all(&self) -> Values<'_> {
+        Values {
+            nodes: &self.nodes,
+            slots: &self.slots,
+            params: &self.params,
+        }
+    }
+
+    /// Record a node and size its value buffer; returns its index.
+    fn push(&mut self, op: Op, shape: Shape, requires_grad: bool) -> usize {
+        let i = self.nodes.len();
+        if self.slots.len() <= i {
+            self.slots.push(Slot::default());
+        }
+        let slot = &mut self.slots[i];
+        fit_len(&mut slot.value, shape.numel());
+        slot.grad_live = false;
+        self.nodes.push(Node {
+            op,
+            shape,
+            storage: i,
+            requires_grad: requires_grad && self.grad_enabled,
+        });
+        i
+    }
+
+    /// The values before node `i`, and node `i`'s own slot to write.
+    fn split(&mut self, i: usize) -> (Values<'_>, &mut Slot) {
+        let (before, rest) = self.slots.split_at_mut(i);
+        (
+            Values {
+                nodes: &self.nodes,
+                slots: before,
+                params: &self.params,
+            },
+            &mut rest[0],
+        )
+    }
+
+    fn node_var(i: usize) -> Var {
+        Var(VarKind::Node(i))
+    }
+
+    fn expect_scalar(&self, v: Var, what: &str) -> Result<usize> {
+        match v.0 {
+            VarKind::Node(i) if self.nodes[i].shape.numel() == 1 => Ok(i),
+            _ => Err(Error::Shape(format!(
+                "{what} needs a scalar, got shape {:?}",
+                self.shape(v)
+            ))),
+        }
+    }
+}

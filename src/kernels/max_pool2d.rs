@@ -1,0 +1,59 @@
+//! MaxPool2d without padding: output size floor((H - k) / s) + 1; the gradient goes to the
+//! first maximum of each window (in row-major scan order), as PyTorch's CPU kernel does.
+
+/// Output spatial size for one dimension.
+pub fn out_size(size: usize, k: usize, stride: usize) -> usize {
+    if size < k {
+        0
+    } else {
+        (size - k) / stride + 1
+    }
+}
+
+/// Forward. x: (N*C, H, W) planes; y: (N*C, Ho, Wo); argmax: (N*C, Ho, Wo) receives the index
+/// of each output's maximum inside its input plane.
+pub fn forward(y: &mut [f32], argmax: &mut [u32], x: &[f32], h: usize, w: usize, k: usize, stride: usize) {
+    let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
+    let planes = x.chunks_exact(h * w);
+    let outs = y.chunks_exact_mut(ho * wo).zip(argmax.chunks_exact_mut(ho * wo));
+    for (xp, (yp, ap)) in planes.zip(outs) {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_at = (oy * stride) * w + ox * stride;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let at = (oy * stride + ky) * w + ox * stride + kx;
+                        let v = xp[at];
+                        // strictly greater keeps the first maximum; NaN wins, as in PyTorch
+                        if v > best || v.is_nan() {
+                            best = v;
+                            best_at = at;
+                            if v.is_nan() {
+                                break;
+                            }
+                        }
+                    }
+                    if best.is_nan() {
+                        break;
+                    }
+                }
+                yp[oy * wo + ox] = best;
+                ap[oy * wo + ox] = best_at as u32;
+            }
+        }
+    }
+}
+
+/// Backward: y = x[argmax], so dx[argmax] += dy, and every other input gets nothing.
+pub fn backward(dx: &mut [f32], dy: &[f32], argmax: &[u32], plane_in: usize, plane_out: usize) {
+    for ((gp, dp), ap) in dx
+        .chunks_exact_mut(plane_in)
+        .zip(dy.chunks_exact(plane_out))
+        .zip(argmax.chunks_exact(plane_out))
+    {
+        for (&d, &a) in dp.iter().zip(ap) {
+            gp[a as usize] += d;
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! nn.BatchNorm1d and nn.BatchNorm2d, with every option PyTorch has and its exact semantics.
+
+use super::{Module, StateRef};
+use crate::graph::{BnStats, Graph, ParamId, ParamStore, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Which PyTorch class this is: it fixes the input ranks accepted and the summary's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchNormKind {
+    /// Inputs (N, C) or (N, C, L).
+    OneD,
+    /// Inputs (N, C, H, W).
+    TwoD,
+}
+
+/// BatchNorm's options, with PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormConfig {
+    /// Added to the variance before the square root. Default 1e-5.
+    pub eps: f32,
+    /// Weight of the new batch in the running statistics; `None` for a cumulative average
+    /// (factor 1 / num_batches_tracked). Default Some(0.1).
+    pub momentum: Option<f32>,
+    /// Learnable per-channel weight (init 1) and bias (init 0). Default true.
+    pub affine: bool,
+    /// Keep running statistics for eval mode; without them every mode uses batch statistics.
+    /// Default true.
+    pub track_running_stats: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+}
+
+/// Batch normalisation over channel dimension 1.
+///
+/// Training: y = (x - mean) / sqrt(var_biased + eps) * weight + bias, statistics per channel over
+/// every other axis; then running_mean = (1 - m) running_mean + m mean and
+/// running_var = (1 - m) running_var + m var_unbiased, num_batches_tracked += 1.
+/// Eval: the same with the running statistics.
+pub struct BatchNorm {
+    pub kind: BatchNormKind,
+    pub num_features: usize,
+    pub config: BatchNormConfig,
+    pub weight: Option<ParamId>,
+    pub bias: Option<ParamId>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: i64,
+    training: bool,
+}
+
+impl BatchNorm {
+    pub fn new(params: &mut ParamStore, kind: BatchNormKind, num_features: usize, config: BatchNormConfig) -> Result<BatchNorm> {
+        let (weight, bias) = if config.affine {
+            (
+                Some(params.add(Tensor::full(&[num_features], 1.0))?),
+                Some(params.add(Tensor::zeros(&[num_features]))?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(BatchNorm {
+            kind,
+            num_features,
+            config,
+            weight,
+            bias,
+            running_mean: Tensor::zeros(&[num_features]),
+            running_var: Tensor::full(&[num_features], 1.0),
+            num_batches_tracked: 0,
+            training: true,
+        })
+    }
+
+    /// nn.BatchNorm1d(num_features) with default options.
+    pub fn d1(params: &mut ParamStore, num_features: usize) -> Result<BatchNorm> {
+        BatchNorm::new(params, BatchNormKind::OneD, num_features, BatchNormConfig::default())
+    }
+
+    /// nn.BatchNorm2d(num_features) with default options.
+    pub fn d2(params: &mut ParamStore, num_features: usize) -> Result<BatchNorm> {
+        BatchNorm::new(params, BatchNormKind::TwoD, num_features, BatchNormConfig::default())
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            BatchNormKind::OneD => "BatchNorm1d",
+            BatchNormKind::TwoD => "BatchNorm2d",
+        }
+    }
+
+    /// PyTorch's input checks: the rank for the class, and C = num_features.
+    pub fn check_input(&self, shape: &[usize]) -> Result<()> {
+        let ok_rank = match self.kind {
+            BatchNormKind::OneD => shape.len() == 2 || shape.len() == 3,
+            BatchNormKind::TwoD => shape.len() == 4,
+        };
+        if !ok_rank {
+            let want = match self.kind {
+                BatchNormKind::OneD => "2D or 3D",
+                BatchNormKind::TwoD => "4D",
+            };
+            return Err(Error::Shape(format!(
+                "{}: expected {want} input (got {}D input of shape {shape:?})",
+                self.type_name(),
+                shape.len()
+            )));
+        }
+        if shape[1] != self.num_features {
+            return Err(Error::Shape(format!(
+                "{}({}): input {shape:?} has {} channels",
+                self.type_name(),
+                self.num_features,
+                shape[1]
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        let shape = g.shape(x).to_vec();
+        self.check_input(&shape)?;
+        let cfg = self.config;
+        let (w, b) = (self.weight.map(|p| g.param(p)), self.bias.map(|p| g.param(p)));
+        // PyTorch: batch statistics in training, or whenever there are no running statistics
+        let use_batch = self.training || !cfg.track_running_stats;
+        if !use_batch {
+            let stats = BnStats::Running {
+                mean: &self.running_mean.data,
+                var: &self.running_var.data,
+                eps: cfg.eps,
+            };
+            return g.batch_norm(x, w, b, stats);
+        }
+        let per_channel: usize = shape[0] * shape[2..].iter().product::<usize>();
+        if per_channel <= 1 {
+            return Err(Error::Shape(format!(
+                "Expected more than 1 value per channel when training, got input size {shape:?}"
+            )));
+        }
+        let y = g.batch_norm(x, w, b, BnStats::Batch { eps: cfg.eps })?;
+        if self.training && cfg.track_running_stats {
+            self.num_batches_tracked += 1;
+            let m = cfg.momentum.unwrap_or(1.0 / self.num_batches_tracked as f32);
+            let (mean, var) = g.batch_stats(y).expect("a batch_norm node has statistics");
+            let unbias = per_channel as f32 / (per_channel - 1) as f32;
+            for (r, &v) in self.running_mean.data.iter_mut().zip(mean) {
+                *r = (1.0 - m) * *r + m * v;
+            }
+            for (r, &v) in self.running_var.data.iter_mut().zip(var) {
+                *r = (1.0 - m) * *r + m * v * unbias;
+            }
+        }
+        Ok(y)
+    }
+
+    fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
+        let mut s = Vec::new();
+        if let (Some(w), Some(b)) = (self.weight, self.bias) {
+            s.push(("weight", StateRef::Param(w)));
+            s.push(("bias", StateRef::Param(b)));
+        }
+        if self.config.track_running_stats {
+            s.push(("running_mean", StateRef::Buffer(&mut self.running_mean)));
+            s.push(("running_var", StateRef::Buffer(&mut self.running_var)));
+            s.push(("num_batches_tracked", StateRef::Counter(&mut self.num_batches_tracked)));
+        }
+        s
+    }
+
+    fn set_own_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}

@@ -1,0 +1,53 @@
+//! Layers without parameters: ReLU, Dropout, Flatten.
+
+use super::Module;
+use crate::graph::{Graph, Var};
+use crate::{Error, Result};
+
+/// max(x, 0), elementwise.
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        g.relu(x)
+    }
+}
+
+/// nn.Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...).
+pub struct Flatten;
+
+impl Module for Flatten {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        g.flatten(x)
+    }
+}
+
+/// Inverted dropout: in training, zero each value with probability `p` and scale the rest by
+/// 1 / (1 - p); the identity in eval mode. Draws from the graph's generator.
+pub struct Dropout {
+    pub p: f32,
+    training: bool,
+}
+
+impl Dropout {
+    pub fn new(p: f32) -> Result<Dropout> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Invalid(format!("dropout probability has to be between 0 and 1, but got {p}")));
+        }
+        Ok(Dropout { p, training: true })
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        if self.training && self.p > 0.0 {
+            g.dropout(x, self.p)
+        } else {
+            Ok(x)
+        }
+    }
+
+    fn set_own_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}

@@ -1,0 +1,97 @@
+//! SGD with momentum, dampening, Nesterov and weight decay, as torch.optim.SGD computes it.
+
+use super::{restore, Optimizer};
+use crate::graph::{ParamId, ParamStore};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate. Default 1e-3.
+    pub lr: f64,
+    /// Momentum factor. Default 0.
+    pub momentum: f64,
+    /// Dampening of the momentum. Default 0.
+    pub dampening: f64,
+    /// L2 penalty added to the gradient. Default 0.
+    pub weight_decay: f64,
+    /// Nesterov momentum (needs momentum > 0 and dampening 0). Default false.
+    pub nesterov: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+pub struct Sgd {
+    pub config: SgdConfig,
+    params: Vec<ParamId>,
+    /// momentum_buffer per parameter; empty until its first step.
+    buf: Vec<Vec<f32>>,
+}
+
+impl Sgd {
+    pub fn new(params: Vec<ParamId>, config: SgdConfig) -> crate::Result<Sgd> {
+        if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
+            return Err(crate::Error::Invalid("Nesterov momentum requires a momentum and zero dampening".into()));
+        }
+        let n = params.len();
+        Ok(Sgd {
+            config,
+            params,
+            buf: vec![Vec::new(); n],
+        })
+    }
+}
+
+impl Optimizer for Sgd {
+    /// d = g + wd p
+    /// with momentum mu: b = d on the first step, else b = mu b + (1 - dampening) d;
+    ///                   d = d + mu b (Nesterov) or d = b
+    /// p <- p - lr d
+    fn step(&mut self, store: &mut ParamStore) {
+        let c = self.config;
+        let (lr, mu, damp, wd) = (c.lr as f32, c.momentum as f32, c.dampening as f32, c.weight_decay as f32);
+        for (k, &id) in self.params.iter().enumerate() {
+            let (p, g) = store.value_and_grad(id);
+            let Some(g) = g else { continue };
+            let first = self.buf[k].is_empty();
+            if mu != 0.0 && first {
+                self.buf[k] = vec![0.0; p.len()];
+            }
+            for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+                let mut d = g + wd * *p;
+                if mu != 0.0 {
+                    let b = &mut self.buf[k][i];
+                    *b = if first { d } else { mu * *b + (1.0 - damp) * d };
+                    d = if c.nesterov { d + mu * *b } else { *b };
+                }
+                *p -= lr * d;
+            }
+        }
+    }
+
+    fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Vec<f32>)> {
+        self.buf.iter().enumerate().map(|(k, b)| (format!("{k}.momentum_buffer"), b.clone())).collect()
+    }
+
+    fn load_state(&mut self, state: &[(String, Vec<f32>)]) -> crate::Result<()> {
+        let names: Vec<String> = (0..self.buf.len()).map(|k| format!("{k}.momentum_buffer")).collect();
+        let mut bufs: Vec<&mut Vec<f32>> = self.buf.iter_mut().collect();
+        restore(&mut bufs, &names, state)
+    }
+}

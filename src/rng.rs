@@ -1,0 +1,40 @@
+//! The seeded random generator behind every draw bnlab makes (initialisation, shuffling,
+//! dropout). It is serialisable so that a resumed run continues the same stream.
+
+use rand::{Rng as _, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Rng(Pcg64Mcg);
+
+impl Rng {
+    pub fn seed(seed: u64) -> Rng {
+        Rng(Pcg64Mcg::seed_from_u64(seed))
+    }
+
+    /// A uniform draw from [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        self.0.gen::<f32>()
+    }
+
+    /// A uniform draw from [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.next_f32()
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.gen::<u64>()
+    }
+
+    /// A new generator seeded from this one: independent streams for independent jobs.
+    pub fn fork(&mut self) -> Rng {
+        Rng::seed(self.next_u64())
+    }
+
+    /// Shuffle a slice in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        use rand::seq::SliceRandom;
+        items.shuffle(&mut self.0);
+    }
+}
