@@ -8,13 +8,17 @@ pub use error::{Error, Result};
 pub mod graph;
 pub mod io;
 pub mod kernels;
+pub mod matmul;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 pub mod presets;
-pub mod matmul;
 pub mod rng;
 pub mod state_dict;
+pub mod summary;
 pub mod tensor;
+pub mod tensor_fmt;
+pub mod train;
 
 pub use graph::{BnStats, Graph, ParamId, ParamStore, Var};
 pub use rng::Rng;

@@ -58,7 +58,9 @@ pub fn set_threads(n: usize) {
     } else {
         n
     };
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     THREADS.store(n, Ordering::Relaxed);
 }
 

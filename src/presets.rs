@@ -2,7 +2,9 @@
 //! names: the seed's BNModel and its variants, and the CNN with BatchNorm2d.
 
 use crate::graph::ParamStore;
-use crate::nn::{BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, Net, ReLU, Sequential};
+use crate::nn::{
+    BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, Net, ReLU, Sequential,
+};
 use crate::rng::Rng;
 use crate::{Error, Result};
 use std::str::FromStr;
@@ -38,7 +40,11 @@ impl FromStr for Preset {
             "bn-after-relu" => Preset::BnAfterRelu,
             "cnn-bn" => Preset::CnnBn,
             "cnn-plain" => Preset::CnnPlain,
-            _ => return Err(Error::Invalid(format!("unknown model '{s}' (choose one of: {PRESET_NAMES})"))),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "unknown model '{s}' (choose one of: {PRESET_NAMES})"
+                )))
+            }
         })
     }
 }
@@ -67,7 +73,13 @@ impl Preset {
 
     /// The model for images of `channels` x `side` x `side` and 10 classes, the MLPs with the
     /// seed's widths.
-    pub fn build(self, params: &mut ParamStore, channels: usize, side: usize, rng: &mut Rng) -> Result<Net> {
+    pub fn build(
+        self,
+        params: &mut ParamStore,
+        channels: usize,
+        side: usize,
+        rng: &mut Rng,
+    ) -> Result<Net> {
         if self.is_cnn() {
             cnn(params, channels, side, self == Preset::CnnBn, rng)
         } else {
@@ -82,7 +94,9 @@ impl Preset {
 /// `output`, each block an nn.Sequential as in the seed.
 pub fn mlp(params: &mut ParamStore, preset: Preset, dims: &[usize], rng: &mut Rng) -> Result<Net> {
     if dims.len() < 2 {
-        return Err(Error::Invalid(format!("an MLP needs at least input and output widths, got {dims:?}")));
+        return Err(Error::Invalid(format!(
+            "an MLP needs at least input and output widths, got {dims:?}"
+        )));
     }
     let name = match preset {
         Preset::Bn => "BNModel",
@@ -100,13 +114,21 @@ pub fn mlp(params: &mut ParamStore, preset: Preset, dims: &[usize], rng: &mut Rn
             Preset::Bn => vec![linear, BatchNorm::d1(params, o)?.into(), ReLU.into()],
             Preset::Plain => vec![linear, ReLU.into()],
             Preset::Dropout => vec![linear, ReLU.into(), Dropout::new(0.5)?.into()],
-            Preset::BnDropout => vec![linear, BatchNorm::d1(params, o)?.into(), ReLU.into(), Dropout::new(0.5)?.into()],
+            Preset::BnDropout => vec![
+                linear,
+                BatchNorm::d1(params, o)?.into(),
+                ReLU.into(),
+                Dropout::new(0.5)?.into(),
+            ],
             _ => vec![linear, ReLU.into(), BatchNorm::d1(params, o)?.into()],
         };
         blocks.push((format!("b{}", k + 1), Sequential::new(layers).into()));
     }
     let n = dims.len();
-    blocks.push(("output".to_string(), Linear::new(params, dims[n - 2], dims[n - 1], rng)?.into()));
+    blocks.push((
+        "output".to_string(),
+        Linear::new(params, dims[n - 2], dims[n - 1], rng)?.into(),
+    ));
     Ok(Net {
         name: name.to_string(),
         flatten_input: true,
@@ -117,15 +139,23 @@ pub fn mlp(params: &mut ParamStore, preset: Preset, dims: &[usize], rng: &mut Rn
 /// The cnn-bn preset (or cnn-plain without BatchNorm): b1, b2 = Conv2d(3x3, padding 1) ->
 /// BatchNorm2d -> ReLU -> MaxPool2d(2) with 32 and 64 channels; b3 = Flatten -> Linear(64 (side/4)^2,
 /// 128) -> BatchNorm1d -> ReLU; output = Linear(128, 10).
-pub fn cnn(params: &mut ParamStore, channels: usize, side: usize, bn: bool, rng: &mut Rng) -> Result<Net> {
-    let conv_block = |params: &mut ParamStore, cin: usize, cout: usize, rng: &mut Rng| -> Result<Layer> {
-        let mut layers: Vec<Layer> = vec![Conv2d::new(params, cin, cout, 3, 1, 1, true, rng)?.into()];
-        if bn {
-            layers.push(BatchNorm::d2(params, cout)?.into());
-        }
-        layers.extend([ReLU.into(), MaxPool2d::new(2).into()]);
-        Ok(Sequential::new(layers).into())
-    };
+pub fn cnn(
+    params: &mut ParamStore,
+    channels: usize,
+    side: usize,
+    bn: bool,
+    rng: &mut Rng,
+) -> Result<Net> {
+    let conv_block =
+        |params: &mut ParamStore, cin: usize, cout: usize, rng: &mut Rng| -> Result<Layer> {
+            let mut layers: Vec<Layer> =
+                vec![Conv2d::new(params, cin, cout, 3, 1, 1, true, rng)?.into()];
+            if bn {
+                layers.push(BatchNorm::d2(params, cout)?.into());
+            }
+            layers.extend([ReLU.into(), MaxPool2d::new(2).into()]);
+            Ok(Sequential::new(layers).into())
+        };
     let b1 = conv_block(params, channels, 32, rng)?;
     let b2 = conv_block(params, 32, 64, rng)?;
     let flat = 64 * (side / 4) * (side / 4);

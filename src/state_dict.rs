@@ -54,7 +54,9 @@ pub fn load_state_dict(
             StateRef::Counter(_) => (vec![], "I64"),
         };
         match wanted.get(name) {
-            None => problems.push(format!("missing key '{prefix}{name}' (shape {want_shape:?})")),
+            None => problems.push(format!(
+                "missing key '{prefix}{name}' (shape {want_shape:?})"
+            )),
             Some(t) if t.dtype_name() != want_dtype => problems.push(format!(
                 "key '{prefix}{name}' has dtype {}, the model needs {want_dtype}",
                 t.dtype_name()
@@ -93,5 +95,6 @@ pub fn save(model: &mut dyn Module, params: &ParamStore, path: &Path) -> Result<
 /// Load a model's state dict from a safetensors file; errors name the file and the key.
 pub fn load(model: &mut dyn Module, params: &mut ParamStore, path: &Path) -> Result<()> {
     let file = read_safetensors(path)?;
-    load_state_dict(model, params, &file.tensors, "").map_err(|e| Error::bad_file(path, e.to_string()))
+    load_state_dict(model, params, &file.tensors, "")
+        .map_err(|e| Error::bad_file(path, e.to_string()))
 }

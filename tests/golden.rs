@@ -26,13 +26,20 @@ fn run_case(path: &Path, report: &mut Report) -> Result<(), String> {
     let file = read_safetensors(path).map_err(|e| e.to_string())?;
     let meta = |k: &str| file.metadata.get(k).map(String::as_str);
     match (meta("layer"), meta("model"), meta("loss")) {
-        (Some("BatchNorm1d" | "BatchNorm2d"), _, _) => golden::layers::batch_norm(&file, path, report),
+        (Some("BatchNorm1d" | "BatchNorm2d"), _, _) => {
+            golden::layers::batch_norm(&file, path, report)
+        }
         (Some("Conv2d"), _, _) => golden::layers::conv2d(&file, path, report),
         (Some("MaxPool2d"), _, _) => golden::layers::max_pool2d(&file, path, report),
         (Some(other), _, _) => Err(format!("unknown layer '{other}'")),
         (None, Some(model), _) => golden::models::model(&file, path, model, report),
-        (None, None, Some("CrossEntropyLoss(mean)")) => golden::layers::cross_entropy(&file, path, report),
-        _ => Err(format!("cannot tell what case this is from its metadata {:?}", file.metadata)),
+        (None, None, Some("CrossEntropyLoss(mean)")) => {
+            golden::layers::cross_entropy(&file, path, report)
+        }
+        _ => Err(format!(
+            "cannot tell what case this is from its metadata {:?}",
+            file.metadata
+        )),
     }
 }
 
@@ -45,7 +52,11 @@ fn golden() {
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no *.safetensors cases in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no *.safetensors cases in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for path in &files {
         let mut report = Report::default();
@@ -57,7 +68,16 @@ fn golden() {
             }
             Ok(()) => println!("{name}: {} comparisons passed", report.checked),
         }
-        assert!(report.checked > 0 || !failures.is_empty(), "{name}: nothing was compared");
+        assert!(
+            report.checked > 0 || !failures.is_empty(),
+            "{name}: nothing was compared"
+        );
     }
-    assert!(failures.is_empty(), "{} of {} golden cases failed:\n  {}", failures.len(), files.len(), failures.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n  {}",
+        failures.len(),
+        files.len(),
+        failures.join("\n  ")
+    );
 }

@@ -168,7 +168,12 @@ fn download_with(agent: &ureq::Agent, url: &str, dest: &Path, checksum: Checksum
     };
     let name = dest
         .file_name()
-        .ok_or_else(|| Error::Invalid(format!("download target {} has no file name", dest.display())))?
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "download target {} has no file name",
+                dest.display()
+            ))
+        })?
         .to_string_lossy();
     // Dot-prefixed and `.tmp`-suffixed: hidden, ignored by git, never matching a dataset name.
     let mut tmp = tempfile::Builder::new()
@@ -189,9 +194,11 @@ fn download_with(agent: &ureq::Agent, url: &str, dest: &Path, checksum: Checksum
         .sync_all()
         .map_err(|e| Error::io(tmp.path(), e))?;
 
-    let actual = checksum
-        .compute(tmp.path())
-        .map_err(|e| dl(format!("downloaded file is unreadable: {e}")))?;
+    let actual = checksum.compute(tmp.path()).map_err(|e| match e {
+        // The temporary file's name means nothing to the user; the URL says it all.
+        Error::BadFile { msg, .. } => dl(msg),
+        e => dl(format!("downloaded file is unreadable: {e}")),
+    })?;
     if actual != checksum.hex() {
         return Err(dl(format!(
             "checksum mismatch: {} is {actual}, expected {}",

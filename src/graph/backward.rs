@@ -17,7 +17,11 @@ impl Graph {
     pub fn backward_from(&mut self, y: Var, dy: &[f32]) -> Result<()> {
         let last = match y.0 {
             VarKind::Node(i) => i,
-            VarKind::Param(_) => return Err(Error::Invalid("backward: start from a node, not a parameter".into())),
+            VarKind::Param(_) => {
+                return Err(Error::Invalid(
+                    "backward: start from a node, not a parameter".into(),
+                ))
+            }
         };
         if dy.len() != self.nodes[last].shape.numel() {
             return Err(Error::Shape(format!(
@@ -101,7 +105,8 @@ impl Graph {
         match op {
             Op::Leaf | Op::Alias => {}
             Op::Linear { x, w, b } => {
-                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+                let (mut gx, mut gw, mut gb) =
+                    (self.take_grad(x), self.take_grad(w), self.take_opt(b));
                 let v = self.values_all();
                 let ws = self.shape_inline(w);
                 let (o, inner) = (ws.dims()[0], ws.dims()[1]);
@@ -121,8 +126,15 @@ impl Graph {
                 self.put_grad(w, gw);
                 self.put_opt(b, gb);
             }
-            Op::BatchNorm { x, w, b, spatial, batch } => {
-                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_opt(w), self.take_opt(b));
+            Op::BatchNorm {
+                x,
+                w,
+                b,
+                spatial,
+                batch,
+            } => {
+                let (mut gx, mut gw, mut gb) =
+                    (self.take_grad(x), self.take_opt(w), self.take_opt(b));
                 let c = self.shape(x)[1];
                 // scratch from the node's own aux: [mean var rstd alpha beta | sums (2C) | k (3C)]
                 let mut aux = std::mem::take(&mut self.slots[i].aux);
@@ -146,7 +158,18 @@ impl Graph {
                 if let Some(gx) = gx.as_deref_mut() {
                     if batch {
                         let wv = v.opt(w);
-                        batch_norm::backward_train(gx, dy, xv, mean, rstd, wv, sum_dy, sum_dy_xhat, spatial, k);
+                        batch_norm::backward_train(
+                            gx,
+                            dy,
+                            xv,
+                            mean,
+                            rstd,
+                            wv,
+                            sum_dy,
+                            sum_dy_xhat,
+                            spatial,
+                            k,
+                        );
                     } else {
                         batch_norm::backward_fixed(gx, dy, alpha, spatial);
                     }
@@ -172,7 +195,8 @@ impl Graph {
                 self.put_grad(x, gx);
             }
             Op::Conv2d { x, w, b, geom } => {
-                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+                let (mut gx, mut gw, mut gb) =
+                    (self.take_grad(x), self.take_grad(w), self.take_opt(b));
                 let v = self.values_all();
                 let groups = crate::matmul::threads();
                 conv2d::backward(
@@ -210,7 +234,11 @@ impl Graph {
             Op::Mul { a, b } => {
                 // take both gradients before writing either, so that mul(a, a) sees 2 a dy
                 let ga = self.take_grad(a);
-                let (mut ga, mut gb) = if a == b { (ga, None) } else { (ga, self.take_grad(b)) };
+                let (mut ga, mut gb) = if a == b {
+                    (ga, None)
+                } else {
+                    (ga, self.take_grad(b))
+                };
                 let v = self.values_all();
                 if let Some(g) = ga.as_deref_mut() {
                     elementwise::mul_backward(g, dy, v.get(b));

@@ -36,25 +36,60 @@ enum Op {
     /// A view of another node's buffer with another shape (flatten, reshape): no copy, and the
     /// gradient flows into the same buffer, so the backward has nothing to do.
     Alias,
-    Linear { x: Var, w: Var, b: Option<Var> },
+    Linear {
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+    },
     /// aux: mean, var, rstd, alpha, beta (C each); `batch` says whether mean and var are this
     /// batch's statistics (training) or fixed running statistics (eval).
-    BatchNorm { x: Var, w: Option<Var>, b: Option<Var>, spatial: usize, batch: bool },
-    Relu { x: Var },
+    BatchNorm {
+        x: Var,
+        w: Option<Var>,
+        b: Option<Var>,
+        spatial: usize,
+        batch: bool,
+    },
+    Relu {
+        x: Var,
+    },
     /// aux: the mask (0 or 1 / (1 - p) per value)
-    Dropout { x: Var },
+    Dropout {
+        x: Var,
+    },
     /// aux: the im2col columns of every sample
-    Conv2d { x: Var, w: Var, b: Option<Var>, geom: ConvGeom },
+    Conv2d {
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        geom: ConvGeom,
+    },
     /// idx: the argmax of each output in its input plane
-    MaxPool2d { x: Var, plane_in: usize },
-    Add { a: Var, b: Var },
-    Mul { a: Var, b: Var },
+    MaxPool2d {
+        x: Var,
+        plane_in: usize,
+    },
+    Add {
+        a: Var,
+        b: Var,
+    },
+    Mul {
+        a: Var,
+        b: Var,
+    },
     /// aux: softmax probabilities; idx: targets
-    CrossEntropy { logits: Var, classes: usize },
+    CrossEntropy {
+        logits: Var,
+        classes: usize,
+    },
     /// aux: targets
-    BceWithLogits { x: Var },
+    BceWithLogits {
+        x: Var,
+    },
     /// aux: targets
-    Mse { x: Var },
+    Mse {
+        x: Var,
+    },
 }
 
 struct Node {

@@ -42,7 +42,9 @@ impl Graph {
         let n = xs.numel() / i.max(1);
         let mut out = xd.to_vec();
         *out.last_mut().unwrap() = o;
-        let rg = self.requires_grad(x) || self.requires_grad(w) || b.is_some_and(|b| self.requires_grad(b));
+        let rg = self.requires_grad(x)
+            || self.requires_grad(w)
+            || b.is_some_and(|b| self.requires_grad(b));
         let k = self.push(Op::Linear { x, w, b }, Shape::new(&out)?, rg);
         let (v, slot) = self.split(k);
         linear::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), n, i, o);
@@ -51,11 +53,19 @@ impl Graph {
 
     /// Batch normalisation of x: (N, C, *) with per-channel weight and bias (C).
     /// With `BnStats::Batch`, `batch_stats` then gives this batch's mean and biased variance.
-    pub fn batch_norm(&mut self, x: Var, w: Option<Var>, b: Option<Var>, stats: BnStats) -> Result<Var> {
+    pub fn batch_norm(
+        &mut self,
+        x: Var,
+        w: Option<Var>,
+        b: Option<Var>,
+        stats: BnStats,
+    ) -> Result<Var> {
         let xs = self.shape_inline(x);
         let xd = xs.dims();
         if xd.len() < 2 {
-            return shape_err(format!("batch_norm: input {xd:?} needs at least 2 dimensions (N, C, ...)"));
+            return shape_err(format!(
+                "batch_norm: input {xd:?} needs at least 2 dimensions (N, C, ...)"
+            ));
         }
         let c = xd[1];
         let spatial: usize = xd[2..].iter().product();
@@ -67,9 +77,20 @@ impl Graph {
                 ));
             }
         }
-        let rg = self.requires_grad(x) || [w, b].into_iter().flatten().any(|p| self.requires_grad(p));
+        let rg =
+            self.requires_grad(x) || [w, b].into_iter().flatten().any(|p| self.requires_grad(p));
         let batch = matches!(stats, BnStats::Batch { .. });
-        let k = self.push(Op::BatchNorm { x, w, b, spatial, batch }, xs, rg);
+        let k = self.push(
+            Op::BatchNorm {
+                x,
+                w,
+                b,
+                spatial,
+                batch,
+            },
+            xs,
+            rg,
+        );
         let (v, slot) = self.split(k);
         fit_len(&mut slot.aux, 5 * c);
         let (mean, rest) = slot.aux.split_at_mut(c);
@@ -81,9 +102,15 @@ impl Graph {
                 batch_norm::batch_stats(v.get(x), c, spatial, mean, var);
                 eps
             }
-            BnStats::Running { mean: m, var: s, eps } => {
+            BnStats::Running {
+                mean: m,
+                var: s,
+                eps,
+            } => {
                 if m.len() != c || s.len() != c {
-                    return shape_err(format!("batch_norm: running statistics must have {c} values"));
+                    return shape_err(format!(
+                        "batch_norm: running statistics must have {c} values"
+                    ));
                 }
                 mean.copy_from_slice(m);
                 var.copy_from_slice(s);
@@ -121,7 +148,9 @@ impl Graph {
     /// Inverted dropout with drop probability p, drawing from `self.rng`.
     pub fn dropout(&mut self, x: Var, p: f32) -> Result<Var> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::Invalid(format!("dropout probability has to be between 0 and 1, but got {p}")));
+            return Err(Error::Invalid(format!(
+                "dropout probability has to be between 0 and 1, but got {p}"
+            )));
         }
         let rg = self.requires_grad(x);
         let shape = self.shape_inline(x);
@@ -135,11 +164,21 @@ impl Graph {
     }
 
     /// 2-d convolution. x: (N, Cin, H, W), w: (Cout, Cin, kh, kw), b: (Cout).
-    pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, stride: usize, pad: usize) -> Result<Var> {
+    pub fn conv2d(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Var> {
         let (xs, ws) = (self.shape_inline(x), self.shape_inline(w));
         let (xd, wd) = (xs.dims(), ws.dims());
         if xd.len() != 4 || wd.len() != 4 || xd[1] != wd[1] {
-            return shape_err(format!("conv2d: input {xd:?} does not fit weight {wd:?} (input must be (N, {}, H, W))", wd.get(1).copied().unwrap_or(0)));
+            return shape_err(format!(
+                "conv2d: input {xd:?} does not fit weight {wd:?} (input must be (N, {}, H, W))",
+                wd.get(1).copied().unwrap_or(0)
+            ));
         }
         if stride == 0 {
             return Err(Error::Invalid("conv2d: stride must be positive".into()));
@@ -152,7 +191,11 @@ impl Graph {
         }
         if let Some(b) = b {
             if self.shape(b) != [wd[0]] {
-                return shape_err(format!("conv2d: bias {:?} must be [{}]", self.shape(b), wd[0]));
+                return shape_err(format!(
+                    "conv2d: bias {:?} must be [{}]",
+                    self.shape(b),
+                    wd[0]
+                ));
             }
         }
         let geom = conv2d::ConvGeom {
@@ -167,11 +210,20 @@ impl Graph {
             pad,
         };
         let out = Shape::new(&[geom.n, geom.cout, geom.ho(), geom.wo()])?;
-        let rg = self.requires_grad(x) || self.requires_grad(w) || b.is_some_and(|b| self.requires_grad(b));
+        let rg = self.requires_grad(x)
+            || self.requires_grad(w)
+            || b.is_some_and(|b| self.requires_grad(b));
         let k = self.push(Op::Conv2d { x, w, b, geom }, out, rg);
         let (v, slot) = self.split(k);
         fit_len(&mut slot.aux, geom.cols_len());
-        conv2d::forward(&mut slot.value, &mut slot.aux, v.get(x), v.get(w), v.opt(b), &geom);
+        conv2d::forward(
+            &mut slot.value,
+            &mut slot.aux,
+            v.get(x),
+            v.get(w),
+            v.opt(b),
+            &geom,
+        );
         Ok(Graph::node_var(k))
     }
 
@@ -183,19 +235,34 @@ impl Graph {
             return shape_err(format!("max_pool2d: input {xd:?} must be (N, C, H, W)"));
         }
         if kernel == 0 || stride == 0 {
-            return Err(Error::Invalid("max_pool2d: kernel size and stride must be positive".into()));
+            return Err(Error::Invalid(
+                "max_pool2d: kernel size and stride must be positive".into(),
+            ));
         }
         let (h, w) = (xd[2], xd[3]);
-        let (ho, wo) = (max_pool2d::out_size(h, kernel, stride), max_pool2d::out_size(w, kernel, stride));
+        let (ho, wo) = (
+            max_pool2d::out_size(h, kernel, stride),
+            max_pool2d::out_size(w, kernel, stride),
+        );
         if ho == 0 || wo == 0 {
-            return shape_err(format!("max_pool2d: input {xd:?} is smaller than the {kernel}x{kernel} window"));
+            return shape_err(format!(
+                "max_pool2d: input {xd:?} is smaller than the {kernel}x{kernel} window"
+            ));
         }
         let out = Shape::new(&[xd[0], xd[1], ho, wo])?;
         let rg = self.requires_grad(x);
         let k = self.push(Op::MaxPool2d { x, plane_in: h * w }, out, rg);
         let (v, slot) = self.split(k);
         fit_len(&mut slot.idx, out.numel());
-        max_pool2d::forward(&mut slot.value, &mut slot.idx, v.get(x), h, w, kernel, stride);
+        max_pool2d::forward(
+            &mut slot.value,
+            &mut slot.idx,
+            v.get(x),
+            h,
+            w,
+            kernel,
+            stride,
+        );
         Ok(Graph::node_var(k))
     }
 
@@ -203,7 +270,10 @@ impl Graph {
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
         let new = Shape::new(shape)?;
         if new.numel() != self.shape_inline(x).numel() {
-            return shape_err(format!("reshape: cannot view {:?} as {shape:?}", self.shape(x)));
+            return shape_err(format!(
+                "reshape: cannot view {:?} as {shape:?}",
+                self.shape(x)
+            ));
         }
         match x.0 {
             VarKind::Node(src) => {
@@ -270,7 +340,11 @@ impl Graph {
             ));
         }
         let classes = d[1];
-        if let Some((i, t)) = target.iter().enumerate().find(|(_, &t)| t as usize >= classes) {
+        if let Some((i, t)) = target
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize >= classes)
+        {
             return Err(Error::Invalid(format!(
                 "cross_entropy: target {t} (sample {i}) is out of bounds for {classes} classes"
             )));
@@ -287,7 +361,13 @@ impl Graph {
 
     /// Mean binary cross entropy of logits against targets in [0, 1] (same number of values).
     pub fn bce_with_logits(&mut self, x: Var, target: &[f32]) -> Result<Var> {
-        self.target_loss(x, target, "bce_with_logits", |x| Op::BceWithLogits { x }, loss::bce_with_logits_forward)
+        self.target_loss(
+            x,
+            target,
+            "bce_with_logits",
+            |x| Op::BceWithLogits { x },
+            loss::bce_with_logits_forward,
+        )
     }
 
     /// Mean squared error against targets (same number of values).
@@ -305,7 +385,11 @@ impl Graph {
     ) -> Result<Var> {
         let n = self.shape_inline(x).numel();
         if n != target.len() || n == 0 {
-            return shape_err(format!("{what}: input {:?} and {} targets differ in size", self.shape(x), target.len()));
+            return shape_err(format!(
+                "{what}: input {:?} and {} targets differ in size",
+                self.shape(x),
+                target.len()
+            ));
         }
         let rg = self.requires_grad(x);
         let k = self.push(op(x), Shape::new(&[])?, rg);

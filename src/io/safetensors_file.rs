@@ -43,7 +43,10 @@ impl TensorFile {
     pub fn f32(&self, key: &str, path: &Path) -> Result<&Tensor> {
         match self.tensors.get(key) {
             Some(StateTensor::F32(t)) => Ok(t),
-            Some(other) => Err(Error::bad_file(path, format!("tensor '{key}' is {}, expected F32", other.dtype_name()))),
+            Some(other) => Err(Error::bad_file(
+                path,
+                format!("tensor '{key}' is {}, expected F32", other.dtype_name()),
+            )),
             None => Err(Error::bad_file(path, format!("has no tensor '{key}'"))),
         }
     }
@@ -52,7 +55,10 @@ impl TensorFile {
     pub fn i64(&self, key: &str, path: &Path) -> Result<&[i64]> {
         match self.tensors.get(key) {
             Some(StateTensor::I64 { data, .. }) => Ok(data),
-            Some(other) => Err(Error::bad_file(path, format!("tensor '{key}' is {}, expected I64", other.dtype_name()))),
+            Some(other) => Err(Error::bad_file(
+                path,
+                format!("tensor '{key}' is {}, expected I64", other.dtype_name()),
+            )),
             None => Err(Error::bad_file(path, format!("has no tensor '{key}'"))),
         }
     }
@@ -66,8 +72,10 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
 /// Parse a safetensors buffer; `path` only names the source in errors.
 pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<TensorFile> {
     let bad = |msg: String| Error::bad_file(path, msg);
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("bad safetensors header ({e})")))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("bad safetensors header ({e})")))?;
     let mut out = TensorFile {
         metadata: meta.metadata().clone().unwrap_or_default(),
         ..Default::default()
@@ -78,7 +86,10 @@ pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<TensorFile> {
         let t = match view.dtype() {
             Dtype::F32 => StateTensor::F32(Tensor {
                 shape,
-                data: data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                data: data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
             }),
             Dtype::I64 => StateTensor::I64 {
                 shape,
@@ -87,7 +98,11 @@ pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<TensorFile> {
                     .map(|c| i64::from_le_bytes(c.try_into().expect("8-byte chunk")))
                     .collect(),
             },
-            other => return Err(bad(format!("tensor '{name}' has dtype {other:?}; bnlab reads F32 and I64"))),
+            other => {
+                return Err(bad(format!(
+                    "tensor '{name}' has dtype {other:?}; bnlab reads F32 and I64"
+                )))
+            }
         };
         out.tensors.insert(name, t);
     }
@@ -95,13 +110,19 @@ pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<TensorFile> {
 }
 
 /// Write tensors (in the given order) with metadata, atomically.
-pub fn write_safetensors(path: &Path, tensors: &[(String, StateTensor)], metadata: &HashMap<String, String>) -> Result<()> {
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, StateTensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
     let bytes: Vec<(String, Vec<u8>)> = tensors
         .iter()
         .map(|(name, t)| {
             let b = match t {
                 StateTensor::F32(t) => t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                StateTensor::I64 { data, .. } => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                StateTensor::I64 { data, .. } => {
+                    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+                }
             };
             (name.clone(), b)
         })

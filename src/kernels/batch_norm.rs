@@ -108,7 +108,11 @@ pub fn grad_sums(
             let ch = k % c;
             let (mu, r) = (mean[ch], rstd[ch]);
             sum_dy[ch] += dr.iter().sum::<f32>();
-            sum_dy_xhat[ch] += dr.iter().zip(xr).map(|(&d, &v)| d * (v - mu) * r).sum::<f32>();
+            sum_dy_xhat[ch] += dr
+                .iter()
+                .zip(xr)
+                .map(|(&d, &v)| d * (v - mu) * r)
+                .sum::<f32>();
         }
     }
 }
@@ -148,13 +152,20 @@ pub fn backward_train(
     }
     // dx_i = k1 * (dy_i - k2 - (x_i - mean) * k3)   [xhat_i * sum(dy xhat)/m = (x_i - mean) * k3]
     if s == 1 {
-        for ((gr, dr), xr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+        for ((gr, dr), xr) in dx
+            .chunks_exact_mut(c)
+            .zip(dy.chunks_exact(c))
+            .zip(x.chunks_exact(c))
+        {
             for ch in 0..c {
                 gr[ch] += k1[ch] * (dr[ch] - k2[ch] - (xr[ch] - mean[ch]) * k3[ch]);
             }
         }
     } else {
-        let runs = dx.chunks_exact_mut(s).zip(dy.chunks_exact(s)).zip(x.chunks_exact(s));
+        let runs = dx
+            .chunks_exact_mut(s)
+            .zip(dy.chunks_exact(s))
+            .zip(x.chunks_exact(s));
         for (k, ((gr, dr), xr)) in runs.enumerate() {
             let ch = k % c;
             let (a, b, mu, q) = (k1[ch], k2[ch], mean[ch], k3[ch]);

@@ -61,7 +61,11 @@ fn im2col(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
                     let src = &plane[iy as usize * g.w..][..g.w];
                     for (ox, o) in out.iter_mut().enumerate() {
                         let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        *o = if ix < 0 || ix >= g.w as isize { 0.0 } else { src[ix as usize] };
+                        *o = if ix < 0 || ix >= g.w as isize {
+                            0.0
+                        } else {
+                            src[ix as usize]
+                        };
                     }
                 }
             }
@@ -98,7 +102,14 @@ fn col2im(dx: &mut [f32], dcols: &[f32], g: &ConvGeom) {
 
 /// Forward. cols (N, K, P) is filled and kept for the backward.
 /// y_n (Cout, P) = w (Cout, K) . cols_n (K, P) + b
-pub fn forward(y: &mut [f32], cols: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeom) {
+pub fn forward(
+    y: &mut [f32],
+    cols: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    g: &ConvGeom,
+) {
     let (k, p) = (g.k(), g.p());
     let x_len = g.cin * g.h * g.w;
     y.par_chunks_exact_mut(g.cout * p)
@@ -150,7 +161,12 @@ pub fn backward(
             .map(|(dyg, cg)| {
                 let mut part = vec![0.0f32; g.cout * k];
                 for (dyn_, cn) in dyg.chunks_exact(y_len).zip(cg.chunks_exact(k * p)) {
-                    matmul_serial(&mut part, Mat::new(dyn_, g.cout, p), Mat::new(cn, k, p).t(), true);
+                    matmul_serial(
+                        &mut part,
+                        Mat::new(dyn_, g.cout, p),
+                        Mat::new(cn, k, p).t(),
+                        true,
+                    );
                 }
                 part
             })
@@ -168,7 +184,12 @@ pub fn backward(
             .for_each_init(
                 || vec![0.0f32; k * p],
                 |dcols, (dxn, dyn_)| {
-                    matmul_serial(dcols, Mat::new(w, g.cout, k).t(), Mat::new(dyn_, g.cout, p), false);
+                    matmul_serial(
+                        dcols,
+                        Mat::new(w, g.cout, k).t(),
+                        Mat::new(dyn_, g.cout, p),
+                        false,
+                    );
                     col2im(dxn, dcols, g);
                 },
             );

@@ -5,7 +5,15 @@ use crate::matmul::{matmul, Mat};
 /// Forward.
 /// x: (N, I), w: (O, I), b: (O) or none; y: (N, O), fully overwritten.
 /// y[n, o] = sum_i x[n, i] * w[o, i] + b[o]
-pub fn forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, n: usize, i: usize, o: usize) {
+pub fn forward(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    n: usize,
+    i: usize,
+    o: usize,
+) {
     match b {
         Some(b) => {
             // start from the bias in every row, then add the product onto it

@@ -8,7 +8,11 @@
 pub fn cross_entropy_forward(probs: &mut [f32], logits: &[f32], target: &[u32], c: usize) -> f32 {
     let n = target.len();
     let mut total = 0.0f64;
-    for ((p, z), &t) in probs.chunks_exact_mut(c).zip(logits.chunks_exact(c)).zip(target) {
+    for ((p, z), &t) in probs
+        .chunks_exact_mut(c)
+        .zip(logits.chunks_exact(c))
+        .zip(target)
+    {
         let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let mut sum = 0.0f32;
         for (p, &z) in p.iter_mut().zip(z) {
@@ -23,9 +27,19 @@ pub fn cross_entropy_forward(probs: &mut [f32], logits: &[f32], target: &[u32], 
 }
 
 /// d loss / d logits[n, k] = (softmax[n, k] - [k = target[n]]) / N. dlogits += dloss * that.
-pub fn cross_entropy_backward(dlogits: &mut [f32], probs: &[f32], target: &[u32], c: usize, dloss: f32) {
+pub fn cross_entropy_backward(
+    dlogits: &mut [f32],
+    probs: &[f32],
+    target: &[u32],
+    c: usize,
+    dloss: f32,
+) {
     let scale = dloss / target.len() as f32;
-    for ((g, p), &t) in dlogits.chunks_exact_mut(c).zip(probs.chunks_exact(c)).zip(target) {
+    for ((g, p), &t) in dlogits
+        .chunks_exact_mut(c)
+        .zip(probs.chunks_exact(c))
+        .zip(target)
+    {
         for (k, (g, &p)) in g.iter_mut().zip(p).enumerate() {
             let onehot = if k == t as usize { 1.0 } else { 0.0 };
             *g += (p - onehot) * scale;
@@ -55,7 +69,11 @@ pub fn bce_with_logits_backward(dx: &mut [f32], x: &[f32], t: &[f32], dloss: f32
 
 /// loss = 1/N sum (x - t)^2
 pub fn mse_forward(x: &[f32], t: &[f32]) -> f32 {
-    let total: f64 = x.iter().zip(t).map(|(&x, &t)| ((x - t) * (x - t)) as f64).sum();
+    let total: f64 = x
+        .iter()
+        .zip(t)
+        .map(|(&x, &t)| ((x - t) * (x - t)) as f64)
+        .sum();
     (total / x.len() as f64) as f32
 }
 

@@ -12,10 +12,20 @@ pub fn out_size(size: usize, k: usize, stride: usize) -> usize {
 
 /// Forward. x: (N*C, H, W) planes; y: (N*C, Ho, Wo); argmax: (N*C, Ho, Wo) receives the index
 /// of each output's maximum inside its input plane.
-pub fn forward(y: &mut [f32], argmax: &mut [u32], x: &[f32], h: usize, w: usize, k: usize, stride: usize) {
+pub fn forward(
+    y: &mut [f32],
+    argmax: &mut [u32],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+) {
     let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
     let planes = x.chunks_exact(h * w);
-    let outs = y.chunks_exact_mut(ho * wo).zip(argmax.chunks_exact_mut(ho * wo));
+    let outs = y
+        .chunks_exact_mut(ho * wo)
+        .zip(argmax.chunks_exact_mut(ho * wo));
     for (xp, (yp, ap)) in planes.zip(outs) {
         for oy in 0..ho {
             for ox in 0..wo {

@@ -59,7 +59,12 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub fn new(params: &mut ParamStore, kind: BatchNormKind, num_features: usize, config: BatchNormConfig) -> Result<BatchNorm> {
+    pub fn new(
+        params: &mut ParamStore,
+        kind: BatchNormKind,
+        num_features: usize,
+        config: BatchNormConfig,
+    ) -> Result<BatchNorm> {
         let (weight, bias) = if config.affine {
             (
                 Some(params.add(Tensor::full(&[num_features], 1.0))?),
@@ -83,12 +88,22 @@ impl BatchNorm {
 
     /// nn.BatchNorm1d(num_features) with default options.
     pub fn d1(params: &mut ParamStore, num_features: usize) -> Result<BatchNorm> {
-        BatchNorm::new(params, BatchNormKind::OneD, num_features, BatchNormConfig::default())
+        BatchNorm::new(
+            params,
+            BatchNormKind::OneD,
+            num_features,
+            BatchNormConfig::default(),
+        )
     }
 
     /// nn.BatchNorm2d(num_features) with default options.
     pub fn d2(params: &mut ParamStore, num_features: usize) -> Result<BatchNorm> {
-        BatchNorm::new(params, BatchNormKind::TwoD, num_features, BatchNormConfig::default())
+        BatchNorm::new(
+            params,
+            BatchNormKind::TwoD,
+            num_features,
+            BatchNormConfig::default(),
+        )
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -132,7 +147,10 @@ impl Module for BatchNorm {
         let shape = g.shape(x).to_vec();
         self.check_input(&shape)?;
         let cfg = self.config;
-        let (w, b) = (self.weight.map(|p| g.param(p)), self.bias.map(|p| g.param(p)));
+        let (w, b) = (
+            self.weight.map(|p| g.param(p)),
+            self.bias.map(|p| g.param(p)),
+        );
         // PyTorch: batch statistics in training, or whenever there are no running statistics
         let use_batch = self.training || !cfg.track_running_stats;
         if !use_batch {
@@ -152,7 +170,9 @@ impl Module for BatchNorm {
         let y = g.batch_norm(x, w, b, BnStats::Batch { eps: cfg.eps })?;
         if self.training && cfg.track_running_stats {
             self.num_batches_tracked += 1;
-            let m = cfg.momentum.unwrap_or(1.0 / self.num_batches_tracked as f32);
+            let m = cfg
+                .momentum
+                .unwrap_or(1.0 / self.num_batches_tracked as f32);
             let (mean, var) = g.batch_stats(y).expect("a batch_norm node has statistics");
             let unbias = per_channel as f32 / (per_channel - 1) as f32;
             for (r, &v) in self.running_mean.data.iter_mut().zip(mean) {
@@ -174,7 +194,10 @@ impl Module for BatchNorm {
         if self.config.track_running_stats {
             s.push(("running_mean", StateRef::Buffer(&mut self.running_mean)));
             s.push(("running_var", StateRef::Buffer(&mut self.running_var)));
-            s.push(("num_batches_tracked", StateRef::Counter(&mut self.num_batches_tracked)));
+            s.push((
+                "num_batches_tracked",
+                StateRef::Counter(&mut self.num_batches_tracked),
+            ));
         }
         s
     }

@@ -47,7 +47,12 @@ impl Layer {
 
     /// The output shape this layer gives an input shape, or an error saying why it cannot.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let bad = |why: &str| Err(Error::Shape(format!("{}: input {input:?} {why}", self.type_name())));
+        let bad = |why: &str| {
+            Err(Error::Shape(format!(
+                "{}: input {input:?} {why}",
+                self.type_name()
+            )))
+        };
         match self {
             Layer::Linear(l) => match input.last() {
                 Some(&i) if i == l.in_features => {
@@ -63,13 +68,23 @@ impl Layer {
                 Some((&n, rest)) => Ok(vec![n, rest.iter().product()]),
                 None => bad("has no batch dimension"),
             },
-            Layer::Conv2d(c) => c
-                .output_shape(input)
-                .map_or_else(|| bad(&format!("must be (N, {}, H, W) and no smaller than the kernel", c.in_channels)), Ok),
-            Layer::MaxPool2d(p) => p
-                .output_shape(input)
-                .map_or_else(|| bad("must be (N, C, H, W) and no smaller than the window"), Ok),
-            Layer::Sequential(s) => s.layers.iter().try_fold(input.to_vec(), |shape, l| l.output_shape(&shape)),
+            Layer::Conv2d(c) => c.output_shape(input).map_or_else(
+                || {
+                    bad(&format!(
+                        "must be (N, {}, H, W) and no smaller than the kernel",
+                        c.in_channels
+                    ))
+                },
+                Ok,
+            ),
+            Layer::MaxPool2d(p) => p.output_shape(input).map_or_else(
+                || bad("must be (N, C, H, W) and no smaller than the window"),
+                Ok,
+            ),
+            Layer::Sequential(s) => s
+                .layers
+                .iter()
+                .try_fold(input.to_vec(), |shape, l| l.output_shape(&shape)),
         }
     }
 }

@@ -17,7 +17,12 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(params: &mut ParamStore, in_features: usize, out_features: usize, rng: &mut Rng) -> Result<Linear> {
+    pub fn new(
+        params: &mut ParamStore,
+        in_features: usize,
+        out_features: usize,
+        rng: &mut Rng,
+    ) -> Result<Linear> {
         Linear::with_bias(params, in_features, out_features, true, rng)
     }
 
@@ -28,7 +33,11 @@ impl Linear {
         bias: bool,
         rng: &mut Rng,
     ) -> Result<Linear> {
-        let weight = params.add(kaiming_uniform(&[out_features, in_features], in_features, rng))?;
+        let weight = params.add(kaiming_uniform(
+            &[out_features, in_features],
+            in_features,
+            rng,
+        ))?;
         let bias = if bias {
             Some(params.add(kaiming_uniform(&[out_features], in_features, rng))?)
         } else {

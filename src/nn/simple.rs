@@ -32,7 +32,9 @@ pub struct Dropout {
 impl Dropout {
     pub fn new(p: f32) -> Result<Dropout> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::Invalid(format!("dropout probability has to be between 0 and 1, but got {p}")));
+            return Err(Error::Invalid(format!(
+                "dropout probability has to be between 0 and 1, but got {p}"
+            )));
         }
         Ok(Dropout { p, training: true })
     }

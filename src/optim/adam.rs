@@ -87,7 +87,11 @@ impl Optimizer for Adam {
             let decay = (1.0 - c.lr * c.weight_decay) as f32;
             let (m, v) = (&mut self.m[k], &mut self.v[k]);
             for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = if !c.decoupled && wd != 0.0 { g + wd * *p } else { g };
+                let g = if !c.decoupled && wd != 0.0 {
+                    g + wd * *p
+                } else {
+                    g
+                };
                 if c.decoupled {
                     *p *= decay;
                 }
@@ -114,7 +118,10 @@ impl Optimizer for Adam {
             out.push((format!("{k}.exp_avg_sq"), self.v[k].clone()));
             // step counts are exact in f32 up to 2^24 steps; stored as two halves to be safe
             let s = self.steps[k];
-            out.push((format!("{k}.step"), vec![(s >> 24) as f32, (s & 0xFF_FFFF) as f32]));
+            out.push((
+                format!("{k}.step"),
+                vec![(s >> 24) as f32, (s & 0xFF_FFFF) as f32],
+            ));
         }
         out
     }
@@ -124,9 +131,18 @@ impl Optimizer for Adam {
         let mut steps: Vec<Vec<f32>> = vec![Vec::new(); n];
         let mut names = Vec::new();
         let mut bufs: Vec<&mut Vec<f32>> = Vec::new();
-        for ((m, v), s) in self.m.iter_mut().zip(self.v.iter_mut()).zip(steps.iter_mut()) {
+        for ((m, v), s) in self
+            .m
+            .iter_mut()
+            .zip(self.v.iter_mut())
+            .zip(steps.iter_mut())
+        {
             let k = bufs.len() / 3;
-            names.extend([format!("{k}.exp_avg"), format!("{k}.exp_avg_sq"), format!("{k}.step")]);
+            names.extend([
+                format!("{k}.exp_avg"),
+                format!("{k}.exp_avg_sq"),
+                format!("{k}.step"),
+            ]);
             bufs.extend([m, v, s]);
         }
         restore(&mut bufs, &names, state)?;

@@ -22,7 +22,11 @@ pub trait Optimizer {
 }
 
 /// Restore a list of buffers by name from saved state, checking names and lengths.
-fn restore(bufs: &mut [&mut Vec<f32>], names: &[String], state: &[(String, Vec<f32>)]) -> crate::Result<()> {
+fn restore(
+    bufs: &mut [&mut Vec<f32>],
+    names: &[String],
+    state: &[(String, Vec<f32>)],
+) -> crate::Result<()> {
     use crate::Error;
     if state.len() != bufs.len() {
         return Err(Error::Invalid(format!(
@@ -33,7 +37,10 @@ fn restore(bufs: &mut [&mut Vec<f32>], names: &[String], state: &[(String, Vec<f
     }
     for ((buf, name), (k, v)) in bufs.iter_mut().zip(names).zip(state) {
         if k != name || (!buf.is_empty() && buf.len() != v.len()) {
-            return Err(Error::Invalid(format!("optimizer state: expected '{name}', found '{k}' ({} values)", v.len())));
+            return Err(Error::Invalid(format!(
+                "optimizer state: expected '{name}', found '{k}' ({} values)",
+                v.len()
+            )));
         }
         buf.clone_from(v);
     }

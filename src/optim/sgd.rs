@@ -39,7 +39,9 @@ pub struct Sgd {
 impl Sgd {
     pub fn new(params: Vec<ParamId>, config: SgdConfig) -> crate::Result<Sgd> {
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
-            return Err(crate::Error::Invalid("Nesterov momentum requires a momentum and zero dampening".into()));
+            return Err(crate::Error::Invalid(
+                "Nesterov momentum requires a momentum and zero dampening".into(),
+            ));
         }
         let n = params.len();
         Ok(Sgd {
@@ -57,7 +59,12 @@ impl Optimizer for Sgd {
     /// p <- p - lr d
     fn step(&mut self, store: &mut ParamStore) {
         let c = self.config;
-        let (lr, mu, damp, wd) = (c.lr as f32, c.momentum as f32, c.dampening as f32, c.weight_decay as f32);
+        let (lr, mu, damp, wd) = (
+            c.lr as f32,
+            c.momentum as f32,
+            c.dampening as f32,
+            c.weight_decay as f32,
+        );
         for (k, &id) in self.params.iter().enumerate() {
             let (p, g) = store.value_and_grad(id);
             let Some(g) = g else { continue };
@@ -86,11 +93,17 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> Vec<(String, Vec<f32>)> {
-        self.buf.iter().enumerate().map(|(k, b)| (format!("{k}.momentum_buffer"), b.clone())).collect()
+        self.buf
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (format!("{k}.momentum_buffer"), b.clone()))
+            .collect()
     }
 
     fn load_state(&mut self, state: &[(String, Vec<f32>)]) -> crate::Result<()> {
-        let names: Vec<String> = (0..self.buf.len()).map(|k| format!("{k}.momentum_buffer")).collect();
+        let names: Vec<String> = (0..self.buf.len())
+            .map(|k| format!("{k}.momentum_buffer"))
+            .collect();
         let mut bufs: Vec<&mut Vec<f32>> = self.buf.iter_mut().collect();
         restore(&mut bufs, &names, state)
     }

@@ -15,7 +15,12 @@ impl Report {
     pub fn close(&mut self, what: &str, actual: &[f32], expected: &Tensor, atol: f32, rtol: f32) {
         self.checked += 1;
         if actual.len() != expected.data.len() {
-            self.failures.push(format!("{what}: {} values, expected {} (shape {:?})", actual.len(), expected.data.len(), expected.shape));
+            self.failures.push(format!(
+                "{what}: {} values, expected {} (shape {:?})",
+                actual.len(),
+                expected.data.len(),
+                expected.shape
+            ));
             return;
         }
         let mut worst: Option<(usize, f32)> = None;
@@ -37,14 +42,18 @@ impl Report {
     pub fn exact_i64(&mut self, what: &str, actual: i64, expected: &[i64]) {
         self.checked += 1;
         if expected != [actual] {
-            self.failures.push(format!("{what}: got {actual}, expected {expected:?}"));
+            self.failures
+                .push(format!("{what}: got {actual}, expected {expected:?}"));
         }
     }
 }
 
 /// A metadata value parsed from its JSON text, or an error naming the key.
 pub fn meta<T: serde::de::DeserializeOwned>(file: &TensorFile, key: &str) -> Result<T, String> {
-    let raw = file.metadata.get(key).ok_or_else(|| format!("metadata has no '{key}'"))?;
+    let raw = file
+        .metadata
+        .get(key)
+        .ok_or_else(|| format!("metadata has no '{key}'"))?;
     serde_json::from_str(raw).map_err(|e| format!("metadata '{key}' = {raw:?}: {e}"))
 }
 

@@ -20,14 +20,28 @@ struct Tolerances {
     eval: f32,
 }
 
-const MLP: Tolerances = Tolerances { first_step: 1e-4, later_steps: 1e-4, params: 1e-4, running: 1e-3, eval: 1e-2 };
-const CNN: Tolerances = Tolerances { first_step: 1e-4, later_steps: 2e-3, params: 5e-3, running: 5e-3, eval: 2e-2 };
+const MLP: Tolerances = Tolerances {
+    first_step: 1e-4,
+    later_steps: 1e-4,
+    params: 1e-4,
+    running: 1e-3,
+    eval: 1e-2,
+};
+const CNN: Tolerances = Tolerances {
+    first_step: 1e-4,
+    later_steps: 2e-3,
+    params: 5e-3,
+    running: 5e-3,
+    eval: 2e-2,
+};
 
 const CNN_LAYERS: &str = "b1: Conv2d(1,32,3,padding=1) BatchNorm2d(32) ReLU MaxPool2d(2); b2: Conv2d(32,64,3,padding=1) BatchNorm2d(64) ReLU MaxPool2d(2); b3: Flatten Linear(3136,128) BatchNorm1d(128) ReLU; output: Linear(128,10)";
 
 /// Adam's settings from a description like "Adam(betas=(0.9, 0.999), eps=1e-8)".
 fn adam_config(desc: &str, lr: f64, weight_decay: f64) -> Result<AdamConfig, String> {
-    let (name, args) = desc.split_once('(').ok_or_else(|| format!("optimizer '{desc}' not understood"))?;
+    let (name, args) = desc
+        .split_once('(')
+        .ok_or_else(|| format!("optimizer '{desc}' not understood"))?;
     let decoupled = match name {
         "Adam" => false,
         "AdamW" => true,
@@ -35,15 +49,31 @@ fn adam_config(desc: &str, lr: f64, weight_decay: f64) -> Result<AdamConfig, Str
     };
     let number_after = |key: &str| -> Option<f64> {
         let rest = &args[args.find(key)? + key.len()..];
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || ".eE-+".contains(c))).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || ".eE-+".contains(c)))
+            .unwrap_or(rest.len());
         rest[..end].parse().ok()
     };
-    let mut c = AdamConfig { lr, weight_decay, decoupled, ..Default::default() };
-    if let (Some(b1), Some(b2)) = (number_after("betas=("), args.find("betas=(").and_then(|i| {
-        let rest = &args[i..];
-        let comma = rest.find(',')?;
-        rest[comma + 1..].trim_start().split(')').next()?.trim().parse().ok()
-    })) {
+    let mut c = AdamConfig {
+        lr,
+        weight_decay,
+        decoupled,
+        ..Default::default()
+    };
+    if let (Some(b1), Some(b2)) = (
+        number_after("betas=("),
+        args.find("betas=(").and_then(|i| {
+            let rest = &args[i..];
+            let comma = rest.find(',')?;
+            rest[comma + 1..]
+                .trim_start()
+                .split(')')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        }),
+    ) {
         c.betas = (b1, b2);
     }
     if let Some(eps) = number_after("eps=") {
@@ -52,20 +82,40 @@ fn adam_config(desc: &str, lr: f64, weight_decay: f64) -> Result<AdamConfig, Str
     Ok(c)
 }
 
-fn build(file: &TensorFile, model: &str, g: &mut Graph) -> Result<(Net, &'static Tolerances), String> {
+fn build(
+    file: &TensorFile,
+    model: &str,
+    g: &mut Graph,
+) -> Result<(Net, &'static Tolerances), String> {
     let mut rng = Rng::seed(0);
     match model {
         "BNModel" | "PlainModel" => {
             let dims: Vec<usize> = meta(file, "dims")?;
-            let preset = if model == "BNModel" { Preset::Bn } else { Preset::Plain };
-            Ok((mlp(&mut g.params, preset, &dims, &mut rng).map_err(|e| e.to_string())?, &MLP))
+            let preset = if model == "BNModel" {
+                Preset::Bn
+            } else {
+                Preset::Plain
+            };
+            Ok((
+                mlp(&mut g.params, preset, &dims, &mut rng).map_err(|e| e.to_string())?,
+                &MLP,
+            ))
         }
         "CNNModel" => {
-            let layers = file.metadata.get("layers").map(String::as_str).unwrap_or("");
+            let layers = file
+                .metadata
+                .get("layers")
+                .map(String::as_str)
+                .unwrap_or("");
             if layers != CNN_LAYERS {
-                return Err(format!("CNNModel with layers '{layers}' is not the cnn-bn preset"));
+                return Err(format!(
+                    "CNNModel with layers '{layers}' is not the cnn-bn preset"
+                ));
             }
-            Ok((cnn(&mut g.params, 1, 28, true, &mut rng).map_err(|e| e.to_string())?, &CNN))
+            Ok((
+                cnn(&mut g.params, 1, 28, true, &mut rng).map_err(|e| e.to_string())?,
+                &CNN,
+            ))
         }
         other => Err(format!("unknown model '{other}'")),
     }
@@ -78,9 +128,15 @@ fn mnist_batch(lo: usize, n: usize) -> Result<(Vec<f32>, Vec<u32>), String> {
     let labels = read_idx(dir.join("train-labels-idx1-ubyte.gz")).map_err(|e| e.to_string())?;
     let px = 28 * 28;
     if (lo + n) * px > images.data.len() {
-        return Err(format!("batch [{lo}, {}) is beyond MNIST's training set", lo + n));
+        return Err(format!(
+            "batch [{lo}, {}) is beyond MNIST's training set",
+            lo + n
+        ));
     }
-    let x = images.data[lo * px..(lo + n) * px].iter().map(|&b| b as f32 / 255.0).collect();
+    let x = images.data[lo * px..(lo + n) * px]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
     let y = labels.data[lo..lo + n].iter().map(|&b| b as u32).collect();
     Ok((x, y))
 }
@@ -88,10 +144,17 @@ fn mnist_batch(lo: usize, n: usize) -> Result<(Vec<f32>, Vec<u32>), String> {
 /// Names of Linear/Conv biases that feed a BatchNorm (block `P.i.bias` with `P.(i+1).running_mean`):
 /// their gradients are rounding noise, which Adam turns into steps of about lr.
 fn feeds_batch_norm(name: &str, keys: &[String]) -> bool {
-    let Some(stem) = name.strip_suffix(".bias") else { return false };
-    let Some((block, idx)) = stem.rsplit_once('.') else { return false };
-    let Ok(i) = idx.parse::<usize>() else { return false };
-    keys.iter().any(|k| *k == format!("{block}.{}.running_mean", i + 1))
+    let Some(stem) = name.strip_suffix(".bias") else {
+        return false;
+    };
+    let Some((block, idx)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    let Ok(i) = idx.parse::<usize>() else {
+        return false;
+    };
+    keys.iter()
+        .any(|k| *k == format!("{block}.{}.running_mean", i + 1))
 }
 
 pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Result<(), String> {
@@ -100,12 +163,19 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
     let offset: usize = meta(file, "offset")?;
     let lr: f64 = meta(file, "lr")?;
     let weight_decay: f64 = meta(file, "weight_decay")?;
-    let opt_desc = file.metadata.get("optimizer").cloned().unwrap_or_else(|| "Adam()".into());
+    let opt_desc = file
+        .metadata
+        .get("optimizer")
+        .cloned()
+        .unwrap_or_else(|| "Adam()".into());
     let mut g = Graph::new(0);
     let (mut net, tol) = build(file, model, &mut g)?;
     load_state_dict(&mut net, &mut g.params, &file.tensors, "init.").map_err(|e| e.to_string())?;
     let ids = parameters(&mut net);
-    let names: Vec<String> = state_dict(&mut net, &g.params).into_iter().map(|(k, _)| k).collect();
+    let names: Vec<String> = state_dict(&mut net, &g.params)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let mut opt = Adam::new(ids.clone(), adam_config(&opt_desc, lr, weight_decay)?);
     let mut param_names = Vec::new();
     bnlab::nn::visit_state(&mut net, "", &mut |n, e| {
@@ -114,20 +184,44 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
         }
     });
     for s in 0..steps {
-        let atol = if s == 0 { tol.first_step } else { tol.later_steps };
+        let atol = if s == 0 {
+            tol.first_step
+        } else {
+            tol.later_steps
+        };
         let (x, y) = mnist_batch(offset + s * batch, batch)?;
         set_training(&mut net, true);
         g.reset();
-        let input = g.input_with(&[batch, 1, 28, 28], |b| b.copy_from_slice(&x)).map_err(|e| e.to_string())?;
+        let input = g
+            .input_with(&[batch, 1, 28, 28], |b| b.copy_from_slice(&x))
+            .map_err(|e| e.to_string())?;
         let logits = net.forward(&mut g, input).map_err(|e| e.to_string())?;
         let loss = g.cross_entropy(logits, &y).map_err(|e| e.to_string())?;
-        r.close(&format!("step{s}.logits"), g.value(logits), f32t(file, &format!("step{s}.logits"), path)?, atol, 0.0);
-        r.close(&format!("step{s}.loss"), g.value(loss), f32t(file, &format!("step{s}.loss"), path)?, atol, 0.0);
+        r.close(
+            &format!("step{s}.logits"),
+            g.value(logits),
+            f32t(file, &format!("step{s}.logits"), path)?,
+            atol,
+            0.0,
+        );
+        r.close(
+            &format!("step{s}.loss"),
+            g.value(loss),
+            f32t(file, &format!("step{s}.loss"), path)?,
+            atol,
+            0.0,
+        );
         g.params.zero_grad();
         g.backward(loss).map_err(|e| e.to_string())?;
         for (name, &id) in param_names.iter().zip(&ids) {
             let key = format!("step{s}.grad.{name}");
-            r.close(&key, g.params.grad(id).unwrap_or(&[]), f32t(file, &key, path)?, atol, 0.0);
+            r.close(
+                &key,
+                g.params.grad(id).unwrap_or(&[]),
+                f32t(file, &key, path)?,
+                atol,
+                0.0,
+            );
         }
         opt.step(&mut g.params);
     }
@@ -145,14 +239,26 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
                 };
                 r.close(&key, &t.data, f32t(file, &key, path)?, atol, 0.0);
             }
-            StateTensor::I64 { data, .. } => r.exact_i64(&key, data[0], file.i64(&key, path).map_err(|e| e.to_string())?),
+            StateTensor::I64 { data, .. } => r.exact_i64(
+                &key,
+                data[0],
+                file.i64(&key, path).map_err(|e| e.to_string())?,
+            ),
         }
     }
     set_training(&mut net, false);
     g.reset();
     let (x, _) = mnist_batch(0, batch)?;
-    let input = g.input_with(&[batch, 1, 28, 28], |b| b.copy_from_slice(&x)).map_err(|e| e.to_string())?;
+    let input = g
+        .input_with(&[batch, 1, 28, 28], |b| b.copy_from_slice(&x))
+        .map_err(|e| e.to_string())?;
     let logits = net.forward(&mut g, input).map_err(|e| e.to_string())?;
-    r.close("eval.logits", g.value(logits), f32t(file, "eval.logits", path)?, tol.eval, 0.0);
+    r.close(
+        "eval.logits",
+        g.value(logits),
+        f32t(file, "eval.logits", path)?,
+        tol.eval,
+        0.0,
+    );
     Ok(())
 }

@@ -1,0 +1,144 @@
+//! The command line's spellings (a contract: see the README).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bnlab",
+    version,
+    about = "Build, train, inspect and compare Batch Normalization networks, as PyTorch does"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model (the seed's BNModel by default) and write its history, plot and weights.
+    Train(TrainArgs),
+    /// Test-set loss and accuracy of saved weights.
+    Eval(EvalArgs),
+    /// The seed's first cells: a (10, 5) uniform batch through BatchNorm1d(5).
+    Demo(DemoArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerName {
+    None,
+    Step,
+    Cosine,
+    CosineRestarts,
+}
+
+/// Options shared by every command that trains.
+#[derive(Args, Debug, Clone, serde::Serialize)]
+pub struct TrainOptions {
+    /// Epochs to train.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// Weight decay (L2 for adam and sgd, decoupled for adamw; adamw's default is 0.01).
+    #[arg(long, allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub momentum: f64,
+    /// SGD with Nesterov momentum.
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Learning-rate schedule, stepped once per epoch.
+    #[arg(long, value_enum, default_value_t = SchedulerName::None)]
+    pub scheduler: SchedulerName,
+    /// StepLR: epochs between decays.
+    #[arg(long, default_value_t = 5)]
+    pub step_size: usize,
+    /// StepLR: factor of each decay.
+    #[arg(long, default_value_t = 0.5)]
+    pub gamma: f64,
+    /// CosineAnnealingWarmRestarts: epochs of the first period.
+    #[arg(long, default_value_t = 5)]
+    pub t0: usize,
+    /// CosineAnnealingWarmRestarts: growth of each period.
+    #[arg(long, default_value_t = 1)]
+    pub t_mult: usize,
+    /// Save the model whenever the validation loss improves (OUT/best.safetensors).
+    #[arg(long)]
+    pub save_best: bool,
+    /// Stop when the validation loss has not improved for --patience epochs.
+    #[arg(long)]
+    pub early_stopping: bool,
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
+    /// Seeds initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// A folder with the dataset's IDX files (default: the repository's data/mnist, else a cache
+    /// folder the files are downloaded into).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// bn, plain, dropout, bn-dropout, bn-after-relu, cnn-bn, cnn-plain
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    #[command(flatten)]
+    pub opts: TrainOptions,
+    /// Folder for history.csv, history.json, history.png, last.safetensors, best.safetensors.
+    #[arg(long, default_value = "runs/train")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    /// A safetensors state dict (from bnlab or PyTorch).
+    #[arg(long)]
+    pub weights: PathBuf,
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print {"loss", "accuracy", "samples"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Seed of the uniform batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

@@ -1,0 +1,34 @@
+//! Command-line arguments and their commands.
+
+mod args;
+mod data;
+mod demo;
+mod eval;
+mod train;
+
+pub use args::Cli;
+use args::Command;
+
+pub fn run(cli: Cli) -> bnlab::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        Command::Train(a) => train::run(&a, &mut out),
+        Command::Eval(a) => eval::run(&a, &mut out),
+        Command::Demo(a) => demo::run(&a, &mut out),
+    }
+}
+
+fn stdout_err(e: std::io::Error) -> bnlab::Error {
+    bnlab::Error::io("<stdout>", e)
+}
+
+/// Whether an error is only a closed standard output (`bnlab demo | head`): not worth a message.
+pub fn is_broken_pipe(e: &bnlab::Error) -> bool {
+    matches!(e, bnlab::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// 1 for every error.
+pub fn exit_code(_e: &bnlab::Error) -> i32 {
+    1
+}

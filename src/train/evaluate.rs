@@ -1,0 +1,119 @@
+//! One batch through a model with its loss, and the course's evaluation of a whole set.
+
+use crate::data::{gather_batch, Dataset};
+use crate::graph::{Graph, Var};
+use crate::nn::{set_training, Module};
+use crate::{Error, Result};
+
+/// What the model predicts: one of several classes (cross entropy on logits, argmax), or a
+/// binary label (binary cross entropy on one logit per sample, probability threshold 0.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    Multi,
+    Binary,
+}
+
+/// Buffers reused from batch to batch, so that a step allocates nothing.
+#[derive(Default)]
+pub struct StepBuffers {
+    pub order: Vec<u32>,
+    labels: Vec<u32>,
+    targets: Vec<f32>,
+}
+
+/// Gather a batch into the graph, run the model and its loss. Returns the loss node and the
+/// number of correct predictions.
+pub fn run_batch(
+    model: &mut dyn Module,
+    g: &mut Graph,
+    ds: &Dataset,
+    indices: &[u32],
+    mode: Mode,
+    bufs: &mut StepBuffers,
+) -> Result<(Var, usize)> {
+    g.reset();
+    let n = indices.len();
+    bufs.labels.resize(n, 0);
+    let shape = [n, ds.channels, ds.height, ds.width];
+    let mut gathered = Ok(());
+    let x = g.input_with(&shape, |buf| {
+        gathered = gather_batch(ds, indices, buf, &mut bufs.labels)
+    })?;
+    gathered?;
+    let out = model.forward(g, x)?;
+    match mode {
+        Mode::Multi => {
+            let loss = g.cross_entropy(out, &bufs.labels)?;
+            let classes = g.shape(out)[1];
+            let correct = g
+                .value(out)
+                .chunks_exact(classes)
+                .zip(&bufs.labels)
+                .filter(|(row, &y)| argmax(row) == y as usize)
+                .count();
+            Ok((loss, correct))
+        }
+        Mode::Binary => {
+            if g.value(out).len() != n {
+                return Err(Error::Shape(format!(
+                    "binary mode needs one output per sample, the model gives {:?}",
+                    g.shape(out)
+                )));
+            }
+            if let Some(&bad) = bufs.labels.iter().find(|&&y| y > 1) {
+                return Err(Error::Invalid(format!(
+                    "binary mode needs labels 0 or 1, found {bad}"
+                )));
+            }
+            bufs.targets.clear();
+            bufs.targets.extend(bufs.labels.iter().map(|&y| y as f32));
+            let loss = g.bce_with_logits(out, &bufs.targets)?;
+            // sigmoid(z) > 0.5  <=>  z > 0
+            let correct = g
+                .value(out)
+                .iter()
+                .zip(&bufs.labels)
+                .filter(|(&z, &y)| (z > 0.0) == (y == 1))
+                .count();
+            Ok((loss, correct))
+        }
+    }
+}
+
+/// The first index of the largest value (torch.argmax's choice on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The course's evaluation in eval mode without gradients: loss = the mean of the per-batch
+/// losses, accuracy = correct / dataset size. Batches in order.
+pub fn evaluate(
+    model: &mut dyn Module,
+    g: &mut Graph,
+    ds: &Dataset,
+    batch_size: usize,
+    mode: Mode,
+) -> Result<(f64, f64)> {
+    if ds.is_empty() {
+        return Err(Error::Invalid("cannot evaluate on an empty dataset".into()));
+    }
+    set_training(model, false);
+    g.set_grad_enabled(false);
+    let mut bufs = StepBuffers::default();
+    let order: Vec<u32> = (0..ds.len as u32).collect();
+    let (mut loss_sum, mut correct, mut batches) = (0.0f64, 0usize, 0usize);
+    for chunk in order.chunks(batch_size.max(1)) {
+        let (loss, c) = run_batch(model, g, ds, chunk, mode, &mut bufs)?;
+        loss_sum += g.value(loss)[0] as f64;
+        correct += c;
+        batches += 1;
+    }
+    g.set_grad_enabled(true);
+    Ok((loss_sum / batches as f64, correct as f64 / ds.len as f64))
+}
