@@ -1,6 +1,7 @@
 //! bnlab: build, train, inspect and compare neural networks with Batch Normalization,
 //! with PyTorch's semantics for every layer it has.
 
+pub mod alloc_tuning;
 pub mod data;
 pub mod error;
 

@@ -53,6 +53,7 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Set the number of threads bnlab uses (matrix products and parallel kernels). 0 means all cores.
 /// The global rayon pool is built on the first call; later calls change the GEMM thread count only.
 pub fn set_threads(n: usize) {
+    crate::alloc_tuning::keep_freed_memory();
     let n = if n == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {

@@ -176,8 +176,12 @@ fn draw_panel(
     metric: Metric,
 ) -> DrawResult<()> {
     // Axis ranges from the finite values only.
-    let epochs = runs.iter().flat_map(|(_, h)| h.epochs.iter().map(|e| e.epoch as f64));
-    let (e_lo, e_hi) = epochs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let epochs = runs
+        .iter()
+        .flat_map(|(_, h)| h.epochs.iter().map(|e| e.epoch as f64));
+    let (e_lo, e_hi) = epochs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
     let values = runs.iter().flat_map(|(_, h)| {
         h.epochs.iter().flat_map(move |e| {
             let (t, v) = metric.values(e);
@@ -186,8 +190,14 @@ fn draw_panel(
     });
     let (v_lo, v_hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
-    let (x0, x1) = if e_lo == e_hi { (e_lo - 0.5, e_hi + 0.5) } else { padded(e_lo, e_hi, 0.03) };
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    let (x0, x1) = if e_lo == e_hi {
+        (e_lo - 0.5, e_hi + 0.5)
+    } else {
+        padded(e_lo, e_hi, 0.03)
+    };
     let (y0, y1) = padded(v_lo, v_hi, 0.06);
 
     let mut chart = ChartBuilder::on(area)
@@ -215,7 +225,8 @@ fn draw_panel(
         .x_label_formatter(&epoch_label)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 18))
-        .light_line_style(RGBColor(235, 235, 235))
+        .max_light_lines(4)
+        .light_line_style(RGBColor(238, 238, 238))
         .bold_line_style(RGBColor(200, 200, 200))
         .draw()?;
 
@@ -233,19 +244,30 @@ fn draw_panel(
         // Training: dashed and lighter.
         let light = color.mix(0.6);
         let train_style = ShapeStyle::from(&light).stroke_width(2);
+        let markers = h.epochs.len() <= MARKERS_UP_TO;
+        // The legend shows a marker only when the curves have them.
+        let legend_marker =
+            move |style: ShapeStyle| if markers { style } else { TRANSPARENT.into() };
         let train = segments(h, metric, true);
         for (k, seg) in train.iter().enumerate() {
-            let anno = chart.draw_series(DashedLineSeries::new(seg.iter().copied(), 8, 5, train_style))?;
+            let anno = chart.draw_series(DashedLineSeries::new(
+                seg.iter().copied(),
+                8,
+                5,
+                train_style,
+            ))?;
             if k == 0 {
                 anno.label(label("train")).legend(move |(x, y)| {
                     EmptyElement::at((x, y))
                         + PathElement::new(vec![(0, 0), (8, 0)], train_style)
                         + PathElement::new(vec![(13, 0), (20, 0)], train_style)
+                        + Circle::new((10, 0), 3, legend_marker(train_style))
                 });
             }
-            if h.epochs.len() <= MARKERS_UP_TO || seg.len() == 1 {
-                // Hollow markers, so a single epoch shows as a point.
-                chart.draw_series(seg.iter().map(|&p| Circle::new(p, 4, train_style)))?;
+            if markers || seg.len() == 1 {
+                // Hollow markers; a lone point (one epoch, or between missing values) gets a big one.
+                let r = if seg.len() == 1 { 6 } else { 4 };
+                chart.draw_series(seg.iter().map(|&p| Circle::new(p, r, train_style)))?;
             }
         }
 
@@ -258,11 +280,12 @@ fn draw_panel(
                 anno.label(label("validation")).legend(move |(x, y)| {
                     EmptyElement::at((x, y))
                         + PathElement::new(vec![(0, 0), (20, 0)], val_style)
-                        + Circle::new((10, 0), 3, val_style.filled())
+                        + Circle::new((10, 0), 3, legend_marker(val_style.filled()))
                 });
             }
-            if h.epochs.len() <= MARKERS_UP_TO || seg.len() == 1 {
-                chart.draw_series(seg.iter().map(|&p| Circle::new(p, 3, val_style.filled())))?;
+            if markers || seg.len() == 1 {
+                let r = if seg.len() == 1 { 5 } else { 3 };
+                chart.draw_series(seg.iter().map(|&p| Circle::new(p, r, val_style.filled())))?;
             }
         }
     }
@@ -305,7 +328,11 @@ fn encode_png(width: u32, height: u32, rgb: &[u8]) -> std::io::Result<Vec<u8>> {
 
     let mut png = Vec::with_capacity(idat.len() + 64);
     png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
-    for (kind, data) in [(b"IHDR", &ihdr[..]), (b"IDAT", &idat[..]), (b"IEND", &[][..])] {
+    for (kind, data) in [
+        (b"IHDR", &ihdr[..]),
+        (b"IDAT", &idat[..]),
+        (b"IEND", &[][..]),
+    ] {
         png.extend_from_slice(&(data.len() as u32).to_be_bytes());
         png.extend_from_slice(kind);
         png.extend_from_slice(data);

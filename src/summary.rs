@@ -83,7 +83,7 @@ pub fn summary(net: &Net, params: &ParamStore, input: &[usize]) -> Result<String
             net.name
         )));
     }
-    let mut rows = vec![Row {
+    let rows = vec![Row {
         type_name: net.name.clone(),
         depth: 0,
         idx: None,
@@ -92,7 +92,12 @@ pub fn summary(net: &Net, params: &ParamStore, input: &[usize]) -> Result<String
         is_leaf: net.blocks.is_empty(),
         macs: 0,
     }];
-    let mut counters = Vec::new();
+    let mut walker = Walker {
+        params,
+        model: &net.name,
+        counters: Vec::new(),
+        rows,
+    };
     let mut shape = input.to_vec();
     if net.flatten_input {
         shape = Layer::Flatten(crate::nn::Flatten)
@@ -101,98 +106,83 @@ pub fn summary(net: &Net, params: &ParamStore, input: &[usize]) -> Result<String
     }
     let mut total = 0;
     for (name, block) in &net.blocks {
-        let (out, n) = walk(
-            block,
-            name,
-            &shape,
-            1,
-            params,
-            &mut counters,
-            &mut rows,
-            &net.name,
-        )?;
+        let (out, n) = walker.walk(block, name, &shape, 1)?;
         shape = out;
         total += n;
     }
+    let mut rows = walker.rows;
     rows[0].output = shape;
     rows[0].num_params = total;
     Ok(render(&rows, product(input) * ELEM_BYTES))
 }
 
-/// Add the rows of `layer` (at `depth`, named `path` in the state dict) and of everything it
-/// holds; gives its output shape and its parameter elements.
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    layer: &Layer,
-    path: &str,
-    input: &[usize],
-    depth: usize,
-    params: &ParamStore,
-    counters: &mut Vec<usize>,
-    rows: &mut Vec<Row>,
-    model: &str,
-) -> Result<(Vec<usize>, u64)> {
-    if counters.len() <= depth {
-        counters.resize(depth + 1, 0);
-    }
-    counters[depth] += 1;
-    let idx = counters[depth];
-    let row = rows.len();
-    rows.push(Row {
-        type_name: layer.type_name().to_string(),
-        depth,
-        idx: Some(idx),
-        output: Vec::new(),
-        num_params: 0,
-        is_leaf: true,
-        macs: 0,
-    });
-    let here = || format!("{path} ({}: {depth}-{idx})", layer.type_name());
-    let (output, num_params) = match layer {
-        Layer::Sequential(s) => {
-            let mut shape = input.to_vec();
-            let mut total = 0;
-            for (i, child) in s.layers.iter().enumerate() {
-                let child_path = format!("{path}.{i}");
-                let (out, n) = walk(
-                    child,
-                    &child_path,
-                    &shape,
-                    depth + 1,
-                    params,
-                    counters,
-                    rows,
-                    model,
-                )?;
-                shape = out;
-                total += n;
-            }
-            rows[row].is_leaf = s.layers.is_empty();
-            (shape, total)
+/// Goes through the model in forward order, as torchinfo's hooks see it.
+struct Walker<'a> {
+    params: &'a ParamStore,
+    model: &'a str,
+    /// Modules seen so far per depth: the `idx` of `depth-idx`.
+    counters: Vec<usize>,
+    rows: Vec<Row>,
+}
+
+impl Walker<'_> {
+    /// Add the rows of `layer` (at `depth`, named `path` in the state dict) and of everything
+    /// it holds; gives its output shape and its parameter elements.
+    fn walk(
+        &mut self,
+        layer: &Layer,
+        path: &str,
+        input: &[usize],
+        depth: usize,
+    ) -> Result<(Vec<usize>, u64)> {
+        if self.counters.len() <= depth {
+            self.counters.resize(depth + 1, 0);
         }
-        _ => {
-            let output = layer
-                .output_shape(input)
-                .map_err(|e| shape_error(model, &here(), e))?;
-            let num_params = own_params(layer)
-                .into_iter()
-                .map(|id| elements(params, id, &here()))
-                .sum::<Result<u64>>()?;
-            rows[row].macs = match layer {
-                Layer::Linear(_) | Layer::BatchNorm(_) => output[0] as u64 * num_params,
-                Layer::Conv2d(_) => {
-                    num_params
-                        * output[0] as u64
-                        * output[2..].iter().map(|&d| d as u64).product::<u64>()
+        self.counters[depth] += 1;
+        let idx = self.counters[depth];
+        let row = self.rows.len();
+        self.rows.push(Row {
+            type_name: layer.type_name().to_string(),
+            depth,
+            idx: Some(idx),
+            output: Vec::new(),
+            num_params: 0,
+            is_leaf: true,
+            macs: 0,
+        });
+        let here = || format!("{path} ({}: {depth}-{idx})", layer.type_name());
+        let (output, num_params) = match layer {
+            Layer::Sequential(s) => {
+                let mut shape = input.to_vec();
+                let mut total = 0;
+                for (i, child) in s.layers.iter().enumerate() {
+                    let (out, n) = self.walk(child, &format!("{path}.{i}"), &shape, depth + 1)?;
+                    shape = out;
+                    total += n;
                 }
-                _ => 0,
-            };
-            (output, num_params)
-        }
-    };
-    rows[row].output = output.clone();
-    rows[row].num_params = num_params;
-    Ok((output, num_params))
+                self.rows[row].is_leaf = s.layers.is_empty();
+                (shape, total)
+            }
+            _ => {
+                let output = layer
+                    .output_shape(input)
+                    .map_err(|e| shape_error(self.model, &here(), e))?;
+                let num_params = own_params(layer)
+                    .into_iter()
+                    .map(|id| elements(self.params, id, &here()))
+                    .sum::<Result<u64>>()?;
+                self.rows[row].macs = match layer {
+                    Layer::Linear(_) | Layer::BatchNorm(_) => output[0] as u64 * num_params,
+                    Layer::Conv2d(_) => num_params * product(&output[..1]) * product(&output[2..]),
+                    _ => 0,
+                };
+                (output, num_params)
+            }
+        };
+        self.rows[row].output = output.clone();
+        self.rows[row].num_params = num_params;
+        Ok((output, num_params))
+    }
 }
 
 /// The parameters a layer holds itself (not its running statistics, which are buffers).
@@ -322,7 +312,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

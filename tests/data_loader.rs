@@ -98,10 +98,7 @@ mod facts {
         let mut counts = [0usize; 10];
         for r in loader.batches(ds.len) {
             let idx = &order[r];
-            let (xb, yb) = (
-                &mut x[..idx.len() * ds.item_size()],
-                &mut y[..idx.len()],
-            );
+            let (xb, yb) = (&mut x[..idx.len() * ds.item_size()], &mut y[..idx.len()]);
             gather_batch(&ds, idx, xb, yb).unwrap();
             for &v in xb.iter() {
                 assert!((0.0..=1.0).contains(&v));
@@ -259,7 +256,11 @@ mod malformed {
         // The same through gzip, and through the pure parser.
         let p = write(dir.path(), "magic.gz", &gzip(&bytes));
         assert_err_names(read_idx(&p), &p, &["magic"]);
-        assert_err_names(parse_idx(&bytes, Path::new("x.idx")), Path::new("x.idx"), &["magic"]);
+        assert_err_names(
+            parse_idx(&bytes, Path::new("x.idx")),
+            Path::new("x.idx"),
+            &["magic"],
+        );
     }
 
     #[test]
@@ -273,18 +274,33 @@ mod malformed {
     #[test]
     fn wrong_ndim() {
         // Images with 2 dimensions (N x 784), as some MNIST exports have.
-        let (dir, images, _) = split_dir(&idx_bytes(8, &[2, 6], &[0; 12]), &idx_bytes(8, &[2], &[0, 1]));
-        assert_err_names(load(DatasetKind::Mnist, Split::Test, dir.path()), &images, &["dimensions", "2x6"]);
+        let (dir, images, _) = split_dir(
+            &idx_bytes(8, &[2, 6], &[0; 12]),
+            &idx_bytes(8, &[2], &[0, 1]),
+        );
+        assert_err_names(
+            load(DatasetKind::Mnist, Split::Test, dir.path()),
+            &images,
+            &["dimensions", "2x6"],
+        );
         // Labels with 2 dimensions.
         let (dir, _, labels) = split_dir(
             &idx_bytes(8, &[2, 2, 3], &[0; 12]),
             &idx_bytes(8, &[2, 1], &[0, 1]),
         );
-        assert_err_names(load(DatasetKind::Mnist, Split::Test, dir.path()), &labels, &["dimensions"]);
+        assert_err_names(
+            load(DatasetKind::Mnist, Split::Test, dir.path()),
+            &labels,
+            &["dimensions"],
+        );
         // Zero dimensions, and a header cut short of its dimensions.
         let p = dir.path().join("x");
         assert_err_names(parse_idx(&[0, 0, 8, 0], &p), &p, &["0 dimensions"]);
-        assert_err_names(parse_idx(&[0, 0, 8, 3, 0, 0, 0, 1], &p), &p, &["truncated IDX header"]);
+        assert_err_names(
+            parse_idx(&[0, 0, 8, 3, 0, 0, 0, 1], &p),
+            &p,
+            &["truncated IDX header"],
+        );
     }
 
     #[test]
@@ -303,8 +319,15 @@ mod malformed {
 
     #[test]
     fn count_mismatch() {
-        let (dir, _, labels) = split_dir(&idx_bytes(8, &[3, 2, 3], &[0; 18]), &idx_bytes(8, &[2], &[0, 1]));
-        assert_err_names(load(DatasetKind::Mnist, Split::Test, dir.path()), &labels, &["2 labels", "3 images"]);
+        let (dir, _, labels) = split_dir(
+            &idx_bytes(8, &[3, 2, 3], &[0; 18]),
+            &idx_bytes(8, &[2], &[0, 1]),
+        );
+        assert_err_names(
+            load(DatasetKind::Mnist, Split::Test, dir.path()),
+            &labels,
+            &["2 labels", "3 images"],
+        );
     }
 
     #[test]
@@ -324,13 +347,20 @@ mod malformed {
     fn missing_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let expected = dir.path().join("train-images-idx3-ubyte");
-        assert_err_names(load(DatasetKind::Mnist, Split::Train, dir.path()), &expected, &["not found"]);
+        assert_err_names(
+            load(DatasetKind::Mnist, Split::Train, dir.path()),
+            &expected,
+            &["not found"],
+        );
     }
 
     #[test]
     fn well_formed_small_split_loads() {
         let pixels: Vec<u8> = (0..30).collect();
-        let (dir, _, _) = split_dir(&idx_bytes(8, &[5, 2, 3], &pixels), &idx_bytes(8, &[5], &[0, 9, 1, 8, 2]));
+        let (dir, _, _) = split_dir(
+            &idx_bytes(8, &[5, 2, 3], &pixels),
+            &idx_bytes(8, &[5], &[0, 9, 1, 8, 2]),
+        );
         let ds = load(DatasetKind::Mnist, Split::Test, dir.path()).unwrap();
         assert_eq!((ds.len, ds.height, ds.width, ds.channels), (5, 2, 3, 1));
         assert_eq!(ds.image(1), &[6, 7, 8, 9, 10, 11]);
@@ -362,10 +392,16 @@ mod malformed {
     #[test]
     fn dataset_kind_names() {
         assert_eq!("mnist".parse::<DatasetKind>().unwrap(), DatasetKind::Mnist);
-        assert_eq!("Fashion-MNIST".parse::<DatasetKind>().unwrap(), DatasetKind::FashionMnist);
+        assert_eq!(
+            "Fashion-MNIST".parse::<DatasetKind>().unwrap(),
+            DatasetKind::FashionMnist
+        );
         assert_eq!(DatasetKind::FashionMnist.to_string(), "fashion-mnist");
         let msg = "cifar".parse::<DatasetKind>().unwrap_err().to_string();
-        assert!(msg.contains("cifar") && msg.contains("mnist, fashion-mnist"), "{msg}");
+        assert!(
+            msg.contains("cifar") && msg.contains("mnist, fashion-mnist"),
+            "{msg}"
+        );
         assert_eq!("test".parse::<Split>().unwrap(), Split::Test);
         assert!("val".parse::<Split>().is_err());
     }
@@ -385,7 +421,10 @@ mod http {
         /// 200 with these bytes.
         Body(Vec<u8>),
         /// Announces the full length, sends only the first `sent` bytes, then closes.
-        Drop { body: Vec<u8>, sent: usize },
+        Drop {
+            body: Vec<u8>,
+            sent: usize,
+        },
         NotFound,
     }
 
@@ -473,14 +512,22 @@ mod http {
         let (base, count) = start_server(|_, b| Reply::Body(b));
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cache/mnist"); // created by the download
-        let got = bnlab::data::ensure_available(DatasetKind::Mnist, &dir, Some(&[base.clone()])).unwrap();
+        let got = bnlab::data::ensure_available(
+            DatasetKind::Mnist,
+            &dir,
+            Some(std::slice::from_ref(&base)),
+        )
+        .unwrap();
         assert_eq!(got, dir);
         assert_eq!(entries(&dir), all_gz_names());
         assert_eq!(count.load(Ordering::SeqCst), 4);
         let train = load(DatasetKind::Mnist, Split::Train, &dir).unwrap();
         assert_eq!(train.len, 60_000);
         assert_eq!(&train.labels[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
-        assert_eq!(load(DatasetKind::Mnist, Split::Test, &dir).unwrap().len, 10_000);
+        assert_eq!(
+            load(DatasetKind::Mnist, Split::Test, &dir).unwrap().len,
+            10_000
+        );
         bnlab::data::verify(DatasetKind::Mnist, &dir).unwrap();
 
         // Present files are used as they are: no further request.
@@ -522,9 +569,13 @@ mod http {
             Reply::Body(if name == bad_name { bad_gz.clone() } else { b })
         });
         let tmp = tempfile::tempdir().unwrap();
-        let err = bnlab::data::ensure_available(DatasetKind::Mnist, tmp.path(), Some(&[base.clone()]))
-            .unwrap_err()
-            .to_string();
+        let err = bnlab::data::ensure_available(
+            DatasetKind::Mnist,
+            tmp.path(),
+            Some(std::slice::from_ref(&base)),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains(&format!("{base}{bad_name}")), "{err}");
         assert!(err.contains("checksum mismatch"), "{err}");
         assert!(err.contains(&bad_hash), "{err}");
@@ -550,7 +601,9 @@ mod http {
         let dest = tmp.path().join("t10k-labels-idx1-ubyte.gz");
         let checksum = checksums::expected(DatasetKind::Mnist, "t10k-labels-idx1-ubyte").unwrap();
         let url = format!("{base}t10k-labels-idx1-ubyte.gz");
-        let err = download::download_file(&url, &dest, checksum).unwrap_err().to_string();
+        let err = download::download_file(&url, &dest, checksum)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&url), "{err}");
         assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
     }
@@ -563,10 +616,17 @@ mod http {
             Reply::Drop { body, sent }
         });
         let tmp = tempfile::tempdir().unwrap();
-        let err = bnlab::data::ensure_available(DatasetKind::Mnist, tmp.path(), Some(&[base.clone()]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(&format!("{base}train-images-idx3-ubyte.gz")), "{err}");
+        let err = bnlab::data::ensure_available(
+            DatasetKind::Mnist,
+            tmp.path(),
+            Some(std::slice::from_ref(&base)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("{base}train-images-idx3-ubyte.gz")),
+            "{err}"
+        );
         assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
     }
 
@@ -574,10 +634,17 @@ mod http {
     fn not_found_everywhere_is_an_error() {
         let (base, _) = start_server(|_, _| Reply::NotFound);
         let tmp = tempfile::tempdir().unwrap();
-        let err = bnlab::data::ensure_available(DatasetKind::Mnist, tmp.path(), Some(&[base.clone(), base]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("404") && err.contains("every mirror failed"), "{err}");
+        let err = bnlab::data::ensure_available(
+            DatasetKind::Mnist,
+            tmp.path(),
+            Some(&[base.clone(), base]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("404") && err.contains("every mirror failed"),
+            "{err}"
+        );
         assert!(entries(tmp.path()).is_empty());
     }
 }
@@ -590,7 +657,11 @@ mod batching {
         let mut a = Loader::new(32, true, false, 42).unwrap();
         let mut b = Loader::new(32, true, false, 42).unwrap();
         let mut c = Loader::new(32, true, false, 43).unwrap();
-        let (ea, eb, ec) = (a.epoch_indices(1000), b.epoch_indices(1000), c.epoch_indices(1000));
+        let (ea, eb, ec) = (
+            a.epoch_indices(1000),
+            b.epoch_indices(1000),
+            c.epoch_indices(1000),
+        );
         assert_eq!(ea, eb);
         assert_ne!(ea, ec);
         // The next epoch is a different permutation, again equal across equal seeds.
@@ -606,7 +677,10 @@ mod batching {
             let mut order = l.epoch_indices(n);
             assert_eq!(order.len(), n);
             order.sort_unstable();
-            assert!(order.iter().enumerate().all(|(i, &v)| v as usize == i), "n = {n}");
+            assert!(
+                order.iter().enumerate().all(|(i, &v)| v as usize == i),
+                "n = {n}"
+            );
         }
         let id = Loader::new(7, false, false, 1).unwrap().epoch_indices(5);
         assert_eq!(id, vec![0, 1, 2, 3, 4]);
@@ -615,7 +689,10 @@ mod batching {
     #[test]
     fn drop_last_and_partial_last_batch() {
         let keep = Loader::new(4, false, false, 0).unwrap();
-        assert_eq!(keep.batches(10).collect::<Vec<_>>(), vec![0..4, 4..8, 8..10]);
+        assert_eq!(
+            keep.batches(10).collect::<Vec<_>>(),
+            vec![0..4, 4..8, 8..10]
+        );
         assert_eq!(keep.num_batches(10), 3);
         let drop = Loader::new(4, false, true, 0).unwrap();
         assert_eq!(drop.batches(10).collect::<Vec<_>>(), vec![0..4, 4..8]);
@@ -628,7 +705,13 @@ mod batching {
         let b: Vec<_> = mnist.batches(60_000).collect();
         assert_eq!(b.len(), 235);
         assert_eq!(b[234], 59_904..60_000);
-        assert_eq!(Loader::new(256, true, true, 0).unwrap().batches(60_000).count(), 234);
+        assert_eq!(
+            Loader::new(256, true, true, 0)
+                .unwrap()
+                .batches(60_000)
+                .count(),
+            234
+        );
         assert!(Loader::new(0, true, false, 0).is_err());
     }
 
@@ -662,6 +745,10 @@ mod batching {
         let mut y1 = [5u32; 1];
         assert!(gather_batch(&ds, &[2], &mut x3, &mut y1).is_err());
         assert_eq!((x3, y1), ([-1.0; 3], [5]));
+        // Public fields edited out of agreement are an error, not a panic.
+        let mut broken = ds.clone();
+        broken.labels.pop();
+        assert!(gather_batch(&broken, &[0], &mut x3, &mut y1).is_err());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// The seed's first cells: a (10, 5) uniform batch through BatchNorm1d(5).
     Demo(DemoArgs),
+    /// Median seconds per training epoch and per test-set evaluation on in-memory MNIST.
+    Bench(BenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize)]
@@ -141,4 +143,23 @@ pub struct DemoArgs {
     /// Seed of the uniform batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Epochs to time (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
 }

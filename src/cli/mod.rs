@@ -1,6 +1,7 @@
 //! Command-line arguments and their commands.
 
 mod args;
+mod bench;
 mod data;
 mod demo;
 mod eval;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Train(a) => train::run(&a, &mut out),
         Command::Eval(a) => eval::run(&a, &mut out),
         Command::Demo(a) => demo::run(&a, &mut out),
+        Command::Bench(a) => bench::run(&a, &mut out),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Reverse-mode gradients: walk the recorded nodes backwards, handing each node's gradient to
 //! its op's backward kernel, which accumulates into the gradients of the node's inputs.
 
-use super::{Graph, Op, Var, VarKind};
-use crate::kernels::{batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu};
+use super::{fit_len, Graph, Op, Var, VarKind};
+use crate::kernels::{batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear};
 use crate::{Error, Result};
 
 impl Graph {
@@ -104,24 +104,36 @@ impl Graph {
         let op = self.nodes[i].op;
         match op {
             Op::Leaf | Op::Alias => {}
-            Op::Linear { x, w, b } => {
-                let (mut gx, mut gw, mut gb) =
-                    (self.take_grad(x), self.take_grad(w), self.take_opt(b));
-                let v = self.values_all();
+            Op::Linear { x, w, b, sparse } => {
+                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_grad(w), self.take_opt(b));
                 let ws = self.shape_inline(w);
                 let (o, inner) = (ws.dims()[0], ws.dims()[1]);
-                let n = v.get(x).len() / inner;
-                linear::backward(
-                    dy,
-                    v.get(x),
-                    v.get(w),
-                    gx.as_deref_mut(),
-                    gw.as_deref_mut(),
-                    gb.as_deref_mut(),
-                    n,
-                    inner,
-                    o,
-                );
+                if sparse {
+                    // x needs no gradient; dw from the nonzeros of x, transposed back
+                    if let Some(gw) = gw.as_deref_mut() {
+                        let slot = &self.slots[i];
+                        fit_len(&mut self.scratch, o * inner);
+                        sparse_linear::backward_weight_t(&mut self.scratch, dy, &slot.csr_ptr, &slot.csr_cols, &slot.csr_vals, o);
+                        sparse_linear::transpose_add(gw, &self.scratch, inner, o);
+                    }
+                    if let Some(gb) = gb.as_deref_mut() {
+                        linear::backward(dy, &[], &[], None, None, Some(gb), dy.len() / o, inner, o);
+                    }
+                } else {
+                    let v = self.values_all();
+                    let n = v.get(x).len() / inner;
+                    linear::backward(
+                        dy,
+                        v.get(x),
+                        v.get(w),
+                        gx.as_deref_mut(),
+                        gw.as_deref_mut(),
+                        gb.as_deref_mut(),
+                        n,
+                        inner,
+                        o,
+                    );
+                }
                 self.put_grad(x, gx);
                 self.put_grad(w, gw);
                 self.put_opt(b, gb);

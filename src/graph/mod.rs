@@ -36,10 +36,13 @@ enum Op {
     /// A view of another node's buffer with another shape (flatten, reshape): no copy, and the
     /// gradient flows into the same buffer, so the backward has nothing to do.
     Alias,
+    /// `sparse`: x needs no gradient and is mostly zeros, so the kernels work on its nonzeros
+    /// (kept in the slot's CSR fields) with the weight transposed (in aux).
     Linear {
         x: Var,
         w: Var,
         b: Option<Var>,
+        sparse: bool,
     },
     /// aux: mean, var, rstd, alpha, beta (C each); `batch` says whether mean and var are this
     /// batch's statistics (training) or fixed running statistics (eval).
@@ -109,6 +112,13 @@ struct Slot {
     grad_live: bool,
     aux: Vec<f32>,
     idx: Vec<u32>,
+    /// A sparse input in CSR form (row pointers, column indices, values).
+    csr_ptr: Vec<u32>,
+    csr_cols: Vec<u32>,
+    csr_vals: Vec<f32>,
+    /// Which parameter, at which version, `aux` holds transposed (sparse Linear), so that eval
+    /// batches with unchanged weights skip the transpose.
+    transposed: Option<(ParamId, u64)>,
 }
 
 pub struct Graph {
@@ -119,6 +129,8 @@ pub struct Graph {
     /// The generator for dropout masks.
     pub rng: Rng,
     grad_enabled: bool,
+    /// Scratch space for backward kernels, reused across steps.
+    scratch: Vec<f32>,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -158,6 +170,7 @@ impl Graph {
             slots: Vec::new(),
             rng: Rng::seed(seed),
             grad_enabled: true,
+            scratch: Vec::new(),
         }
     }
 

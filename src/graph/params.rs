@@ -21,6 +21,9 @@ pub struct ParamStore {
     /// optimizers skip such parameters, as torch.optim does.
     has_grad: Vec<bool>,
     shapes: Vec<Shape>,
+    /// Bumped whenever a value may have changed, so that derived data (a transposed weight)
+    /// can be cached until then.
+    versions: Vec<u64>,
 }
 
 impl ParamStore {
@@ -34,6 +37,7 @@ impl ParamStore {
         self.grads.push(Vec::new());
         self.has_grad.push(false);
         self.shapes.push(shape);
+        self.versions.push(0);
         Ok(ParamId(self.values.len() - 1))
     }
 
@@ -54,6 +58,7 @@ impl ParamStore {
     }
 
     pub fn value_mut(&mut self, id: ParamId) -> &mut [f32] {
+        self.versions[id.0] += 1;
         &mut self.values[id.0]
     }
 
@@ -74,6 +79,7 @@ impl ParamStore {
                 t.shape
             )));
         }
+        self.versions[id.0] += 1;
         self.values[id.0].copy_from_slice(&t.data);
         Ok(())
     }
@@ -85,6 +91,7 @@ impl ParamStore {
 
     /// Value and gradient together, for optimizers.
     pub fn value_and_grad(&mut self, id: ParamId) -> (&mut [f32], Option<&[f32]>) {
+        self.versions[id.0] += 1;
         let grad = self.has_grad[id.0].then(|| &self.grads[id.0][..]);
         (&mut self.values[id.0], grad)
     }
@@ -108,6 +115,11 @@ impl ParamStore {
 
     pub(crate) fn put_grad(&mut self, id: ParamId, g: Vec<f32>) {
         self.grads[id.0] = g;
+    }
+
+    /// Changes whenever the parameter's value may have changed.
+    pub fn version(&self, id: ParamId) -> u64 {
+        self.versions[id.0]
     }
 
     pub fn num_elements(&self) -> usize {

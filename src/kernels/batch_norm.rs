@@ -61,6 +61,7 @@ pub fn affine(y: &mut [f32], x: &[f32], alpha: &[f32], beta: &[f32], s: usize) {
 /// The per-channel affine map from statistics and (optional) weight and bias.
 /// alpha = weight * rstd, beta = bias - mean * alpha, rstd = 1 / sqrt(var + eps).
 /// `rstd_out` receives rstd (kept for the backward).
+#[allow(clippy::too_many_arguments)]
 pub fn fold(
     mean: &[f32],
     var: &[f32],

@@ -11,3 +11,4 @@ pub mod linear;
 pub mod loss;
 pub mod max_pool2d;
 pub mod relu;
+pub mod sparse_linear;

@@ -1,0 +1,83 @@
+//! `bnlab bench`: seconds per training epoch and per evaluation of the test set, median of
+//! several epochs, on in-memory MNIST. The PyTorch side is ../shared/reference/seed_bn_mnist.py;
+//! scripts/bench.sh runs both and prints the ratios.
+
+use super::args::BenchArgs;
+use super::data;
+use super::train::{build_model, parse_preset};
+use bnlab::data::Loader;
+use bnlab::nn::{parameters, set_training};
+use bnlab::optim::{Adam, AdamConfig, Optimizer};
+use bnlab::train::{evaluate, run_batch, Mode, StepBuffers};
+use bnlab::{Error, Result};
+use std::io::Write;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+    let preset = parse_preset(&a.model)?;
+    if a.batch_size == 0 || a.epochs == 0 {
+        return Err(Error::Invalid("--batch-size and --epochs must be at least 1".into()));
+    }
+    bnlab::matmul::set_threads(a.threads);
+    let (train, test) = data::load_both(data::parse_kind("mnist")?, a.data_dir.as_deref())?;
+    let (mut g, mut net) = build_model(preset, &train, 0)?;
+    let mut opt = Adam::new(parameters(&mut net), AdamConfig::default());
+    let mut loader = Loader::new(a.batch_size, true, false, 0)?;
+    let mut bufs = StepBuffers::default();
+    let (mut train_s, mut eval_s) = (Vec::new(), Vec::new());
+    for epoch in 0..a.epochs {
+        set_training(&mut net, true);
+        let t0 = Instant::now();
+        loader.fill_epoch_indices(train.len, &mut bufs.order);
+        let order = std::mem::take(&mut bufs.order);
+        for range in loader.batches(train.len) {
+            let (loss, _) = run_batch(&mut net, &mut g, &train, &order[range], Mode::Multi, &mut bufs)?;
+            g.params.zero_grad();
+            g.backward(loss)?;
+            opt.step(&mut g.params);
+        }
+        bufs.order = order;
+        train_s.push(t0.elapsed().as_secs_f64());
+        let t1 = Instant::now();
+        let (loss, acc) = evaluate(&mut net, &mut g, &test, a.batch_size, Mode::Multi)?;
+        eval_s.push(t1.elapsed().as_secs_f64());
+        if !a.json {
+            writeln!(
+                out,
+                "epoch {}: train {:.3} s, eval {:.3} s (test loss {loss:.4}, accuracy {acc:.4})",
+                epoch + 1,
+                train_s[epoch],
+                eval_s[epoch]
+            )
+            .map_err(super::stdout_err)?;
+        }
+    }
+    let (t, e) = (median(train_s), median(eval_s));
+    let threads = bnlab::matmul::threads();
+    if a.json {
+        let j = serde_json::json!({
+            "model": preset.to_string(), "batch_size": a.batch_size, "threads": threads,
+            "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": train.len as f64 / t,
+        });
+        writeln!(out, "{j}").map_err(super::stdout_err)?;
+    } else {
+        writeln!(
+            out,
+            "{preset}, batch {}, {threads} threads: median {t:.3} s per training epoch ({:.0} samples/s), {e:.3} s per test-set evaluation",
+            a.batch_size,
+            train.len as f64 / t
+        )
+        .map_err(super::stdout_err)?;
+    }
+    Ok(())
+}
