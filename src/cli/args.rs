@@ -22,6 +22,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// The seed's first cells: a (10, 5) uniform batch through BatchNorm1d(5).
     Demo(DemoArgs),
+    /// torchinfo's summary table of a model.
+    Summary(SummaryArgs),
+    /// Train several models with the same seed and data order; a table and one plot.
+    Compare(CompareArgs),
     /// Median seconds per training epoch and per test-set evaluation on in-memory MNIST.
     Bench(BenchArgs),
 }
@@ -162,4 +166,25 @@ pub struct BenchArgs {
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    /// The input shape with its batch dimension (default 1,28,28; 1,1,28,28 for the CNNs).
+    #[arg(long)]
+    pub input: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Comma-separated presets, e.g. bn,plain.
+    #[arg(long, default_value = "bn,plain")]
+    pub models: String,
+    #[command(flatten)]
+    pub opts: TrainOptions,
+    /// Folder for compare.png and one folder of results per model.
+    #[arg(long, default_value = "runs/compare")]
+    pub out: PathBuf,
 }

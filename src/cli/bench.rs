@@ -26,7 +26,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let preset = parse_preset(&a.model)?;
     if a.batch_size == 0 || a.epochs == 0 {
-        return Err(Error::Invalid("--batch-size and --epochs must be at least 1".into()));
+        return Err(Error::Invalid(
+            "--batch-size and --epochs must be at least 1".into(),
+        ));
     }
     bnlab::matmul::set_threads(a.threads);
     let (train, test) = data::load_both(data::parse_kind("mnist")?, a.data_dir.as_deref())?;
@@ -41,7 +43,14 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         loader.fill_epoch_indices(train.len, &mut bufs.order);
         let order = std::mem::take(&mut bufs.order);
         for range in loader.batches(train.len) {
-            let (loss, _) = run_batch(&mut net, &mut g, &train, &order[range], Mode::Multi, &mut bufs)?;
+            let (loss, _) = run_batch(
+                &mut net,
+                &mut g,
+                &train,
+                &order[range],
+                Mode::Multi,
+                &mut bufs,
+            )?;
             g.params.zero_grad();
             g.backward(loss)?;
             opt.step(&mut g.params);

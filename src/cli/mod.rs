@@ -2,9 +2,11 @@
 
 mod args;
 mod bench;
+mod compare;
 mod data;
 mod demo;
 mod eval;
+mod summary;
 mod train;
 
 pub use args::Cli;
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Eval(a) => eval::run(&a, &mut out),
         Command::Demo(a) => demo::run(&a, &mut out),
         Command::Bench(a) => bench::run(&a, &mut out),
+        Command::Summary(a) => summary::run(&a, &mut out),
+        Command::Compare(a) => compare::run(&a, &mut out),
     }
 }
 

@@ -151,6 +151,7 @@ pub fn train_preset(
     state_dict::save(&mut net, &g.params, &out.join("last.safetensors"))?;
     history.write_csv(&out.join("history.csv"))?;
     history.write_json(&out.join("history.json"))?;
+    bnlab::plot::plot_histories(&[(&preset.to_string(), &history)], &out.join("history.png"))?;
     Ok((history, g, net))
 }
 
@@ -165,7 +166,7 @@ pub fn run(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let (_history, _, _) = train_preset(preset, &a.opts, &train, &test, &a.out, config, out)?;
     writeln!(
         out,
-        "Wrote {}/history.csv, history.json, last.safetensors",
+        "Wrote {}/history.csv, history.json, history.png, last.safetensors",
         a.out.display()
     )
     .map_err(super::stdout_err)?;

@@ -1,8 +1,10 @@
 //! Reverse-mode gradients: walk the recorded nodes backwards, handing each node's gradient to
 //! its op's backward kernel, which accumulates into the gradients of the node's inputs.
 
-use super::{fit_len, Graph, Op, Var, VarKind};
-use crate::kernels::{batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear};
+use super::{Graph, Op, Var, VarKind};
+use crate::kernels::{
+    batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear,
+};
 use crate::{Error, Result};
 
 impl Graph {
@@ -105,19 +107,29 @@ impl Graph {
         match op {
             Op::Leaf | Op::Alias => {}
             Op::Linear { x, w, b, sparse } => {
-                let (mut gx, mut gw, mut gb) = (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+                let (mut gx, mut gw, mut gb) =
+                    (self.take_grad(x), self.take_grad(w), self.take_opt(b));
                 let ws = self.shape_inline(w);
                 let (o, inner) = (ws.dims()[0], ws.dims()[1]);
                 if sparse {
                     // x needs no gradient; dw from the nonzeros of x, transposed back
                     if let Some(gw) = gw.as_deref_mut() {
-                        let slot = &self.slots[i];
-                        fit_len(&mut self.scratch, o * inner);
-                        sparse_linear::backward_weight_t(&mut self.scratch, dy, &slot.csr_ptr, &slot.csr_cols, &slot.csr_vals, o);
-                        sparse_linear::transpose_add(gw, &self.scratch, inner, o);
+                        let slot = &mut self.slots[i];
+                        sparse_linear::csr_to_csc(&slot.csr, inner, &mut slot.csc);
+                        sparse_linear::backward_weight(gw, dy, &slot.csc, o, inner);
                     }
                     if let Some(gb) = gb.as_deref_mut() {
-                        linear::backward(dy, &[], &[], None, None, Some(gb), dy.len() / o, inner, o);
+                        linear::backward(
+                            dy,
+                            &[],
+                            &[],
+                            None,
+                            None,
+                            Some(gb),
+                            dy.len() / o,
+                            inner,
+                            o,
+                        );
                     }
                 } else {
                     let v = self.values_all();

@@ -112,10 +112,9 @@ struct Slot {
     grad_live: bool,
     aux: Vec<f32>,
     idx: Vec<u32>,
-    /// A sparse input in CSR form (row pointers, column indices, values).
-    csr_ptr: Vec<u32>,
-    csr_cols: Vec<u32>,
-    csr_vals: Vec<f32>,
+    /// A sparse input by rows (forward) and by columns (backward).
+    csr: crate::kernels::sparse_linear::Compressed,
+    csc: crate::kernels::sparse_linear::Compressed,
     /// Which parameter, at which version, `aux` holds transposed (sparse Linear), so that eval
     /// batches with unchanged weights skip the transpose.
     transposed: Option<(ParamId, u64)>,
@@ -129,8 +128,6 @@ pub struct Graph {
     /// The generator for dropout masks.
     pub rng: Rng,
     grad_enabled: bool,
-    /// Scratch space for backward kernels, reused across steps.
-    scratch: Vec<f32>,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -170,7 +167,6 @@ impl Graph {
             slots: Vec::new(),
             rng: Rng::seed(seed),
             grad_enabled: true,
-            scratch: Vec::new(),
         }
     }
 

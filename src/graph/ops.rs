@@ -1,7 +1,9 @@
 //! The forward ops: check shapes, record a node, run the forward kernel into its buffer.
 
 use super::{fit_len, Graph, Op, Var, VarKind};
-use crate::kernels::{batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear};
+use crate::kernels::{
+    batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear,
+};
 
 /// Below this fraction of nonzeros an input takes the sparse Linear kernels. Measured on the
 /// seed's first layer: the sparse kernels win up to about half nonzeros.
@@ -46,7 +48,9 @@ impl Graph {
         let n = xs.numel() / i.max(1);
         let mut out = xd.to_vec();
         *out.last_mut().unwrap() = o;
-        let rg = self.requires_grad(x) || self.requires_grad(w) || b.is_some_and(|b| self.requires_grad(b));
+        let rg = self.requires_grad(x)
+            || self.requires_grad(w)
+            || b.is_some_and(|b| self.requires_grad(b));
         // Inputs (no gradient needed) that are mostly exact zeros take the sparse kernels.
         let sparse = !self.requires_grad(x)
             && matches!(x.0, VarKind::Node(_))
@@ -54,7 +58,7 @@ impl Graph {
         let k = self.push(Op::Linear { x, w, b, sparse }, Shape::new(&out)?, rg);
         let (v, slot) = self.split(k);
         if sparse {
-            sparse_linear::to_csr(v.get(x), i, &mut slot.csr_ptr, &mut slot.csr_cols, &mut slot.csr_vals);
+            sparse_linear::to_csr(v.get(x), i, &mut slot.csr);
             let key = match w.0 {
                 VarKind::Param(p) => Some((p, v.params.version(p))),
                 VarKind::Node(_) => None,
@@ -64,7 +68,7 @@ impl Graph {
                 sparse_linear::transpose(&mut slot.aux, v.get(w), o, i);
                 slot.transposed = key;
             }
-            sparse_linear::forward(&mut slot.value, &slot.csr_ptr, &slot.csr_cols, &slot.csr_vals, &slot.aux, v.opt(b), o);
+            sparse_linear::forward(&mut slot.value, &slot.csr, &slot.aux, v.opt(b), o);
         } else {
             linear::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), n, i, o);
         }

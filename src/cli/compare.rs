@@ -1,0 +1,61 @@
+//! `bnlab compare`: train several presets with the same seed and data order, print a table and
+//! draw every run on one plot.
+
+use super::args::CompareArgs;
+use super::data;
+use super::train::{parse_preset, prepare_out, train_preset, validate};
+use bnlab::train::History;
+use bnlab::{Error, Result};
+use std::io::Write;
+
+pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
+    let presets = a
+        .models
+        .split(',')
+        .map(|m| parse_preset(m.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    if presets.is_empty() {
+        return Err(Error::Invalid("--models: name at least one model".into()));
+    }
+    validate(&a.opts)?;
+    let kind = data::parse_kind(&a.opts.dataset)?;
+    prepare_out(&a.out)?;
+    bnlab::matmul::set_threads(a.opts.threads);
+    let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
+    let mut runs: Vec<(String, History)> = Vec::new();
+    for preset in &presets {
+        let name = preset.to_string();
+        writeln!(out, "--- {name} ---").map_err(super::stdout_err)?;
+        let dir = a.out.join(&name);
+        prepare_out(&dir)?;
+        let config = serde_json::json!({ "model": name, "options": a.opts });
+        let (history, _, _) = train_preset(*preset, &a.opts, &train, &test, &dir, config, out)?;
+        runs.push((name, history));
+    }
+    writeln!(
+        out,
+        "\n{:<16}{:>22}{:>12}{:>18}{:>12}",
+        "model", "best val accuracy", "at epoch", "final val loss", "seconds"
+    )
+    .map_err(super::stdout_err)?;
+    for (name, h) in &runs {
+        let (best_epoch, best_acc) = h
+            .epochs
+            .iter()
+            .map(|e| (e.epoch, e.val_accuracy))
+            .fold((0, f64::MIN), |best, e| if e.1 > best.1 { e } else { best });
+        let last = h.epochs.last().map_or(f64::NAN, |e| e.val_loss);
+        writeln!(
+            out,
+            "{name:<16}{best_acc:>22.5}{best_epoch:>12}{last:>18.5}{:>12.2}",
+            h.elapsed_seconds
+        )
+        .map_err(super::stdout_err)?;
+    }
+    let plot = a.out.join("compare.png");
+    let refs: Vec<(&str, &History)> = runs.iter().map(|(n, h)| (n.as_str(), h)).collect();
+    bnlab::plot::plot_histories(&refs, &plot)?;
+    writeln!(out, "Wrote {} and one folder per model", plot.display())
+        .map_err(super::stdout_err)?;
+    Ok(())
+}
