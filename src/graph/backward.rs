@@ -37,6 +37,10 @@ impl Graph {
                 "backward: the output does not depend on anything that requires a gradient (are gradients disabled?)".into(),
             ));
         }
+        // node gradients belong to one backward pass (parameters' gradients accumulate)
+        for node in &self.nodes[..=last] {
+            self.slots[node.storage].grad_live = false;
+        }
         {
             let slot = &mut self.slots[self.nodes[last].storage];
             slot.grad.clear();
@@ -256,26 +260,14 @@ impl Graph {
                 }
             }
             Op::Mul { a, b } => {
-                // take both gradients before writing either, so that mul(a, a) sees 2 a dy
-                let ga = self.take_grad(a);
-                let (mut ga, mut gb) = if a == b {
-                    (ga, None)
-                } else {
-                    (ga, self.take_grad(b))
-                };
-                let v = self.values_all();
-                if let Some(g) = ga.as_deref_mut() {
-                    elementwise::mul_backward(g, dy, v.get(b));
-                    if a == b {
-                        elementwise::mul_backward(g, dy, v.get(a));
+                // one operand at a time: a and b may be the same value (or views of one buffer),
+                // and then the two contributions simply add up
+                for (operand, other) in [(a, b), (b, a)] {
+                    let mut g = self.take_grad(operand);
+                    if let Some(g) = g.as_deref_mut() {
+                        elementwise::mul_backward(g, dy, self.value(other));
                     }
-                }
-                if let Some(g) = gb.as_deref_mut() {
-                    elementwise::mul_backward(g, dy, v.get(a));
-                }
-                self.put_grad(a, ga);
-                if a != b {
-                    self.put_grad(b, gb);
+                    self.put_grad(operand, g);
                 }
             }
             Op::CrossEntropy { logits, classes } => {

@@ -20,8 +20,9 @@ pub fn cross_entropy_forward(probs: &mut [f32], logits: &[f32], target: &[u32], 
             sum += *p;
         }
         p.iter_mut().for_each(|p| *p /= sum);
-        let log_sum_exp = max + sum.ln();
-        total += (log_sum_exp - z[t as usize]) as f64;
+        // -log_softmax[t] = ln(sum) - (z[t] - max): subtracting before adding keeps the
+        // precision of large logits (as PyTorch's log_softmax does)
+        total += (sum.ln() - (z[t as usize] - max)) as f64;
     }
     (total / n as f64) as f32
 }

@@ -21,7 +21,8 @@ pub trait Optimizer {
     fn load_state(&mut self, state: &[(String, Vec<f32>)]) -> crate::Result<()>;
 }
 
-/// Restore a list of buffers by name from saved state, checking names and lengths.
+/// Restore a list of buffers by name from saved state, replacing them all, or none when the
+/// state does not fit (wrong count or names).
 fn restore(
     bufs: &mut [&mut Vec<f32>],
     names: &[String],
@@ -35,13 +36,12 @@ fn restore(
             bufs.len()
         )));
     }
-    for ((buf, name), (k, v)) in bufs.iter_mut().zip(names).zip(state) {
-        if k != name || (!buf.is_empty() && buf.len() != v.len()) {
-            return Err(Error::Invalid(format!(
-                "optimizer state: expected '{name}', found '{k}' ({} values)",
-                v.len()
-            )));
-        }
+    if let Some((name, (found, _))) = names.iter().zip(state).find(|(name, (k, _))| k != *name) {
+        return Err(Error::Invalid(format!(
+            "optimizer state: expected '{name}', found '{found}'"
+        )));
+    }
+    for (buf, (_, v)) in bufs.iter_mut().zip(state) {
         buf.clone_from(v);
     }
     Ok(())

@@ -1,0 +1,91 @@
+//! Kernel timings on the seed's shapes (batch 256), for profiling work:
+//! `cargo bench --bench kernels`. Prints the median of repeated runs of each kernel.
+
+use bnlab::kernels::{linear, sparse_linear};
+use bnlab::Rng;
+use std::time::Instant;
+
+fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    t[reps / 2]
+}
+
+fn main() {
+    bnlab::matmul::set_threads(0);
+    let (n, i, o) = (256, 784, 256);
+    let mut rng = Rng::seed(0);
+    // MNIST-like input: 19% nonzeros
+    let x: Vec<f32> = (0..n * i)
+        .map(|_| {
+            if rng.next_f32() < 0.81 {
+                0.0
+            } else {
+                rng.next_f32()
+            }
+        })
+        .collect();
+    let w: Vec<f32> = (0..o * i).map(|_| rng.next_f32() - 0.5).collect();
+    let b: Vec<f32> = vec![0.1; o];
+    let dy: Vec<f32> = (0..n * o).map(|_| rng.next_f32() - 0.5).collect();
+    let mut y = vec![0.0; n * o];
+    let mut dw = vec![0.0; o * i];
+    let mut wt = vec![0.0; o * i];
+    let mut csr = sparse_linear::Compressed::default();
+    let mut csc = sparse_linear::Compressed::default();
+    let reps = 200;
+    println!("threads: {}", bnlab::matmul::threads());
+    println!(
+        "dense  forward   {:8.1} us",
+        median_us(reps, || linear::forward(&mut y, &x, &w, Some(&b), n, i, o))
+    );
+    println!(
+        "dense  dW        {:8.1} us",
+        median_us(reps, || linear::backward(
+            &dy,
+            &x,
+            &w,
+            None,
+            Some(&mut dw),
+            None,
+            n,
+            i,
+            o
+        ))
+    );
+    println!(
+        "to_csr           {:8.1} us",
+        median_us(reps, || sparse_linear::to_csr(&x, i, &mut csr))
+    );
+    println!(
+        "csr_to_csc       {:8.1} us",
+        median_us(reps, || sparse_linear::csr_to_csc(&csr, i, &mut csc))
+    );
+    println!(
+        "transpose W      {:8.1} us",
+        median_us(reps, || sparse_linear::transpose(&mut wt, &w, o, i))
+    );
+    println!(
+        "sparse forward   {:8.1} us",
+        median_us(reps, || sparse_linear::forward(
+            &mut y,
+            &csr,
+            &wt,
+            Some(&b),
+            o
+        ))
+    );
+    println!(
+        "sparse dW        {:8.1} us",
+        median_us(reps, || sparse_linear::backward_weight(
+            &mut dw, &dy, &csc, o, i
+        ))
+    );
+}
