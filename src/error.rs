@@ -30,6 +30,9 @@ pub enum Error {
     /// Training produced a NaN or infinite loss.
     #[error("{0}")]
     NonFinite(String),
+    /// The run was interrupted (Ctrl-C) after a checkpoint was written.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

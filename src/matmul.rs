@@ -65,6 +65,25 @@ pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
 
+/// Run `f` on a pool of `n` threads (0: all cores), with the calling thread's work done inside
+/// the pool. Parallel kernels then split work with the pool's own workers instead of handing
+/// every job from an outside thread to sleeping workers and waiting, which on two cores cost
+/// more than some of the kernels themselves.
+pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
+    crate::alloc_tuning::keep_freed_memory();
+    let n = if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| crate::Error::Invalid(format!("cannot start {n} threads: {e}")))?;
+    THREADS.store(n, Ordering::Relaxed);
+    Ok(pool.install(f))
+}
+
 /// The thread count set by `set_threads` (all cores until it is called).
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {

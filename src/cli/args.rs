@@ -30,7 +30,7 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerName {
     Adam,
@@ -38,7 +38,7 @@ pub enum OptimizerName {
     Sgd,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerName {
     None,
@@ -48,7 +48,7 @@ pub enum SchedulerName {
 }
 
 /// Options shared by every command that trains.
-#[derive(Args, Debug, Clone, serde::Serialize)]
+#[derive(Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TrainOptions {
     /// Epochs to train.
     #[arg(long, default_value_t = 10)]
@@ -117,9 +117,13 @@ pub struct TrainArgs {
     pub model: String,
     #[command(flatten)]
     pub opts: TrainOptions,
-    /// Folder for history.csv, history.json, history.png, last.safetensors, best.safetensors.
+    /// Folder for history.csv, history.json, history.png, last.safetensors, best.safetensors
+    /// and checkpoint.safetensors.
     #[arg(long, default_value = "runs/train")]
     pub out: PathBuf,
+    /// Continue the run in this folder from its checkpoint, with the options it was started with.
+    #[arg(long, value_name = "OUT")]
+    pub resume: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -30,7 +30,6 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             "--batch-size and --epochs must be at least 1".into(),
         ));
     }
-    bnlab::matmul::set_threads(a.threads);
     let (train, test) = data::load_both(data::parse_kind("mnist")?, a.data_dir.as_deref())?;
     let (mut g, mut net) = build_model(preset, &train, 0)?;
     let mut opt = Adam::new(parameters(&mut net), AdamConfig::default());

@@ -20,7 +20,6 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     validate(&a.opts)?;
     let kind = data::parse_kind(&a.opts.dataset)?;
     prepare_out(&a.out)?;
-    bnlab::matmul::set_threads(a.opts.threads);
     let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
     let mut runs: Vec<(String, History)> = Vec::new();
     for preset in &presets {
@@ -29,7 +28,9 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         let dir = a.out.join(&name);
         prepare_out(&dir)?;
         let config = serde_json::json!({ "model": name, "options": a.opts });
-        let (history, _, _) = train_preset(*preset, &a.opts, &train, &test, &dir, config, out)?;
+        let (history, _, _) = train_preset(
+            *preset, &a.opts, &train, &test, &dir, config, out, false, None,
+        )?;
         runs.push((name, history));
     }
     writeln!(

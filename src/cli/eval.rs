@@ -13,7 +13,6 @@ pub fn run(a: &EvalArgs, out: &mut dyn Write) -> Result<()> {
         return Err(Error::Invalid("--batch-size must be at least 1".into()));
     }
     let kind = data::parse_kind(&a.dataset)?;
-    bnlab::matmul::set_threads(a.threads);
     let test = data::load_test(kind, a.data_dir.as_deref())?;
     let (mut g, mut net) = build_model(preset, &test, 0)?;
     state_dict::load(&mut net, &mut g.params, &a.weights)?;

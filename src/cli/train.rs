@@ -3,13 +3,18 @@
 use super::args::{OptimizerName, SchedulerName, TrainArgs, TrainOptions};
 use super::data;
 use bnlab::data::Dataset;
+use bnlab::io::read_safetensors;
 use bnlab::nn::{parameters, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use bnlab::presets::Preset;
-use bnlab::train::{fit, FitOptions, History, Mode, Scheduler};
+use bnlab::train::{
+    fit_resumable, load_checkpoint, FitOptions, History, Mode, RunControl, Scheduler,
+};
 use bnlab::{state_dict, Error, Graph, Result, Rng};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub fn parse_preset(name: &str) -> Result<Preset> {
     name.parse()
@@ -124,7 +129,9 @@ pub fn prepare_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Train one preset with the given options; returns the history and the trained model.
+/// Train one preset with the given options, writing a checkpoint after every epoch and the
+/// run's files at the end; `resume` continues the run whose checkpoint is in `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn train_preset(
     preset: Preset,
     o: &TrainOptions,
@@ -133,9 +140,22 @@ pub fn train_preset(
     out: &Path,
     config: serde_json::Value,
     log: &mut dyn Write,
+    resume: bool,
+    interrupt: Option<Arc<AtomicBool>>,
 ) -> Result<(History, Graph, Net)> {
     let (mut g, mut net) = build_model(preset, train, o.seed)?;
     let mut opt = build_optimizer(o, &mut net)?;
+    let checkpoint = out.join(CHECKPOINT);
+    let state = if resume {
+        Some(load_checkpoint(
+            &checkpoint,
+            &mut net,
+            &mut g,
+            opt.as_mut(),
+        )?)
+    } else {
+        None
+    };
     let fit_opts = FitOptions {
         epochs: o.epochs,
         batch_size: o.batch_size,
@@ -146,8 +166,22 @@ pub fn train_preset(
         seed: o.seed,
         progress: !o.quiet,
     };
-    let mut history = fit(&mut net, &mut g, opt.as_mut(), train, test, &fit_opts, log)?;
-    history.config = config;
+    let mut control = RunControl {
+        checkpoint: Some(checkpoint),
+        interrupt,
+        resume: state,
+        config,
+    };
+    let history = fit_resumable(
+        &mut net,
+        &mut g,
+        opt.as_mut(),
+        train,
+        test,
+        &fit_opts,
+        log,
+        &mut control,
+    )?;
     state_dict::save(&mut net, &g.params, &out.join("last.safetensors"))?;
     history.write_csv(&out.join("history.csv"))?;
     history.write_json(&out.join("history.json"))?;
@@ -155,19 +189,80 @@ pub fn train_preset(
     Ok((history, g, net))
 }
 
+/// The checkpoint's file name inside a run's folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// The model and options a run in `dir` was started with, from its checkpoint.
+fn resumed_config(dir: &Path) -> Result<(String, TrainOptions)> {
+    let path = dir.join(CHECKPOINT);
+    let file = read_safetensors(&path)?;
+    let bad = |m: &str| Error::bad_file(&path, format!("cannot resume: {m}"));
+    let state: serde_json::Value = file
+        .metadata
+        .get("bnlab_checkpoint")
+        .and_then(|m| serde_json::from_str(m).ok())
+        .ok_or_else(|| bad("not a bnlab checkpoint"))?;
+    let config = &state["history"]["config"];
+    let model = config["model"]
+        .as_str()
+        .ok_or_else(|| bad("no model in its configuration"))?
+        .to_string();
+    let options = serde_json::from_value(config["options"].clone())
+        .map_err(|_| bad("no options in its configuration"))?;
+    Ok((model, options))
+}
+
+/// Ctrl-C sets the flag (the run stops after its current step and writes a checkpoint); a
+/// second Ctrl-C ends the process at once.
+fn interrupt_flag() -> Option<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nInterrupted: stopping after this step to write a checkpoint (Ctrl-C again to quit now)");
+    });
+    installed.ok().map(|_| flag)
+}
+
 pub fn run(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
-    let preset = parse_preset(&a.model)?;
-    validate(&a.opts)?;
-    let kind = data::parse_kind(&a.opts.dataset)?;
-    prepare_out(&a.out)?;
-    bnlab::matmul::set_threads(a.opts.threads);
-    let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
-    let config = serde_json::json!({ "model": preset.to_string(), "options": a.opts, "threads": bnlab::matmul::threads() });
-    let (_history, _, _) = train_preset(preset, &a.opts, &train, &test, &a.out, config, out)?;
+    let (model, opts, dir, resume) = match &a.resume {
+        Some(dir) => {
+            let (model, opts) = resumed_config(dir)?;
+            (model, opts, dir.clone(), true)
+        }
+        None => (a.model.clone(), a.opts.clone(), a.out.clone(), false),
+    };
+    let preset = parse_preset(&model)?;
+    validate(&opts)?;
+    let kind = data::parse_kind(&opts.dataset)?;
+    prepare_out(&dir)?;
+    let (train, test) = data::load_both(kind, opts.data_dir.as_deref())?;
+    if resume {
+        writeln!(
+            out,
+            "Resuming the run in {} ({model}, options from its checkpoint)",
+            dir.display()
+        )
+        .map_err(super::stdout_err)?;
+    }
+    let config = serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::matmul::threads() });
+    train_preset(
+        preset,
+        &opts,
+        &train,
+        &test,
+        &dir,
+        config,
+        out,
+        resume,
+        interrupt_flag(),
+    )?;
     writeln!(
         out,
         "Wrote {}/history.csv, history.json, history.png, last.safetensors",
-        a.out.display()
+        dir.display()
     )
     .map_err(super::stdout_err)?;
     Ok(())

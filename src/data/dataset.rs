@@ -146,7 +146,7 @@ pub fn file_stems() -> [&'static str; 4] {
 /// Images and labels of one split, in memory.
 ///
 /// Image `i` is `images[i * item_size() .. (i + 1) * item_size()]`, row-major `C x H x W` bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Dataset {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
@@ -157,9 +157,42 @@ pub struct Dataset {
     pub width: usize,
     /// Labels are in `0..num_classes`.
     pub num_classes: usize,
+    /// The nonzero pixels of each image, found on first use (see [`Dataset::nonzeros`]).
+    nonzeros: std::sync::OnceLock<super::nonzeros::Nonzeros>,
 }
 
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.images,
+            &self.labels,
+            self.len,
+            self.channels,
+            self.height,
+            self.width,
+            self.num_classes,
+        ) == (
+            &other.images,
+            &other.labels,
+            other.len,
+            other.channels,
+            other.height,
+            other.width,
+            other.num_classes,
+        )
+    }
+}
+
+impl Eq for Dataset {}
+
 impl Dataset {
+    /// The nonzero pixels of every image, computed on first use and kept: the sparse input of
+    /// a model's first Linear layer. (Change `images` only before the first call.)
+    pub fn nonzeros(&self) -> &super::nonzeros::Nonzeros {
+        self.nonzeros
+            .get_or_init(|| super::nonzeros::Nonzeros::new(&self.images, self.item_size()))
+    }
+
     /// Builds a dataset from parts, checking that the sizes agree and every label is in range
     /// (so synthetic datasets in tests get the same guarantees as loaded ones).
     pub fn new(
@@ -196,6 +229,7 @@ impl Dataset {
             height,
             width,
             num_classes,
+            nonzeros: Default::default(),
         })
     }
 
@@ -293,5 +327,6 @@ pub fn load(kind: DatasetKind, split: Split, dir: &Path) -> Result<Dataset> {
         height,
         width,
         num_classes,
+        nonzeros: Default::default(),
     })
 }

@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod download;
 pub mod idx;
 pub mod loader;
+pub mod nonzeros;
 
 pub use cache::default_cache_dir;
 pub use checksums::Checksum;

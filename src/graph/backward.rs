@@ -115,12 +115,13 @@ impl Graph {
                     (self.take_grad(x), self.take_grad(w), self.take_opt(b));
                 let ws = self.shape_inline(w);
                 let (o, inner) = (ws.dims()[0], ws.dims()[1]);
-                if sparse {
+                if let Some(src) = sparse {
                     // x needs no gradient; dw from the nonzeros of x, transposed back
                     if let Some(gw) = gw.as_deref_mut() {
-                        let slot = &mut self.slots[i];
-                        sparse_linear::csr_to_csc(&slot.csr, inner, &mut slot.csc);
-                        sparse_linear::backward_weight(gw, dy, &slot.csc, o, inner);
+                        let mut csc = std::mem::take(&mut self.slots[i].csc);
+                        sparse_linear::csr_to_csc(&self.slots[src].csr, inner, &mut csc);
+                        sparse_linear::backward_weight(gw, dy, &csc, o, inner);
+                        self.slots[i].csc = csc;
                     }
                     if let Some(gb) = gb.as_deref_mut() {
                         linear::backward(

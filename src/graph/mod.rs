@@ -36,13 +36,14 @@ enum Op {
     /// A view of another node's buffer with another shape (flatten, reshape): no copy, and the
     /// gradient flows into the same buffer, so the backward has nothing to do.
     Alias,
-    /// `sparse`: x needs no gradient and is mostly zeros, so the kernels work on its nonzeros
-    /// (kept in the slot's CSR fields) with the weight transposed (in aux).
+    /// `sparse`: x needs no gradient and is mostly zeros, so the kernels work on its nonzeros,
+    /// in CSR form in the slot given (the input's own, or this node's), with the weight
+    /// transposed in this node's aux.
     Linear {
         x: Var,
         w: Var,
         b: Option<Var>,
-        sparse: bool,
+        sparse: Option<usize>,
     },
     /// aux: mean, var, rstd, alpha, beta (C each); `batch` says whether mean and var are this
     /// batch's statistics (training) or fixed running statistics (eval).
@@ -112,8 +113,10 @@ struct Slot {
     grad_live: bool,
     aux: Vec<f32>,
     idx: Vec<u32>,
-    /// A sparse input by rows (forward) and by columns (backward).
+    /// A sparse input by rows (forward) and by columns (backward); `csr_width` is the row
+    /// length `csr` describes (0: `csr` is not this step's).
     csr: crate::kernels::sparse_linear::Compressed,
+    csr_width: usize,
     csc: crate::kernels::sparse_linear::Compressed,
     /// Which parameter, at which version, `aux` holds transposed (sparse Linear), so that eval
     /// batches with unchanged weights skip the transpose.
@@ -196,6 +199,20 @@ impl Graph {
         Ok(Var(VarKind::Node(i)))
     }
 
+    /// An input that needs no gradient, filled by `fill` with its dense values and, in CSR form
+    /// over rows of `shape[1..]`, its nonzeros (which a first Linear layer then uses directly).
+    pub fn input_with_csr(
+        &mut self,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [f32], &mut crate::kernels::sparse_linear::Compressed),
+    ) -> Result<Var> {
+        let i = self.push(Op::Leaf, Shape::new(shape)?, false);
+        let slot = &mut self.slots[i];
+        fill(&mut slot.value, &mut slot.csr);
+        slot.csr_width = shape[1..].iter().product();
+        Ok(Var(VarKind::Node(i)))
+    }
+
     /// An input copied from a tensor; `requires_grad` asks for its gradient in `grad`.
     pub fn input(&mut self, t: &Tensor, requires_grad: bool) -> Result<Var> {
         let i = self.push(Op::Leaf, Shape::new(&t.shape)?, requires_grad);
@@ -273,6 +290,7 @@ impl Graph {
         let slot = &mut self.slots[i];
         fit_len(&mut slot.value, shape.numel());
         slot.grad_live = false;
+        slot.csr_width = 0;
         self.nodes.push(Node {
             op,
             shape,

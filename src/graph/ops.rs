@@ -51,27 +51,52 @@ impl Graph {
         let rg = self.requires_grad(x)
             || self.requires_grad(w)
             || b.is_some_and(|b| self.requires_grad(b));
-        // Inputs (no gradient needed) that are mostly exact zeros take the sparse kernels.
-        let sparse = !self.requires_grad(x)
-            && matches!(x.0, VarKind::Node(_))
-            && sparse_linear::density(self.value(x)) < SPARSE_DENSITY;
+        // Model inputs (no gradient needed) that are mostly exact zeros take the sparse kernels:
+        // with the CSR the input came with, or one made here when the density is low.
+        let sparse = match x.0 {
+            // only model inputs: intermediate values (a ReLU's output in eval mode, say) are
+            // rarely sparse enough for the sparse kernels to beat the GEMM
+            VarKind::Node(j)
+                if !self.requires_grad(x)
+                    && matches!(self.nodes[self.nodes[j].storage].op, Op::Leaf) =>
+            {
+                let src = self.nodes[j].storage;
+                let rows_match = self.slots[src].csr.ptr.len() == n + 1;
+                if self.slots[src].csr_width == i && rows_match {
+                    Some(src)
+                } else if sparse_linear::density(self.value(x)) < SPARSE_DENSITY {
+                    Some(self.nodes.len()) // this node's own slot, filled below
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         let k = self.push(Op::Linear { x, w, b, sparse }, Shape::new(&out)?, rg);
         let (v, slot) = self.split(k);
-        if sparse {
-            sparse_linear::to_csr(v.get(x), i, &mut slot.csr);
-            let key = match w.0 {
-                VarKind::Param(p) => Some((p, v.params.version(p))),
-                VarKind::Node(_) => None,
-            };
-            if key.is_none() || slot.transposed != key || slot.aux.len() != o * i {
-                fit_len(&mut slot.aux, o * i);
-                sparse_linear::transpose(&mut slot.aux, v.get(w), o, i);
-                slot.transposed = key;
-            }
-            sparse_linear::forward(&mut slot.value, &slot.csr, &slot.aux, v.opt(b), o);
-        } else {
+        let Some(src) = sparse else {
             linear::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), n, i, o);
+            return Ok(Graph::node_var(k));
+        };
+        if src == k {
+            sparse_linear::to_csr(v.get(x), i, &mut slot.csr);
+            slot.csr_width = i;
         }
+        let key = match w.0 {
+            VarKind::Param(p) => Some((p, v.params.version(p))),
+            VarKind::Node(_) => None,
+        };
+        if key.is_none() || slot.transposed != key || slot.aux.len() != o * i {
+            fit_len(&mut slot.aux, o * i);
+            sparse_linear::transpose(&mut slot.aux, v.get(w), o, i);
+            slot.transposed = key;
+        }
+        let csr = if src == k {
+            &slot.csr
+        } else {
+            &v.slots[src].csr
+        };
+        sparse_linear::forward(&mut slot.value, csr, &slot.aux, v.opt(b), o);
         Ok(Graph::node_var(k))
     }
 

@@ -2,6 +2,7 @@
 //! mode, the scheduler stepped, the epoch's line printed; optionally the best model saved and
 //! training stopped early. Returns the history.
 
+use super::checkpoint::{save_checkpoint, TrainState};
 use super::evaluate::{evaluate, run_batch, Mode, StepBuffers};
 use super::history::{EpochRecord, History};
 use super::schedule::Scheduler;
@@ -12,6 +13,8 @@ use crate::optim::Optimizer;
 use crate::{state_dict, Error, Result};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// fit's options, with the course's meaning.
@@ -64,6 +67,20 @@ fn out_err(e: std::io::Error) -> Error {
     Error::io("<output>", e)
 }
 
+/// What a resumable run adds to `fit`: a checkpoint after every epoch (and when interrupted),
+/// a flag that interrupts the run between two steps, and a state to continue from.
+#[derive(Default)]
+pub struct RunControl {
+    /// Write the checkpoint here after every epoch, and when interrupted.
+    pub checkpoint: Option<PathBuf>,
+    /// Set (from a signal handler, say) to stop after the current step.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Continue this run (from `load_checkpoint`) instead of starting afresh.
+    pub resume: Option<TrainState>,
+    /// The run's settings, kept in the history (and so in every checkpoint) of a new run.
+    pub config: serde_json::Value,
+}
+
 /// Train `model` on `train`, evaluating on `val` after each epoch; lines go to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
@@ -75,21 +92,84 @@ pub fn fit(
     opts: &FitOptions,
     out: &mut dyn Write,
 ) -> Result<History> {
+    fit_resumable(
+        model,
+        g,
+        opt,
+        train,
+        val,
+        opts,
+        out,
+        &mut RunControl::default(),
+    )
+}
+
+/// `fit` with checkpoints, interruption and resumption. With a fixed seed and thread count, a
+/// run interrupted (or killed) and resumed from its checkpoint ends with the same weights and
+/// history (times apart) as a run that was never stopped.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_resumable(
+    model: &mut dyn Module,
+    g: &mut Graph,
+    opt: &mut dyn Optimizer,
+    train: &Dataset,
+    val: &Dataset,
+    opts: &FitOptions,
+    out: &mut dyn Write,
+    control: &mut RunControl,
+) -> Result<History> {
     opts.validate()?;
     let start = Instant::now();
-    let base_lr = opt.lr();
-    let mut loader = Loader::new(opts.batch_size, true, false, opts.seed)?;
+    let mut st = match control.resume.take() {
+        Some(st) => st,
+        None => TrainState {
+            epoch: 0,
+            step: 0,
+            loader: Loader::new(opts.batch_size, true, false, opts.seed)?,
+            dropout_rng: g.rng.clone(),
+            base_lr: opt.lr(),
+            best: f64::INFINITY,
+            since_best: 0,
+            history: History {
+                config: control.config.clone(),
+                ..Default::default()
+            },
+        },
+    };
+    let elapsed_before = st.history.elapsed_seconds;
     let mut bufs = StepBuffers::default();
-    let mut history = History::default();
-    let mut best = f64::INFINITY;
-    let mut since_best = 0;
-    for epoch in 1..=opts.epochs {
+    while st.epoch < opts.epochs && !st.history.stopped_early {
+        let epoch = st.epoch + 1;
         let t0 = Instant::now();
-        let lr = opt.lr();
-        train_epoch(model, g, opt, train, &mut loader, &mut bufs, opts, epoch)?;
+        let lr = opts.scheduler.lr_at(st.base_lr, st.epoch);
+        opt.set_lr(lr);
+        // this epoch's order, drawn from the generator as it was before the epoch
+        let mut loader = st.loader.clone();
+        loader.fill_epoch_indices(train.len, &mut bufs.order);
+        let order = std::mem::take(&mut bufs.order);
+        let stopped_at = train_epoch(
+            model, g, opt, train, &loader, &order, st.step, &mut bufs, opts, epoch, control,
+        )?;
+        bufs.order = order;
+        if let Some(step) = stopped_at {
+            st.step = step;
+            st.dropout_rng = g.rng.clone();
+            let Some(path) = &control.checkpoint else {
+                return Err(Error::Interrupted(format!(
+                    "interrupted at epoch {epoch}, step {step}"
+                )));
+            };
+            save_checkpoint(path, model, g, opt, &st)?;
+            return Err(Error::Interrupted(format!(
+                "interrupted at epoch {epoch}, step {step}: checkpoint written to {}",
+                path.display()
+            )));
+        }
+        st.loader = loader;
+        st.step = 0;
         let (train_loss, train_accuracy) = evaluate(model, g, train, opts.batch_size, opts.mode)?;
         let (val_loss, val_accuracy) = evaluate(model, g, val, opts.batch_size, opts.mode)?;
-        let new_lr = opts.scheduler.lr_at(base_lr, epoch);
+        let new_lr = opts.scheduler.lr_at(st.base_lr, epoch);
         if new_lr != lr {
             opt.set_lr(new_lr);
             writeln!(out, "Learning rate: {lr} -> {new_lr}").map_err(out_err)?;
@@ -101,7 +181,7 @@ pub fn fit(
         )
         .map_err(out_err)?;
         writeln!(out, "{}", "=".repeat(100)).map_err(out_err)?;
-        history.epochs.push(EpochRecord {
+        st.history.epochs.push(EpochRecord {
             epoch,
             train_loss,
             train_accuracy,
@@ -110,57 +190,83 @@ pub fn fit(
             lr,
             seconds: t0.elapsed().as_secs_f64(),
         });
-        if val_loss < best {
+        if val_loss < st.best {
             if let Some(path) = &opts.save_best {
                 state_dict::save(model, &g.params, path)?;
                 writeln!(
                     out,
-                    "Validation loss improved from {best:.5} to {val_loss:.5}: model saved to {}",
+                    "Validation loss improved from {:.5} to {val_loss:.5}: model saved to {}",
+                    st.best,
                     path.display()
                 )
                 .map_err(out_err)?;
             }
-            best = val_loss;
-            since_best = 0;
-            history.best_epoch = Some(epoch);
+            st.best = val_loss;
+            st.since_best = 0;
+            st.history.best_epoch = Some(epoch);
         } else {
-            since_best += 1;
-            if opts.early_stopping.is_some_and(|p| since_best >= p) {
+            st.since_best += 1;
+            if opts.early_stopping.is_some_and(|p| st.since_best >= p) {
                 writeln!(
                     out,
-                    "Early stopping at epoch {epoch}: validation loss has not improved for {since_best} epochs (best {best:.5} at epoch {})",
-                    history.best_epoch.unwrap_or(0)
+                    "Early stopping at epoch {epoch}: validation loss has not improved for {} epochs (best {:.5} at epoch {})",
+                    st.since_best,
+                    st.best,
+                    st.history.best_epoch.unwrap_or(0)
                 )
                 .map_err(out_err)?;
-                history.stopped_early = true;
-                break;
+                st.history.stopped_early = true;
             }
         }
+        st.epoch = epoch;
+        st.dropout_rng = g.rng.clone();
+        st.history.elapsed_seconds = elapsed_before + start.elapsed().as_secs_f64();
+        if let Some(path) = &control.checkpoint {
+            save_checkpoint(path, model, g, opt, &st)?;
+        }
+        let interrupted = control
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst));
+        if interrupted && st.epoch < opts.epochs && !st.history.stopped_early {
+            let at = control.checkpoint.as_ref().map_or(String::new(), |p| {
+                format!(": checkpoint written to {}", p.display())
+            });
+            return Err(Error::Interrupted(format!(
+                "interrupted after epoch {epoch}{at}"
+            )));
+        }
     }
-    history.elapsed_seconds = start.elapsed().as_secs_f64();
+    let mut history = st.history;
+    history.elapsed_seconds = elapsed_before + start.elapsed().as_secs_f64();
     writeln!(out, "{:.2} seconds", history.elapsed_seconds).map_err(out_err)?;
     Ok(history)
 }
 
-/// One pass over the training set in training mode.
+/// One pass over the training set in training mode, from step `first` of the epoch's order.
+/// Returns the number of steps done when interrupted, None when the epoch is complete.
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     model: &mut dyn Module,
     g: &mut Graph,
     opt: &mut dyn Optimizer,
     train: &Dataset,
-    loader: &mut Loader,
+    loader: &Loader,
+    order: &[u32],
+    first: usize,
     bufs: &mut StepBuffers,
     opts: &FitOptions,
     epoch: usize,
-) -> Result<()> {
+    control: &RunControl,
+) -> Result<Option<usize>> {
     set_training(model, true);
     g.set_grad_enabled(true);
-    loader.fill_epoch_indices(train.len, &mut bufs.order);
-    let order = std::mem::take(&mut bufs.order);
     let steps = loader.num_batches(train.len);
     let bar = progress_bar(opts.progress, steps as u64, epoch, opts.epochs);
-    for (step, range) in loader.batches(train.len).enumerate() {
+    if let Some(bar) = &bar {
+        bar.set_position(first as u64);
+    }
+    for (step, range) in loader.batches(train.len).enumerate().skip(first) {
         let (loss, _) = run_batch(model, g, train, &order[range], opts.mode, bufs)?;
         let value = g.value(loss)[0];
         if !value.is_finite() {
@@ -178,12 +284,22 @@ fn train_epoch(
                 bar.set_message(format!("loss {value:.4}"));
             }
         }
+        if control
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+            && step + 1 < steps
+        {
+            if let Some(bar) = bar {
+                bar.abandon();
+            }
+            return Ok(Some(step + 1));
+        }
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    bufs.order = order;
-    Ok(())
+    Ok(None)
 }
 
 fn progress_bar(

@@ -1,11 +1,13 @@
 //! Training: the course's `fit`, evaluation, learning-rate schedules and the run's history.
 
+mod checkpoint;
 mod evaluate;
 mod fit;
 mod history;
 mod schedule;
 
+pub use checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 pub use evaluate::{argmax, evaluate, run_batch, Mode, StepBuffers};
-pub use fit::{fit, FitOptions};
+pub use fit::{fit, fit_resumable, FitOptions, RunControl};
 pub use history::{EpochRecord, History};
 pub use schedule::Scheduler;
