@@ -5,16 +5,44 @@
 //!   alpha[c] = weight[c] * rstd[c],  beta[c] = bias[c] - mean[c] * alpha[c],  y = x * alpha + beta
 //!
 //! Each kernel has two loops: rows of C channels when S = 1 (vectorised across channels, the
-//! MLP's case), contiguous runs of S values per (n, c) otherwise (the CNN's case).
+//! MLP's case), and contiguous runs of S values per (n, c) otherwise (the CNN's case), where
+//! channels (for sums) or samples (for elementwise maps) are spread over threads. Every sum over
+//! a channel runs in a fixed order whatever the thread count.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+/// Sum of f(v) over a run, in 16 interleaved partial sums so that it vectorises (a single
+/// running sum is a chain of dependent additions the compiler may not reorder).
+#[inline(always)]
+fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = run.chunks_exact(16);
+    for c in &mut chunks {
+        for j in 0..16 {
+            acc[j] += f(c[j]);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The runs of channel `ch`: x[n, ch, :] for every n.
+#[inline(always)]
+fn channel_runs(x: &[f32], c: usize, s: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
+    x.chunks_exact(c * s)
+        .map(move |sample| &sample[ch * s..(ch + 1) * s])
+}
 
 /// Per-channel mean and biased variance (two passes: the mean first, then squared deviations,
 /// which keeps the variance accurate when |mean| >> std).
 /// x: (N, C, S); mean, var: (C)
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f32]) {
     let m = (x.len() / c) as f32;
-    mean.fill(0.0);
-    var.fill(0.0);
     if s == 1 {
+        mean.fill(0.0);
+        var.fill(0.0);
         for row in x.chunks_exact(c) {
             for (acc, &v) in mean.iter_mut().zip(row) {
                 *acc += v;
@@ -26,20 +54,27 @@ pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f
                 *acc += (v - mu) * (v - mu);
             }
         }
+        var.iter_mut().for_each(|v| *v /= m);
     } else {
-        for (k, run) in x.chunks_exact(s).enumerate() {
-            mean[k % c] += run.iter().sum::<f32>();
-        }
-        mean.iter_mut().for_each(|v| *v /= m);
-        for (k, run) in x.chunks_exact(s).enumerate() {
-            let mu = mean[k % c];
-            var[k % c] += run.iter().map(|&v| (v - mu) * (v - mu)).sum::<f32>();
-        }
+        mean.par_iter_mut()
+            .zip(var.par_iter_mut())
+            .enumerate()
+            .for_each(|(ch, (mu, var))| {
+                *mu = channel_runs(x, c, s, ch)
+                    .map(|run| lane_sum(run, |v| v))
+                    .sum::<f32>()
+                    / m;
+                let centre = *mu;
+                *var = channel_runs(x, c, s, ch)
+                    .map(|run| lane_sum(run, |v| (v - centre) * (v - centre)))
+                    .sum::<f32>()
+                    / m;
+            });
     }
-    var.iter_mut().for_each(|v| *v /= m);
 }
 
 /// y = x * alpha[c] + beta[c]. x, y: (N, C, S); alpha, beta: (C)
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn affine(y: &mut [f32], x: &[f32], alpha: &[f32], beta: &[f32], s: usize) {
     let c = alpha.len();
     if s == 1 {
@@ -49,12 +84,16 @@ pub fn affine(y: &mut [f32], x: &[f32], alpha: &[f32], beta: &[f32], s: usize) {
             }
         }
     } else {
-        for (k, (yr, xr)) in y.chunks_exact_mut(s).zip(x.chunks_exact(s)).enumerate() {
-            let (a, b) = (alpha[k % c], beta[k % c]);
-            for (y, &x) in yr.iter_mut().zip(xr) {
-                *y = x * a + b;
-            }
-        }
+        y.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s))
+            .for_each(|(ys, xs)| {
+                for (ch, (yr, xr)) in ys.chunks_exact_mut(s).zip(xs.chunks_exact(s)).enumerate() {
+                    let (a, b) = (alpha[ch], beta[ch]);
+                    for (y, &x) in yr.iter_mut().zip(xr) {
+                        *y = x * a + b;
+                    }
+                }
+            });
     }
 }
 
@@ -85,6 +124,7 @@ pub fn fold(
 /// Per-channel sums of dy and of dy * xhat, where xhat = (x - mean) * rstd.
 /// These give the parameter gradients directly:
 ///   y = weight * xhat + bias  =>  dweight = sum dy * xhat,  dbias = sum dy
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn grad_sums(
     dy: &[f32],
     x: &[f32],
@@ -95,9 +135,9 @@ pub fn grad_sums(
     sum_dy_xhat: &mut [f32],
 ) {
     let c = mean.len();
-    sum_dy.fill(0.0);
-    sum_dy_xhat.fill(0.0);
     if s == 1 {
+        sum_dy.fill(0.0);
+        sum_dy_xhat.fill(0.0);
         for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
             for ch in 0..c {
                 sum_dy[ch] += dr[ch];
@@ -105,16 +145,34 @@ pub fn grad_sums(
             }
         }
     } else {
-        for (k, (dr, xr)) in dy.chunks_exact(s).zip(x.chunks_exact(s)).enumerate() {
-            let ch = k % c;
-            let (mu, r) = (mean[ch], rstd[ch]);
-            sum_dy[ch] += dr.iter().sum::<f32>();
-            sum_dy_xhat[ch] += dr
-                .iter()
-                .zip(xr)
-                .map(|(&d, &v)| d * (v - mu) * r)
-                .sum::<f32>();
-        }
+        sum_dy
+            .par_iter_mut()
+            .zip(sum_dy_xhat.par_iter_mut())
+            .enumerate()
+            .for_each(|(ch, (sd, sdx))| {
+                let mu = mean[ch];
+                let (mut a, mut b) = (0.0f32, 0.0f32);
+                for (dr, xr) in channel_runs(dy, c, s, ch).zip(channel_runs(x, c, s, ch)) {
+                    a += lane_sum(dr, |d| d);
+                    // sum dy * (x - mean), times rstd once per channel
+                    let mut acc = [0.0f32; 16];
+                    let (dc, xc) = (dr.chunks_exact(16), xr.chunks_exact(16));
+                    let tail: f32 = dc
+                        .remainder()
+                        .iter()
+                        .zip(xc.remainder())
+                        .map(|(&d, &v)| d * (v - mu))
+                        .sum();
+                    for (d, v) in dc.zip(xc) {
+                        for j in 0..16 {
+                            acc[j] += d[j] * (v[j] - mu);
+                        }
+                    }
+                    b += acc.iter().sum::<f32>() + tail;
+                }
+                *sd = a;
+                *sdx = b * rstd[ch];
+            });
     }
 }
 
@@ -129,6 +187,7 @@ pub fn grad_sums(
 ///            = w * rstd / m * (m * dy_i - sum_j dy_j - xhat_i * sum_j dy_j xhat_j)
 /// dx += that. weight absent (affine = false) means w = 1.
 #[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn backward_train(
     dx: &mut [f32],
     dy: &[f32],
@@ -151,6 +210,7 @@ pub fn backward_train(
         k2[ch] = sum_dy[ch] / m;
         k3[ch] = sum_dy_xhat[ch] / m * rstd[ch];
     }
+    let (k1, k2, k3) = (&*k1, &*k2, &*k3);
     // dx_i = k1 * (dy_i - k2 - (x_i - mean) * k3)   [xhat_i * sum(dy xhat)/m = (x_i - mean) * k3]
     if s == 1 {
         for ((gr, dr), xr) in dx
@@ -163,22 +223,28 @@ pub fn backward_train(
             }
         }
     } else {
-        let runs = dx
-            .chunks_exact_mut(s)
-            .zip(dy.chunks_exact(s))
-            .zip(x.chunks_exact(s));
-        for (k, ((gr, dr), xr)) in runs.enumerate() {
-            let ch = k % c;
-            let (a, b, mu, q) = (k1[ch], k2[ch], mean[ch], k3[ch]);
-            for ((g, &d), &v) in gr.iter_mut().zip(dr).zip(xr) {
-                *g += a * (d - b - (v - mu) * q);
+        let samples = dx
+            .par_chunks_mut(c * s)
+            .zip(dy.par_chunks(c * s))
+            .zip(x.par_chunks(c * s));
+        samples.for_each(|((gs, ds), xs)| {
+            let runs = gs
+                .chunks_exact_mut(s)
+                .zip(ds.chunks_exact(s))
+                .zip(xs.chunks_exact(s));
+            for (ch, ((gr, dr), xr)) in runs.enumerate() {
+                let (a, b, mu, q) = (k1[ch], k2[ch], mean[ch], k3[ch]);
+                for ((g, &d), &v) in gr.iter_mut().zip(dr).zip(xr) {
+                    *g += a * (d - b - (v - mu) * q);
+                }
             }
-        }
+        });
     }
 }
 
 /// Backward when normalising with fixed (running) statistics: y = x * alpha + beta with
 /// alpha = w * rstd constant, so dx = dy * alpha. dx += that.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn backward_fixed(dx: &mut [f32], dy: &[f32], alpha: &[f32], s: usize) {
     let c = alpha.len();
     if s == 1 {

@@ -6,6 +6,7 @@
 //! Samples are processed in parallel (rayon), each with single-threaded matrix products.
 
 use crate::matmul::{matmul_serial, Mat};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// The geometry of one convolution.
@@ -44,6 +45,7 @@ impl ConvGeom {
 
 /// cols (K, P) of one sample: cols[(ci, ky, kx), (oy, ox)] = x[ci, oy*s + ky - pad, ox*s + kx - pad]
 /// (zero outside the image).
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn im2col(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
     for ci in 0..g.cin {
@@ -75,6 +77,7 @@ fn im2col(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
 
 /// The adjoint of im2col: each column entry's gradient goes back to the pixel it was copied from.
 /// dx[ci, iy, ix] += sum of dcols entries that read x[ci, iy, ix].
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn col2im(dx: &mut [f32], dcols: &[f32], g: &ConvGeom) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
     for ci in 0..g.cin {

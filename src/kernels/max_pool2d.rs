@@ -1,6 +1,9 @@
 //! MaxPool2d without padding: output size floor((H - k) / s) + 1; the gradient goes to the
 //! first maximum of each window (in row-major scan order), as PyTorch's CPU kernel does.
 
+use multiversion::multiversion;
+use rayon::prelude::*;
+
 /// Output spatial size for one dimension.
 pub fn out_size(size: usize, k: usize, stride: usize) -> usize {
     if size < k {
@@ -11,8 +14,28 @@ pub fn out_size(size: usize, k: usize, stride: usize) -> usize {
 }
 
 /// Forward. x: (N*C, H, W) planes; y: (N*C, Ho, Wo); argmax: (N*C, Ho, Wo) receives the index
-/// of each output's maximum inside its input plane.
+/// of each output's maximum inside its input plane. Planes are independent: spread over threads.
 pub fn forward(
+    y: &mut [f32],
+    argmax: &mut [u32],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+) {
+    let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
+    const PLANES: usize = 64;
+    let xs = x.par_chunks(h * w * PLANES);
+    let outs = y
+        .par_chunks_mut(ho * wo * PLANES)
+        .zip(argmax.par_chunks_mut(ho * wo * PLANES));
+    xs.zip(outs)
+        .for_each(|(xp, (yp, ap))| forward_planes(yp, ap, xp, h, w, k, stride));
+}
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn forward_planes(
     y: &mut [f32],
     argmax: &mut [u32],
     x: &[f32],
@@ -57,13 +80,12 @@ pub fn forward(
 
 /// Backward: y = x[argmax], so dx[argmax] += dy, and every other input gets nothing.
 pub fn backward(dx: &mut [f32], dy: &[f32], argmax: &[u32], plane_in: usize, plane_out: usize) {
-    for ((gp, dp), ap) in dx
-        .chunks_exact_mut(plane_in)
-        .zip(dy.chunks_exact(plane_out))
-        .zip(argmax.chunks_exact(plane_out))
-    {
-        for (&d, &a) in dp.iter().zip(ap) {
-            gp[a as usize] += d;
-        }
-    }
+    dx.par_chunks_mut(plane_in)
+        .zip(dy.par_chunks(plane_out))
+        .zip(argmax.par_chunks(plane_out))
+        .for_each(|((gp, dp), ap)| {
+            for (&d, &a) in dp.iter().zip(ap) {
+                gp[a as usize] += d;
+            }
+        });
 }

@@ -1,19 +1,48 @@
-//! ReLU: y = max(x, 0).
+//! ReLU: y = max(x, 0). Large tensors (a convolution's output) are split over threads.
 
-/// Forward. x, y: any shape, same length.
-pub fn forward(y: &mut [f32], x: &[f32]) {
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+/// Values per parallel task: below this a tensor is done on the calling thread.
+const CHUNK: usize = 1 << 16;
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn forward_chunk(y: &mut [f32], x: &[f32]) {
     for (y, &x) in y.iter_mut().zip(x) {
         // NaN passes through, as torch.relu does
         *y = if x < 0.0 { 0.0 } else { x };
     }
 }
 
-/// Backward: dy/dx = 1 where y > 0, else 0 (PyTorch's choice at x = 0 is 0).
-/// dx += dy * [y > 0]
-pub fn backward(dx: &mut [f32], dy: &[f32], y: &[f32]) {
+/// Forward. x, y: any shape, same length.
+pub fn forward(y: &mut [f32], x: &[f32]) {
+    if y.len() <= CHUNK {
+        forward_chunk(y, x);
+    } else {
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| forward_chunk(y, x));
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn backward_chunk(dx: &mut [f32], dy: &[f32], y: &[f32]) {
     for ((dx, &dy), &y) in dx.iter_mut().zip(dy).zip(y) {
         if y > 0.0 {
             *dx += dy;
         }
+    }
+}
+
+/// Backward: dy/dx = 1 where y > 0, else 0 (PyTorch's choice at x = 0 is 0).
+/// dx += dy * [y > 0]
+pub fn backward(dx: &mut [f32], dy: &[f32], y: &[f32]) {
+    if dx.len() <= CHUNK {
+        backward_chunk(dx, dy, y);
+    } else {
+        dx.par_chunks_mut(CHUNK)
+            .zip(dy.par_chunks(CHUNK))
+            .zip(y.par_chunks(CHUNK))
+            .for_each(|((dx, dy), y)| backward_chunk(dx, dy, y));
     }
 }

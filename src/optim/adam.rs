@@ -2,6 +2,8 @@
 
 use super::{restore, Optimizer};
 use crate::graph::{ParamId, ParamStore};
+use multiversion::multiversion;
+use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
@@ -38,6 +40,37 @@ impl AdamConfig {
             decoupled: true,
             ..Default::default()
         }
+    }
+}
+
+/// The per-step constants of the update.
+struct UpdateConsts {
+    step_size: f32,
+    bc2_sqrt: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    wd: f32,
+    decay: f32,
+    decoupled: bool,
+}
+
+/// The update of one slice of a parameter (see `Adam::step`).
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &UpdateConsts) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = if !k.decoupled && k.wd != 0.0 {
+            g + k.wd * *p
+        } else {
+            g
+        };
+        if k.decoupled {
+            *p *= k.decay;
+        }
+        *m += (g - *m) * (1.0 - k.b1); // torch: exp_avg.lerp_(grad, 1 - beta1)
+        *v = *v * k.b2 + (1.0 - k.b2) * g * g;
+        let denom = v.sqrt() / k.bc2_sqrt + k.eps;
+        *p -= k.step_size * *m / denom;
     }
 }
 
@@ -85,20 +118,27 @@ impl Optimizer for Adam {
             let bc2_sqrt = (1.0 - b2.powi(t)).sqrt() as f32;
             let (b1f, b2f, eps, wd) = (b1 as f32, b2 as f32, c.eps as f32, c.weight_decay as f32);
             let decay = (1.0 - c.lr * c.weight_decay) as f32;
+            let consts = UpdateConsts {
+                step_size,
+                bc2_sqrt,
+                b1: b1f,
+                b2: b2f,
+                eps,
+                wd,
+                decay,
+                decoupled: c.decoupled,
+            };
             let (m, v) = (&mut self.m[k], &mut self.v[k]);
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = if !c.decoupled && wd != 0.0 {
-                    g + wd * *p
-                } else {
-                    g
-                };
-                if c.decoupled {
-                    *p *= decay;
-                }
-                *m += (g - *m) * (1.0 - b1f); // torch: exp_avg.lerp_(grad, 1 - beta1)
-                *v = *v * b2f + (1.0 - b2f) * g * g;
-                let denom = v.sqrt() / bc2_sqrt + eps;
-                *p -= step_size * *m / denom;
+            // elementwise, so any split over threads gives the same result
+            const CHUNK: usize = 1 << 15;
+            if p.len() <= CHUNK {
+                update(p, g, m, v, &consts);
+            } else {
+                p.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .for_each(|(((p, g), m), v)| update(p, g, m, v, &consts));
             }
         }
     }
