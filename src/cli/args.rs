@@ -165,6 +165,9 @@ pub struct BenchArgs {
     /// Epochs to time (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
+    /// Multiply the MLP presets' hidden widths (256-128-64) by this.
+    #[arg(long, default_value_t = 1)]
+    pub width: usize,
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Print one JSON line.

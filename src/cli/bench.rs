@@ -31,7 +31,18 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         ));
     }
     let (train, test) = data::load_both(data::parse_kind("mnist")?, a.data_dir.as_deref())?;
+    if a.width == 0 || (a.width != 1 && preset.is_cnn()) {
+        return Err(Error::Invalid(
+            "--width must be at least 1, and applies to the MLP presets".into(),
+        ));
+    }
     let (mut g, mut net) = build_model(preset, &train, 0)?;
+    if a.width != 1 {
+        let w = a.width;
+        let dims = [train.item_size(), 256 * w, 128 * w, 64 * w, 10];
+        g = bnlab::Graph::new(1);
+        net = bnlab::presets::mlp(&mut g.params, preset, &dims, &mut bnlab::Rng::seed(0))?;
+    }
     let mut opt = Adam::new(parameters(&mut net), AdamConfig::default());
     let mut loader = Loader::new(a.batch_size, true, false, 0)?;
     let mut bufs = StepBuffers::default();
@@ -74,7 +85,7 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let threads = bnlab::matmul::threads();
     if a.json {
         let j = serde_json::json!({
-            "model": preset.to_string(), "batch_size": a.batch_size, "threads": threads,
+            "model": preset.to_string(), "batch_size": a.batch_size, "threads": threads, "width": a.width,
             "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": train.len as f64 / t,
         });
         writeln!(out, "{j}").map_err(super::stdout_err)?;

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 /// MNIST as shipped in this repository, so that a fresh clone trains offline.
 const BUNDLED_MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
 
-/// The folder to read `kind` from. An explicit --data-dir must hold the files; otherwise the
-/// bundled MNIST, else the cache folder (downloading what is missing; the mirror can be set
-/// with the dataset's environment variable, e.g. BNLAB_MNIST_MIRROR).
+/// The folder to read `kind` from. An explicit --data-dir must hold the files (for CIFAR-10,
+/// directly or in its `cifar-10-batches-bin` subfolder); otherwise the bundled MNIST, else the
+/// cache folder (downloading what is missing; the mirrors can be set with the dataset's
+/// environment variable, e.g. BNLAB_MNIST_MIRROR or BNLAB_CIFAR10_MIRROR).
 pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = explicit {
         if !dir.is_dir() {
@@ -19,13 +20,9 @@ pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
                 dir.display()
             )));
         }
-        for stem in data::file_stems() {
-            data::find_file(dir, stem).map_err(|_| {
-                Error::Invalid(format!(
-                    "--data-dir {}: {stem}(.gz) is missing",
-                    dir.display()
-                ))
-            })?;
+        let missing = data::missing_files(kind, dir);
+        if !missing.is_empty() {
+            return Err(Error::Invalid(missing_message(kind, dir, &missing)));
         }
         return Ok(dir.to_path_buf());
     }
@@ -33,10 +30,35 @@ pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
         return Ok(PathBuf::from(BUNDLED_MNIST));
     }
     let cache = data::default_cache_dir(kind)?;
-    let mirror = std::env::var(data::download::mirror_env_var(kind))
-        .ok()
-        .map(|m| vec![m]);
-    data::ensure_available(kind, &cache, mirror.as_deref())
+    // No mirrors given: the library reads the dataset's mirror variable, else its built-in list.
+    data::ensure_available(kind, &cache, None)
+}
+
+/// `--data-dir DIR: train-images-idx3-ubyte(.gz) is missing`, naming every missing file.
+fn missing_message(kind: DatasetKind, dir: &Path, missing: &[&str]) -> String {
+    let names: Vec<String> = missing
+        .iter()
+        .map(|name| {
+            if kind.is_idx() {
+                format!("{name}(.gz)")
+            } else {
+                name.to_string()
+            }
+        })
+        .collect();
+    let verb = if names.len() == 1 { "is" } else { "are" };
+    let mut msg = format!(
+        "--data-dir {}: {} {verb} missing",
+        dir.display(),
+        names.join(", ")
+    );
+    if !kind.is_idx() {
+        msg.push_str(&format!(
+            " (looked in the folder and its {} subfolder)",
+            data::cifar::SUBDIR
+        ));
+    }
+    msg
 }
 
 pub fn parse_kind(name: &str) -> Result<DatasetKind> {

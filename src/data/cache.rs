@@ -71,6 +71,10 @@ mod tests {
             cache_dir_from(DatasetKind::Mnist, None, None, s("/h")).unwrap(),
             PathBuf::from("/h/.cache/bnlab/mnist")
         );
+        assert_eq!(
+            cache_dir_from(DatasetKind::Cifar10, s("/c"), None, None).unwrap(),
+            PathBuf::from("/c/cifar10")
+        );
         assert!(cache_dir_from(k, None, None, None).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! An image classification dataset held in memory as bytes, and loading MNIST-format splits
-//! from a folder.
+//! An image classification dataset held in memory as bytes, and loading a split of MNIST,
+//! Fashion-MNIST (IDX files) or CIFAR-10 (binary batches, see [`super::cifar`]) from a folder.
 //!
 //! Images stay `u8` (47 MB for MNIST's training set instead of 188 MB as `f32`); batches are
 //! scaled to `[0, 1]` when gathered (see `loader::gather_batch`), which keeps peak memory low.
@@ -8,27 +8,72 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::cifar;
 use super::idx::{read_idx, shape_str};
 use crate::{Error, Result};
 
-/// Which dataset. Both use the same IDX files, names, shapes and ten classes.
+/// Which dataset. MNIST and Fashion-MNIST use the same IDX files, names and shapes (1 x 28 x 28);
+/// CIFAR-10 has binary batch files of 3 x 32 x 32 colour images. All three have ten classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DatasetKind {
     /// Handwritten digits 0-9 (LeCun, Cortes, Burges).
     Mnist,
     /// Zalando's clothing images, a drop-in replacement for MNIST.
     FashionMnist,
+    /// Krizhevsky's 32 x 32 colour images of ten classes, in its binary version.
+    Cifar10,
 }
 
 impl DatasetKind {
     /// Every kind, in the order used in messages.
-    pub const ALL: [DatasetKind; 2] = [DatasetKind::Mnist, DatasetKind::FashionMnist];
+    pub const ALL: [DatasetKind; 3] = [
+        DatasetKind::Mnist,
+        DatasetKind::FashionMnist,
+        DatasetKind::Cifar10,
+    ];
 
     /// Name used on the command line and for cache folders.
     pub fn name(self) -> &'static str {
         match self {
             DatasetKind::Mnist => "mnist",
             DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
+        }
+    }
+
+    /// True for the kinds stored as IDX files (MNIST and Fashion-MNIST).
+    pub fn is_idx(self) -> bool {
+        matches!(self, DatasetKind::Mnist | DatasetKind::FashionMnist)
+    }
+
+    /// `[channels, height, width]` of every image.
+    pub fn image_shape(self) -> [usize; 3] {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
+            DatasetKind::Cifar10 => cifar::IMAGE_SHAPE,
+        }
+    }
+
+    /// The files `split` is read from: for the IDX kinds the image and label stems (each may
+    /// also be stored as `<stem>.gz`), for CIFAR-10 the batch file names.
+    pub fn split_files(self, split: Split) -> &'static [&'static str] {
+        const TRAIN_IDX: [&str; 2] = [Split::Train.images_stem(), Split::Train.labels_stem()];
+        const TEST_IDX: [&str; 2] = [Split::Test.images_stem(), Split::Test.labels_stem()];
+        match (self.is_idx(), split) {
+            (true, Split::Train) => &TRAIN_IDX,
+            (true, Split::Test) => &TEST_IDX,
+            (false, split) => cifar::split_files(split),
+        }
+    }
+
+    /// Every file a folder of this dataset must hold (both splits): the four IDX stems of
+    /// [`file_stems`] or CIFAR-10's six batch files ([`cifar::FILES`]).
+    pub fn files(self) -> &'static [&'static str] {
+        const IDX: [&str; 4] = file_stems();
+        if self.is_idx() {
+            &IDX
+        } else {
+            &cifar::FILES
         }
     }
 
@@ -53,6 +98,7 @@ impl DatasetKind {
                 "Bag",
                 "Ankle boot",
             ],
+            DatasetKind::Cifar10 => &cifar::CLASS_NAMES,
         }
     }
 }
@@ -66,9 +112,13 @@ impl fmt::Display for DatasetKind {
 impl FromStr for DatasetKind {
     type Err = Error;
 
-    /// Accepts the names from [`DatasetKind::name`], ignoring case and treating `_` as `-`.
+    /// Accepts the names from [`DatasetKind::name`], ignoring case and treating `_` as `-`,
+    /// and `cifar-10` for CIFAR-10.
     fn from_str(s: &str) -> Result<Self> {
         let norm = s.trim().to_ascii_lowercase().replace('_', "-");
+        if norm == "cifar-10" {
+            return Ok(DatasetKind::Cifar10);
+        }
         DatasetKind::ALL
             .into_iter()
             .find(|k| k.name() == norm)
@@ -93,16 +143,16 @@ impl Split {
     /// Both splits.
     pub const ALL: [Split; 2] = [Split::Train, Split::Test];
 
-    /// File name of the images, without `.gz` (e.g. `t10k-images-idx3-ubyte`).
-    pub fn images_stem(self) -> &'static str {
+    /// File name of the IDX images, without `.gz` (e.g. `t10k-images-idx3-ubyte`).
+    pub const fn images_stem(self) -> &'static str {
         match self {
             Split::Train => "train-images-idx3-ubyte",
             Split::Test => "t10k-images-idx3-ubyte",
         }
     }
 
-    /// File name of the labels, without `.gz`.
-    pub fn labels_stem(self) -> &'static str {
+    /// File name of the IDX labels, without `.gz`.
+    pub const fn labels_stem(self) -> &'static str {
         match self {
             Split::Train => "train-labels-idx1-ubyte",
             Split::Test => "t10k-labels-idx1-ubyte",
@@ -133,8 +183,9 @@ impl FromStr for Split {
     }
 }
 
-/// The four file names (without `.gz`) a dataset folder must hold.
-pub fn file_stems() -> [&'static str; 4] {
+/// The four IDX file names (without `.gz`) an MNIST or Fashion-MNIST folder must hold. For any
+/// kind, see [`DatasetKind::files`].
+pub const fn file_stems() -> [&'static str; 4] {
     [
         Split::Train.images_stem(),
         Split::Train.labels_stem(),
@@ -270,9 +321,35 @@ pub fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
     ))
 }
 
-/// Loads one split from a folder holding MNIST-format IDX files (gzip or raw), checking that
-/// images are `N x H x W`, labels are `N`, the counts agree and every label is a valid class.
+/// Finds the file `name` of `kind` in `dir`: for the IDX kinds `name` is a stem found raw or
+/// gzip ([`find_file`]), for CIFAR-10 a batch file found in `dir` or its `cifar-10-batches-bin`
+/// subfolder ([`cifar::find_file`]). The error names the path looked for.
+pub fn find_data_file(kind: DatasetKind, dir: &Path, name: &str) -> Result<PathBuf> {
+    if kind.is_idx() {
+        find_file(dir, name)
+    } else {
+        cifar::find_file(dir, name)
+    }
+}
+
+/// The files of [`DatasetKind::files`] that `dir` lacks (empty when it holds them all).
+pub fn missing_files(kind: DatasetKind, dir: &Path) -> Vec<&'static str> {
+    kind.files()
+        .iter()
+        .copied()
+        .filter(|name| find_data_file(kind, dir, name).is_err())
+        .collect()
+}
+
+/// Loads one split of `kind` from `dir`.
+///
+/// MNIST and Fashion-MNIST: IDX files (gzip or raw), checking that images are `N x H x W`,
+/// labels are `N`, the counts agree and every label is a valid class. CIFAR-10: the split's
+/// batch files (see [`cifar::load_split`]), checking every file's size and every label.
 pub fn load(kind: DatasetKind, split: Split, dir: &Path) -> Result<Dataset> {
+    if kind == DatasetKind::Cifar10 {
+        return cifar::load_split(split, dir);
+    }
     let images_path = find_file(dir, split.images_stem())?;
     let labels_path = find_file(dir, split.labels_stem())?;
     let images = read_idx(&images_path)?;

@@ -3,14 +3,19 @@
 //! A file is streamed into a temporary file in the destination folder, flushed to disk, hashed,
 //! and only then renamed to its final name. Rename within a folder is atomic, so a failed, partial
 //! or corrupt download never leaves a file under the final name that a later run would trust; the
-//! temporary file is deleted on every error path.
+//! temporary file is deleted on every error path. CIFAR-10's archive takes the same path, except
+//! that once verified it is extracted (each file again through a temporary file and a rename)
+//! and deleted instead of renamed.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tempfile::NamedTempFile;
+
 use super::checksums::{self, Checksum};
-use super::dataset::{file_stems, find_file, DatasetKind};
+use super::cifar;
+use super::dataset::{find_data_file, missing_files, DatasetKind};
 use crate::{Error, Result};
 
 /// MNIST mirrors, tried in order (the ones torchvision uses).
@@ -23,8 +28,11 @@ pub const MNIST_MIRRORS: [&str; 2] = [
 pub const FASHION_MNIST_MIRRORS: [&str; 1] =
     ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
 
-/// Largest response accepted (the biggest file, Fashion-MNIST's training images, is 26 MB), so
-/// a misbehaving server cannot fill the disk.
+/// The CIFAR-10 authors' site, which serves [`cifar::ARCHIVE`].
+pub const CIFAR10_MIRRORS: [&str; 1] = ["https://www.cs.toronto.edu/~kriz/"];
+
+/// Largest response accepted (the biggest file, CIFAR-10's archive, is 170,052,171 bytes), so a
+/// misbehaving server cannot fill the disk.
 pub const MAX_DOWNLOAD_BYTES: u64 = 256 << 20;
 
 /// Environment variable that overrides the mirrors of `kind`: one or more base URLs, separated
@@ -33,6 +41,7 @@ pub fn mirror_env_var(kind: DatasetKind) -> &'static str {
     match kind {
         DatasetKind::Mnist => "BNLAB_MNIST_MIRROR",
         DatasetKind::FashionMnist => "BNLAB_FASHION_MNIST_MIRROR",
+        DatasetKind::Cifar10 => "BNLAB_CIFAR10_MIRROR",
     }
 }
 
@@ -50,27 +59,58 @@ pub fn default_mirrors(kind: DatasetKind) -> Vec<String> {
     let builtin: &[&str] = match kind {
         DatasetKind::Mnist => &MNIST_MIRRORS,
         DatasetKind::FashionMnist => &FASHION_MNIST_MIRRORS,
+        DatasetKind::Cifar10 => &CIFAR10_MIRRORS,
     };
     builtin.iter().map(|s| s.to_string()).collect()
 }
 
-/// Makes sure `dir` holds the four files of `kind` (raw or `.gz`) and returns it.
+/// Makes sure `dir` holds the files of `kind` ([`DatasetKind::files`]) and returns it,
+/// checking downloads against the built-in checksums ([`checksums::expected`]).
 ///
 /// Files already present are used as they are (not re-hashed: the loader validates their
 /// structure, and hashing 47 MB on every run would cost more than it protects; see [`verify`]).
-/// Missing files are downloaded as `<name>.gz` into `dir` (created if needed), trying `mirrors`
-/// in order, or [`default_mirrors`] when `None`.
+/// Missing files are fetched from `mirrors` in order, or [`default_mirrors`] when `None`, into
+/// `dir` (created if needed):
+///
+/// - MNIST and Fashion-MNIST: each missing file as `<stem>.gz`.
+/// - CIFAR-10: the archive [`cifar::ARCHIVE`], checked against its MD5 before anything is
+///   extracted; then only the missing `.bin` files are extracted into `dir` (see
+///   [`cifar::extract_batches`]) and the archive is deleted. The archive is never kept under its
+///   final name. An archive the user already put in `dir` under that name is used instead of
+///   downloading (after the same check).
 pub fn ensure_available(
     kind: DatasetKind,
     dir: &Path,
     mirrors: Option<&[String]>,
 ) -> Result<PathBuf> {
-    let missing: Vec<&str> = file_stems()
-        .into_iter()
-        .filter(|stem| find_file(dir, stem).is_err())
-        .collect();
+    ensure_available_with(kind, dir, mirrors, |name| checksums::expected(kind, name))
+}
+
+/// [`ensure_available`] with the expected checksums given by `expected`, which maps a file
+/// name as passed to [`checksums::expected`] (an IDX stem, or [`cifar::ARCHIVE`]) to its
+/// checksum; `None` fails the download. For private mirrors of other content, and for tests.
+pub fn ensure_available_with(
+    kind: DatasetKind,
+    dir: &Path,
+    mirrors: Option<&[String]>,
+    expected: impl Fn(&str) -> Option<Checksum>,
+) -> Result<PathBuf> {
+    let missing = missing_files(kind, dir);
     if missing.is_empty() {
         return Ok(dir.to_path_buf());
+    }
+    let known = |name: &str| {
+        expected(name)
+            .ok_or_else(|| Error::Invalid(format!("{kind}: no known checksum for {name}")))
+    };
+    if kind == DatasetKind::Cifar10 {
+        let local = dir.join(cifar::ARCHIVE);
+        if local.is_file() {
+            let checksum = known(cifar::ARCHIVE)?;
+            check_file(&local, &checksum)?;
+            cifar::extract_batches(&local, dir, &missing)?;
+            return Ok(dir.to_path_buf());
+        }
     }
     let mirrors = mirrors.map_or_else(|| default_mirrors(kind), <[String]>::to_vec);
     if mirrors.is_empty() {
@@ -81,63 +121,100 @@ pub fn ensure_available(
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let agent = agent();
-    for stem in missing {
-        let checksum = checksums::expected(kind, stem)
-            .ok_or_else(|| Error::Invalid(format!("{kind}: no known checksum for {stem}")))?;
-        let name = format!("{stem}.gz");
-        let dest = dir.join(&name);
-        let mut errors = Vec::new();
-        for base in &mirrors {
-            let url = join_url(base, &name);
-            match download_with(&agent, &url, &dest, checksum) {
-                Ok(()) => break,
-                Err(e) => errors.push(e),
-            }
+    if kind.is_idx() {
+        for stem in missing {
+            let checksum = known(stem)?;
+            let name = format!("{stem}.gz");
+            let (tmp, _) = fetch_from_mirrors(&agent, &mirrors, dir, &name, &checksum)?;
+            persist_atomically(tmp, &dir.join(&name))?;
         }
-        if errors.len() == mirrors.len() {
-            return Err(if errors.len() == 1 {
-                errors.remove(0)
-            } else {
-                let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                Error::Download {
-                    url: name,
-                    msg: format!("every mirror failed: {}", all.join("; ")),
-                }
-            });
-        }
+    } else {
+        let checksum = known(cifar::ARCHIVE)?;
+        let (tmp, url) = fetch_from_mirrors(&agent, &mirrors, dir, cifar::ARCHIVE, &checksum)?;
+        // The archive is verified; errors now are about its content, which the URL names best
+        // (the temporary file's name means nothing to the user). It is deleted on return.
+        cifar::extract_batches(tmp.path(), dir, &missing).map_err(|e| match e {
+            Error::BadFile { path, msg } if path == tmp.path() => Error::Download {
+                url,
+                msg: format!("extracting: {msg}"),
+            },
+            e => e,
+        })?;
     }
     Ok(dir.to_path_buf())
 }
 
+/// Tries `mirrors` in order for the file `name`, returning the first verified download (still a
+/// temporary file in `dir`) and its URL. With one mirror its error is returned as it is; with
+/// several, one error listing them all.
+fn fetch_from_mirrors(
+    agent: &ureq::Agent,
+    mirrors: &[String],
+    dir: &Path,
+    name: &str,
+    checksum: &Checksum,
+) -> Result<(NamedTempFile, String)> {
+    let mut errors = Vec::new();
+    for base in mirrors {
+        let url = join_url(base, name);
+        match fetch_verified(agent, &url, dir, name, checksum) {
+            Ok(tmp) => return Ok((tmp, url)),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(if errors.len() == 1 {
+        errors.remove(0)
+    } else {
+        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        Error::Download {
+            url: name.to_string(),
+            msg: format!("every mirror failed: {}", all.join("; ")),
+        }
+    })
+}
+
 /// Downloads `url` to `dest` atomically, keeping it only if it matches `checksum`.
 pub fn download_file(url: &str, dest: &Path, checksum: Checksum) -> Result<()> {
-    download_with(&agent(), url, dest, checksum)
+    let (dir, name) = split_dest(dest)?;
+    let tmp = fetch_verified(&agent(), url, dir, &name, &checksum)?;
+    persist_atomically(tmp, dest)
 }
 
 /// Checks every file of `kind` in `dir` against its known checksum. A raw (decompressed) file
-/// whose only known hash is of the `.gz` cannot be checked and is reported as an error.
+/// whose only known hash is of the `.gz` cannot be checked and is reported as an error, and so
+/// are CIFAR-10's `.bin` files, for which only the archive's MD5 is published.
 pub fn verify(kind: DatasetKind, dir: &Path) -> Result<()> {
-    for stem in file_stems() {
-        let path = find_file(dir, stem)?;
-        let checksum = checksums::expected(kind, stem)
-            .ok_or_else(|| Error::Invalid(format!("{kind}: no known checksum for {stem}")))?;
+    for &name in kind.files() {
+        let path = find_data_file(kind, dir, name)?;
+        let checksum = checksums::expected(kind, name).ok_or_else(|| {
+            Error::bad_file(
+                &path,
+                format!("cannot verify: no checksum of {name} is published for {kind}"),
+            )
+        })?;
         if matches!(checksum, Checksum::Gz(_)) && path.extension().is_none_or(|e| e != "gz") {
             return Err(Error::bad_file(
                 &path,
                 format!("cannot verify: only the {} is known", checksum.what()),
             ));
         }
-        let actual = checksum.compute(&path)?;
-        if actual != checksum.hex() {
-            return Err(Error::bad_file(
-                &path,
-                format!(
-                    "checksum mismatch: {} is {actual}, expected {}",
-                    checksum.what(),
-                    checksum.hex()
-                ),
-            ));
-        }
+        check_file(&path, &checksum)?;
+    }
+    Ok(())
+}
+
+/// Hashes the file at `path`; an error naming it and both hashes unless it matches `checksum`.
+fn check_file(path: &Path, checksum: &Checksum) -> Result<()> {
+    let actual = checksum.compute(path)?;
+    if !checksum.matches(&actual) {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "checksum mismatch: {} is {actual}, expected {}",
+                checksum.what(),
+                checksum.hex()
+            ),
+        ));
     }
     Ok(())
 }
@@ -157,30 +234,57 @@ fn join_url(base: &str, name: &str) -> String {
     format!("{}/{name}", base.trim_end_matches('/'))
 }
 
-fn download_with(agent: &ureq::Agent, url: &str, dest: &Path, checksum: Checksum) -> Result<()> {
-    let dl = |msg: String| Error::Download {
-        url: url.to_string(),
-        msg,
-    };
+/// The folder and file name of a download target.
+fn split_dest(dest: &Path) -> Result<(&Path, String)> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = dest
-        .file_name()
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "download target {} has no file name",
-                dest.display()
-            ))
-        })?
-        .to_string_lossy();
-    // Dot-prefixed and `.tmp`-suffixed: hidden, ignored by git, never matching a dataset name.
-    let mut tmp = tempfile::Builder::new()
+    let name = dest.file_name().ok_or_else(|| {
+        Error::Invalid(format!(
+            "download target {} has no file name",
+            dest.display()
+        ))
+    })?;
+    Ok((dir, name.to_string_lossy().into_owned()))
+}
+
+/// A new temporary file beside `dest` (same folder, so renaming it to `dest` is atomic),
+/// deleted when dropped unless persisted. Its name is dot-prefixed and `.tmp`-suffixed: hidden,
+/// ignored by git, never matching a dataset file's name.
+pub(crate) fn temp_file_for(dest: &Path) -> Result<NamedTempFile> {
+    let (dir, name) = split_dest(dest)?;
+    tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Renames a complete (and synced) temporary file to `dest`, then syncs the folder.
+pub(crate) fn persist_atomically(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    if let Ok((dir, _)) = split_dest(dest) {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
+/// Streams `url` into a temporary file in `dir` (named after `name`), flushes it to disk and
+/// checks it against `checksum`. The caller persists it, or reads it and lets it be deleted; on
+/// any error it is deleted and nothing is left in `dir`.
+fn fetch_verified(
+    agent: &ureq::Agent,
+    url: &str,
+    dir: &Path,
+    name: &str,
+    checksum: &Checksum,
+) -> Result<NamedTempFile> {
+    let dl = |msg: String| Error::Download {
+        url: url.to_string(),
+        msg,
+    };
+    let mut tmp = temp_file_for(&dir.join(name))?;
 
     let mut response = agent.get(url).call().map_err(|e| dl(e.to_string()))?;
     let mut body = response
@@ -199,16 +303,14 @@ fn download_with(agent: &ureq::Agent, url: &str, dest: &Path, checksum: Checksum
         Error::BadFile { msg, .. } => dl(msg),
         e => dl(format!("downloaded file is unreadable: {e}")),
     })?;
-    if actual != checksum.hex() {
+    if !checksum.matches(&actual) {
         return Err(dl(format!(
             "checksum mismatch: {} is {actual}, expected {}",
             checksum.what(),
             checksum.hex()
         )));
     }
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    sync_dir(dir);
-    Ok(())
+    Ok(tmp)
 }
 
 /// Flushes the folder entry of the rename, so the new name survives a crash. Best effort: not

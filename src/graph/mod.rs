@@ -131,6 +131,8 @@ pub struct Graph {
     /// The generator for dropout masks.
     pub rng: Rng,
     grad_enabled: bool,
+    /// Scratch space for backward kernels (a convolution's column gradients), reused.
+    scratch: Vec<f32>,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -170,6 +172,7 @@ impl Graph {
             slots: Vec::new(),
             rng: Rng::seed(seed),
             grad_enabled: true,
+            scratch: Vec::new(),
         }
     }
 

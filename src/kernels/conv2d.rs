@@ -1,11 +1,15 @@
-//! Conv2d by im2col: each sample's input patches are laid out as the columns of a matrix, so the
-//! convolution becomes one matrix product per sample on the GEMM crate.
+//! Conv2d by im2col and one matrix product per batch.
 //!
 //! Shapes: x (N, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout), y (N, Cout, Ho, Wo),
-//! K = Cin * kh * kw rows of cols, P = Ho * Wo columns; Ho = (H + 2 pad - kh) / stride + 1.
-//! Samples are processed in parallel (rayon), each with single-threaded matrix products.
+//! K = Cin * kh * kw, P = Ho * Wo; Ho = (H + 2 pad - kh) / stride + 1.
+//!
+//! The input patches of the whole batch are laid out as one matrix cols (K, N * P): column
+//! n * P + p holds the patch under output position p of sample n. The convolution is then one
+//! large product, y' (Cout, N * P) = w (Cout, K) . cols, which the GEMM crate runs near its peak
+//! on all threads (one small product per sample ran at a fraction of it); y' is then permuted to
+//! PyTorch's (N, Cout, P) layout, a copy of contiguous runs of P values.
 
-use crate::matmul::{matmul_serial, Mat};
+use crate::matmul::{matmul, Mat};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -30,112 +34,133 @@ impl ConvGeom {
     pub fn wo(&self) -> usize {
         (self.w + 2 * self.pad - self.kw) / self.stride + 1
     }
-    /// Rows of a sample's column matrix.
+    /// Rows of the column matrix: one per (input channel, kernel row, kernel column).
     pub fn k(&self) -> usize {
         self.cin * self.kh * self.kw
     }
-    /// Columns of a sample's column matrix (output positions).
+    /// Output positions per sample.
     pub fn p(&self) -> usize {
         self.ho() * self.wo()
     }
+    /// Columns of the column matrix.
+    pub fn np(&self) -> usize {
+        self.n * self.p()
+    }
+    /// Values of the column matrix (K, N * P).
     pub fn cols_len(&self) -> usize {
-        self.n * self.k() * self.p()
+        self.k() * self.np()
+    }
+    /// Values of the output (or of its (Cout, N * P) permutation).
+    pub fn out_len(&self) -> usize {
+        self.cout * self.np()
     }
 }
 
-/// cols (K, P) of one sample: cols[(ci, ky, kx), (oy, ox)] = x[ci, oy*s + ky - pad, ox*s + kx - pad]
-/// (zero outside the image).
+/// One row of cols: row k = (ci, ky, kx), for every sample and output position:
+/// cols[k, n * P + oy * Wo + ox] = x[n, ci, oy * s + ky - pad, ox * s + kx - pad] (0 outside).
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn im2col(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
+fn im2col_row(row: &mut [f32], x: &[f32], k: usize, g: &ConvGeom) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
-    for ci in 0..g.cin {
-        let plane = &x[ci * g.h * g.w..][..g.h * g.w];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let row = &mut cols[((ci * g.kh + ky) * g.kw + kx) * p..][..p];
-                for oy in 0..ho {
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    let out = &mut row[oy * wo..][..wo];
-                    if iy < 0 || iy >= g.h as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..][..g.w];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        *o = if ix < 0 || ix >= g.w as isize {
-                            0.0
-                        } else {
-                            src[ix as usize]
-                        };
-                    }
-                }
+    let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
+    let x_len = g.cin * g.h * g.w;
+    for (n, out) in row.chunks_exact_mut(p).enumerate() {
+        let plane = &x[n * x_len + ci * g.h * g.w..][..g.h * g.w];
+        for oy in 0..ho {
+            let out = &mut out[oy * wo..(oy + 1) * wo];
+            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+            if iy < 0 || iy >= g.h as isize {
+                out.fill(0.0);
+                continue;
+            }
+            let src = &plane[iy as usize * g.w..][..g.w];
+            for (ox, o) in out.iter_mut().enumerate() {
+                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                *o = if ix < 0 || ix >= g.w as isize {
+                    0.0
+                } else {
+                    src[ix as usize]
+                };
             }
         }
     }
 }
 
-/// The adjoint of im2col: each column entry's gradient goes back to the pixel it was copied from.
-/// dx[ci, iy, ix] += sum of dcols entries that read x[ci, iy, ix].
+/// The adjoint of im2col for one sample: each entry of the column matrix sends its gradient
+/// back to the pixel it was copied from. dx_n[ci, iy, ix] += every dcols[k, n * P + p] that read it.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn col2im(dx: &mut [f32], dcols: &[f32], g: &ConvGeom) {
-    let (ho, wo, p) = (g.ho(), g.wo(), g.p());
-    for ci in 0..g.cin {
+fn col2im_sample(dx: &mut [f32], dcols: &[f32], n: usize, g: &ConvGeom) {
+    let (ho, wo, p, np) = (g.ho(), g.wo(), g.p(), g.np());
+    for k in 0..g.k() {
+        let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
         let plane = &mut dx[ci * g.h * g.w..][..g.h * g.w];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let row = &dcols[((ci * g.kh + ky) * g.kw + kx) * p..][..p];
-                for oy in 0..ho {
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[iy as usize * g.w..][..g.w];
-                    for (ox, &d) in row[oy * wo..][..wo].iter().enumerate() {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        if ix >= 0 && (ix as usize) < g.w {
-                            dst[ix as usize] += d;
-                        }
-                    }
+        let row = &dcols[k * np + n * p..][..p];
+        for oy in 0..ho {
+            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
+            }
+            let dst = &mut plane[iy as usize * g.w..][..g.w];
+            for (ox, &d) in row[oy * wo..][..wo].iter().enumerate() {
+                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                if ix >= 0 && (ix as usize) < g.w {
+                    dst[ix as usize] += d;
                 }
             }
         }
     }
 }
 
-/// Forward. cols (N, K, P) is filled and kept for the backward.
-/// y_n (Cout, P) = w (Cout, K) . cols_n (K, P) + b
+/// (Cout, N, P) -> (N, Cout, P), plus a per-channel bias. Contiguous runs of P values.
+fn channels_to_samples(y: &mut [f32], t: &[f32], b: Option<&[f32]>, g: &ConvGeom) {
+    let (p, np) = (g.p(), g.np());
+    y.par_chunks_mut(g.cout * p)
+        .enumerate()
+        .for_each(|(n, yn)| {
+            for (co, run) in yn.chunks_exact_mut(p).enumerate() {
+                run.copy_from_slice(&t[co * np + n * p..][..p]);
+                if let Some(b) = b {
+                    run.iter_mut().for_each(|v| *v += b[co]);
+                }
+            }
+        });
+}
+
+/// (N, Cout, P) -> (Cout, N, P).
+fn samples_to_channels(t: &mut [f32], y: &[f32], g: &ConvGeom) {
+    let (p, np) = (g.p(), g.np());
+    t.par_chunks_mut(np).enumerate().for_each(|(co, tc)| {
+        for (n, run) in tc.chunks_exact_mut(p).enumerate() {
+            run.copy_from_slice(&y[n * g.cout * p + co * p..][..p]);
+        }
+    });
+}
+
+/// Forward. cols (K, N * P) is filled and kept for the backward; t (Cout, N * P) is scratch.
+/// y' (Cout, N P) = w (Cout, K) . cols (K, N P);  y[n, co, p] = y'[co, n P + p] + b[co]
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     y: &mut [f32],
     cols: &mut [f32],
+    t: &mut [f32],
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
     g: &ConvGeom,
 ) {
-    let (k, p) = (g.k(), g.p());
-    let x_len = g.cin * g.h * g.w;
-    y.par_chunks_exact_mut(g.cout * p)
-        .zip(cols.par_chunks_exact_mut(k * p))
-        .zip(x.par_chunks_exact(x_len))
-        .for_each(|((yn, cn), xn)| {
-            im2col(cn, xn, g);
-            if let Some(b) = b {
-                for (row, &bias) in yn.chunks_exact_mut(p).zip(b) {
-                    row.fill(bias);
-                }
-            }
-            matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cn, k, p), b.is_some());
-        });
+    let (k, np) = (g.k(), g.np());
+    cols.par_chunks_mut(np)
+        .enumerate()
+        .for_each(|(row, out)| im2col_row(out, x, row, g));
+    matmul(t, Mat::new(w, g.cout, k), Mat::new(cols, k, np), false);
+    channels_to_samples(y, t, b, g);
 }
 
-/// Backward. dy (N, Cout, P). Gradients are accumulated.
-/// From y_n = w . cols_n + b:
-///   dw (Cout, K)   += sum_n dy_n (Cout, P) . cols_n^T (P, K)
-///   dcols_n (K, P)  = w^T (K, Cout) . dy_n (Cout, P),  then dx_n += col2im(dcols_n)
-///   db[co]         += sum_n sum_p dy_n[co, p]
-/// dw is summed per fixed group of samples, then the groups in order, so that the result does
-/// not depend on how rayon schedules the groups.
+/// Backward. dy (N, Cout, P). Gradients are accumulated. t (Cout, N P) and dcols (K, N P) are
+/// scratch. From y' = w . cols + b:
+///   dy' (Cout, N P)  = dy permuted to channels first
+///   dw (Cout, K)    += dy' . cols^T              (a sum over every sample and position)
+///   db[co]          += sum of dy'[co, :]
+///   dcols (K, N P)   = w^T (K, Cout) . dy',  then dx_n += col2im(dcols, n) for every sample
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dy: &[f32],
@@ -145,56 +170,29 @@ pub fn backward(
     dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
     g: &ConvGeom,
-    groups: usize,
+    t: &mut [f32],
+    dcols: &mut [f32],
 ) {
-    let (k, p) = (g.k(), g.p());
-    let y_len = g.cout * p;
+    let (k, np) = (g.k(), g.np());
+    samples_to_channels(t, dy, g);
     if let Some(db) = db {
-        for dyn_ in dy.chunks_exact(y_len) {
-            for (d, row) in db.iter_mut().zip(dyn_.chunks_exact(p)) {
-                *d += row.iter().sum::<f32>();
-            }
+        for (d, row) in db.iter_mut().zip(t.chunks_exact(np)) {
+            *d += row.iter().sum::<f32>();
         }
     }
     if let Some(dw) = dw {
-        let per_group = g.n.div_ceil(groups.max(1)).max(1);
-        let partials: Vec<Vec<f32>> = dy
-            .par_chunks(per_group * y_len)
-            .zip(cols.par_chunks(per_group * k * p))
-            .map(|(dyg, cg)| {
-                let mut part = vec![0.0f32; g.cout * k];
-                for (dyn_, cn) in dyg.chunks_exact(y_len).zip(cg.chunks_exact(k * p)) {
-                    matmul_serial(
-                        &mut part,
-                        Mat::new(dyn_, g.cout, p),
-                        Mat::new(cn, k, p).t(),
-                        true,
-                    );
-                }
-                part
-            })
-            .collect();
-        for part in partials {
-            for (d, v) in dw.iter_mut().zip(part) {
-                *d += v;
-            }
-        }
+        matmul(dw, Mat::new(t, g.cout, np), Mat::new(cols, k, np).t(), true);
     }
     if let Some(dx) = dx {
+        matmul(
+            dcols,
+            Mat::new(w, g.cout, k).t(),
+            Mat::new(t, g.cout, np),
+            false,
+        );
         let x_len = g.cin * g.h * g.w;
-        dx.par_chunks_exact_mut(x_len)
-            .zip(dy.par_chunks_exact(y_len))
-            .for_each_init(
-                || vec![0.0f32; k * p],
-                |dcols, (dxn, dyn_)| {
-                    matmul_serial(
-                        dcols,
-                        Mat::new(w, g.cout, k).t(),
-                        Mat::new(dyn_, g.cout, p),
-                        false,
-                    );
-                    col2im(dxn, dcols, g);
-                },
-            );
+        dx.par_chunks_mut(x_len)
+            .enumerate()
+            .for_each(|(n, dxn)| col2im_sample(dxn, dcols, n, g));
     }
 }

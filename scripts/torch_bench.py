@@ -1,0 +1,86 @@
+"""PyTorch's side of `bnlab bench`: the same measurements, taken the same way.
+
+Median seconds per training epoch (the seed's model, Adam, cross entropy, in-memory MNIST
+shuffled into batches each epoch) and per evaluation of the 10k test set, and peak memory.
+usage: python3 scripts/torch_bench.py DATA_DIR [--batch B] [--epochs E] [--threads T]
+       [--width W] [--model bn|cnn-bn]
+Prints one JSON line like `bnlab bench --json`. Needs torch and numpy (never run by the tests).
+"""
+import argparse, gzip, json, os, resource, statistics, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def read_idx(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load(d, split):
+    x = read_idx(os.path.join(d, f"{split}-images-idx3-ubyte.gz"))
+    y = read_idx(os.path.join(d, f"{split}-labels-idx1-ubyte.gz"))
+    return torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
+def mlp(width):
+    dims = [784, 256 * width, 128 * width, 64 * width]
+    blocks = [nn.Sequential(nn.Linear(i, o), nn.BatchNorm1d(o), nn.ReLU()) for i, o in zip(dims, dims[1:])]
+    return nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1], 10))
+
+
+def cnn():
+    def block(i, o):
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
+    head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.BatchNorm1d(128), nn.ReLU())
+    return nn.Sequential(block(1, 32), block(32, 64), head, nn.Linear(128, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data_dir")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--width", type=int, default=1)
+    ap.add_argument("--model", default="bn", choices=["bn", "cnn-bn"])
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    xtr, ytr = load(a.data_dir, "train")
+    xte, yte = load(a.data_dir, "t10k")
+    model = cnn() if a.model == "cnn-bn" else mlp(a.width)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    train_s, eval_s = [], []
+    for _ in range(a.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        idx = torch.randperm(len(xtr))
+        for i in range(0, len(xtr), a.batch):
+            j = idx[i:i + a.batch]
+            loss = loss_fn(model(xtr[j]), ytr[j])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        train_s.append(time.perf_counter() - t0)
+        model.eval()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, len(xte), a.batch):
+                loss_fn(model(xte[i:i + a.batch]), yte[i:i + a.batch]).item()
+        eval_s.append(time.perf_counter() - t0)
+    t, e = statistics.median(train_s), statistics.median(eval_s)
+    print(json.dumps({"model": a.model, "batch_size": a.batch, "threads": torch.get_num_threads(), "width": a.width,
+                      "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": len(xtr) / t,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
