@@ -12,7 +12,7 @@ const BUNDLED_MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
 /// directly or in its `cifar-10-batches-bin` subfolder); otherwise the bundled MNIST, else the
 /// cache folder (downloading what is missing; the mirrors can be set with the dataset's
 /// environment variable, e.g. BNLAB_MNIST_MIRROR or BNLAB_CIFAR10_MIRROR).
-pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
+pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>, splits: &[Split]) -> Result<PathBuf> {
     if let Some(dir) = explicit {
         if !dir.is_dir() {
             return Err(Error::Invalid(format!(
@@ -20,7 +20,15 @@ pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
                 dir.display()
             )));
         }
-        let missing = data::missing_files(kind, dir);
+        // only the files of the splits this command reads (eval needs no training set)
+        let wanted: Vec<&str> = splits
+            .iter()
+            .flat_map(|&s| kind.split_files(s).iter().copied())
+            .collect();
+        let missing: Vec<&str> = data::missing_files(kind, dir)
+            .into_iter()
+            .filter(|f| wanted.contains(f))
+            .collect();
         if !missing.is_empty() {
             return Err(Error::Invalid(missing_message(kind, dir, &missing)));
         }
@@ -68,7 +76,7 @@ pub fn parse_kind(name: &str) -> Result<DatasetKind> {
 
 /// The training and test sets.
 pub fn load_both(kind: DatasetKind, explicit: Option<&Path>) -> Result<(Dataset, Dataset)> {
-    let dir = data_dir(kind, explicit)?;
+    let dir = data_dir(kind, explicit, &[Split::Train, Split::Test])?;
     Ok((
         data::load(kind, Split::Train, &dir)?,
         data::load(kind, Split::Test, &dir)?,
@@ -76,6 +84,6 @@ pub fn load_both(kind: DatasetKind, explicit: Option<&Path>) -> Result<(Dataset,
 }
 
 pub fn load_test(kind: DatasetKind, explicit: Option<&Path>) -> Result<Dataset> {
-    let dir = data_dir(kind, explicit)?;
+    let dir = data_dir(kind, explicit, &[Split::Test])?;
     data::load(kind, Split::Test, &dir)
 }
