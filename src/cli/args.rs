@@ -99,10 +99,11 @@ pub struct TrainOptions {
     /// Threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// mnist, fashion-mnist or cifar10.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
-    /// A folder with the dataset's IDX files (default: the repository's data/mnist, else a cache
-    /// folder the files are downloaded into).
+    /// A folder with the dataset's files (default: the repository's data/mnist for MNIST, else a
+    /// cache folder the files are downloaded into).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// No progress bar.
