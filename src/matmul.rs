@@ -50,15 +50,20 @@ impl<'a> Mat<'a> {
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
+/// A requested thread count: 0 means every core.
+fn resolve(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    }
+}
+
 /// Set the number of threads bnlab uses (matrix products and parallel kernels). 0 means all cores.
 /// The global rayon pool is built on the first call; later calls change the GEMM thread count only.
 pub fn set_threads(n: usize) {
     crate::alloc_tuning::keep_freed_memory();
-    let n = if n == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        n
-    };
+    let n = resolve(n);
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global();
@@ -71,11 +76,7 @@ pub fn set_threads(n: usize) {
 /// more than some of the kernels themselves.
 pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
     crate::alloc_tuning::keep_freed_memory();
-    let n = if n == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        n
-    };
+    let n = resolve(n);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build()
