@@ -77,7 +77,7 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 5)]
     pub step_size: usize,
     /// StepLR: factor of each decay.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub gamma: f64,
     /// CosineAnnealingWarmRestarts: epochs of the first period.
     #[arg(long, default_value_t = 5)]
@@ -123,7 +123,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs/train")]
     pub out: PathBuf,
     /// Continue the run in this folder from its checkpoint, with the options it was started with.
-    #[arg(long, value_name = "OUT")]
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["out", "model"])]
     pub resume: Option<PathBuf>,
 }
 

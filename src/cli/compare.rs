@@ -3,7 +3,8 @@
 
 use super::args::CompareArgs;
 use super::data;
-use super::train::{parse_preset, prepare_out, train_preset, validate};
+use super::train::{prepare_out, train_preset, validate};
+use bnlab::presets::Preset;
 use bnlab::train::History;
 use bnlab::{Error, Result};
 use std::io::Write;
@@ -12,8 +13,12 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     let presets = a
         .models
         .split(',')
-        .map(|m| parse_preset(m.trim()))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|m| {
+            m.trim()
+                .parse()
+                .map_err(|e: Error| Error::Invalid(format!("--models: {e}")))
+        })
+        .collect::<Result<Vec<Preset>>>()?;
     if presets.is_empty() {
         return Err(Error::Invalid("--models: name at least one model".into()));
     }

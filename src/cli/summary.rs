@@ -45,7 +45,9 @@ pub fn run(a: &SummaryArgs, out: &mut dyn Write) -> Result<()> {
         (1, 28)
     };
     let mut g = Graph::new(0);
-    let net = preset.build(&mut g.params, channels, side, &mut Rng::seed(0))?;
+    let net = preset
+        .build(&mut g.params, channels, side, &mut Rng::seed(0))
+        .map_err(|e| Error::Invalid(format!("--input {input:?}: {e}")))?;
     let table = bnlab::summary::summary(&net, &g.params, &input).map_err(|e| {
         Error::Invalid(format!(
             "--input {}: {e}",

@@ -51,6 +51,12 @@ pub fn validate(o: &TrainOptions) -> Result<()> {
     if o.scheduler == SchedulerName::Step && o.step_size == 0 {
         return bad("--step-size must be at least 1".into());
     }
+    if !(o.gamma.is_finite() && o.gamma > 0.0) {
+        return bad(format!(
+            "--gamma must be a positive number, got {}",
+            o.gamma
+        ));
+    }
     if o.scheduler == SchedulerName::CosineRestarts && (o.t0 == 0 || o.t_mult == 0) {
         return bad("--t0 and --t-mult must be at least 1".into());
     }
@@ -221,7 +227,7 @@ fn interrupt_flag() -> Option<Arc<AtomicBool>> {
         if seen.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\nInterrupted: stopping after this step to write a checkpoint (Ctrl-C again to quit now)");
+        eprintln!("Interrupted: stopping after this step to write a checkpoint (Ctrl-C again to quit now)");
     });
     installed.ok().map(|_| flag)
 }

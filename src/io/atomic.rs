@@ -5,13 +5,17 @@ use crate::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Temporary files start with this (and end with `.tmp`), so that leftovers of a killed write
+/// can be recognised and removed.
+pub const TEMP_PREFIX: &str = ".bnlab-";
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".bnlab-")
+        .prefix(TEMP_PREFIX)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;

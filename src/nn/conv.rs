@@ -34,9 +34,9 @@ impl Conv2d {
     ) -> Result<Conv2d> {
         let fan_in = in_channels * kernel_size * kernel_size;
         let shape = [out_channels, in_channels, kernel_size, kernel_size];
-        let weight = params.add(kaiming_uniform(&shape, fan_in, rng))?;
+        let weight = params.add(kaiming_uniform(&shape, fan_in, rng)?)?;
         let bias = if bias {
-            Some(params.add(kaiming_uniform(&[out_channels], fan_in, rng))?)
+            Some(params.add(kaiming_uniform(&[out_channels], fan_in, rng)?)?)
         } else {
             None
         };

@@ -37,9 +37,9 @@ impl Linear {
             &[out_features, in_features],
             in_features,
             rng,
-        ))?;
+        )?)?;
         let bias = if bias {
-            Some(params.add(kaiming_uniform(&[out_features], in_features, rng))?)
+            Some(params.add(kaiming_uniform(&[out_features], in_features, rng)?)?)
         } else {
             None
         };

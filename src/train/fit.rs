@@ -169,6 +169,13 @@ pub fn fit_resumable(
         st.step = 0;
         let (train_loss, train_accuracy) = evaluate(model, g, train, opts.batch_size, opts.mode)?;
         let (val_loss, val_accuracy) = evaluate(model, g, val, opts.batch_size, opts.mode)?;
+        // the epoch's last step is checked only here, through the losses it leads to
+        if !(train_loss.is_finite() && val_loss.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "training stopped: the loss is not finite after epoch {epoch}, step {steps} of {steps}, the epoch's last (train {train_loss}, validation {val_loss}; try a lower --lr)",
+                steps = st.loader.num_batches(train.len)
+            )));
+        }
         let new_lr = opts.scheduler.lr_at(st.base_lr, epoch);
         if new_lr != lr {
             opt.set_lr(new_lr);

@@ -1,0 +1,96 @@
+//! gemm against matrixmultiply on the seed's matrix shapes, float32, with the thread count the
+//! rayon pool / RAYON_NUM_THREADS gives (matrixmultiply reads MATMUL_NUM_THREADS).
+//!   MATMUL_NUM_THREADS=2 cargo bench --bench gemm_choice
+//! Prints GFLOP/s (median of repeated runs) for each library and shape.
+
+use std::time::Instant;
+
+fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    t[reps / 2]
+}
+
+/// (name, m, k, n, a transposed, b transposed)
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 5] = [
+    ("x W1^T: 256 x 784 x 256", 256, 784, 256, false, true),
+    ("x W2^T: 256 x 256 x 128", 256, 256, 128, false, true),
+    (
+        "dy^T x: 256 x 256 x 784 (A^T B)",
+        256,
+        256,
+        784,
+        true,
+        false,
+    ),
+    ("dy W2: 256 x 128 x 256", 256, 128, 256, false, false),
+    ("batch 32: 32 x 784 x 256", 32, 784, 256, false, true),
+];
+
+fn main() {
+    let threads = std::env::var("MATMUL_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    bnlab::matmul::set_threads(threads);
+    println!("{threads} threads; GFLOP/s, median of 50 runs");
+    println!(
+        "{:<36} {:>10} {:>16}",
+        "shape (m x k x n)", "gemm", "matrixmultiply"
+    );
+    for (name, m, k, n, at, bt) in SHAPES {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.1).collect();
+        let mut c = vec![0.0f32; m * n];
+        // strides of a (m x k) and b (k x n) stored transposed or not
+        let (ars, acs) = if at { (1, m) } else { (k, 1) };
+        let (brs, bcs) = if bt { (1, k) } else { (n, 1) };
+        let flops = 2.0 * (m * k * n) as f64;
+        let amat = bnlab::matmul::Mat {
+            data: &a,
+            rows: m,
+            cols: k,
+            row_stride: ars,
+            col_stride: acs,
+        };
+        let bmat = bnlab::matmul::Mat {
+            data: &b,
+            rows: k,
+            cols: n,
+            row_stride: brs,
+            col_stride: bcs,
+        };
+        let g = median_secs(50, || bnlab::matmul::matmul(&mut c, amat, bmat, false));
+        let mm = median_secs(50, || unsafe {
+            // SAFETY: the strides describe a, b and c, which outlive the call
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                ars as isize,
+                acs as isize,
+                b.as_ptr(),
+                brs as isize,
+                bcs as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            )
+        });
+        println!(
+            "{name:<36} {:>10.0} {:>16.0}",
+            flops / g / 1e9,
+            flops / mm / 1e9
+        );
+    }
+}
