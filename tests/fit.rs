@@ -13,6 +13,7 @@
 //!   below), a rule of 100 `=`, and the elapsed seconds last;
 //! - determinism: the same seed gives bit-identical histories and weights.
 
+mod common;
 use bnlab::data::Dataset;
 use bnlab::io::StateTensor;
 use bnlab::nn::{parameters, set_training, Module, Net};
@@ -20,72 +21,17 @@ use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use bnlab::presets::{mlp, Preset};
 use bnlab::train::{evaluate, fit, run_batch, FitOptions, History, Mode, Scheduler, StepBuffers};
 use bnlab::{state_dict, Error, Graph, Rng, Tensor};
+use common::is_epoch_line;
 use std::io::Write;
 use std::path::PathBuf;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/// The course's epoch line, as given in the brief.
-const EPOCH_LINE: &str = r"^Epoch\[\d+/\d+\] - Train loss: \d\.\d{5} Train Accuracy: \d\.\d{5} \|\| Validation Loss: \d\.\d{5} Validation Accuracy: \d\.\d{5}$";
-
-/// A tiny regular-expression matcher for the patterns used here: literal characters, `\x`
-/// escapes, `\d`, `\d+`, `\d{n}`, and the anchors `^` / `$` (the whole line always has to match).
-fn regex_match(pattern: &str, text: &str) -> bool {
-    #[derive(Debug)]
-    enum Tok {
-        Lit(char),
-        Digits(usize, usize),
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            '^' if i == 0 => i += 1,
-            '$' if i == p.len() - 1 => i += 1,
-            '\\' if p[i + 1] == 'd' => {
-                i += 2;
-                if p.get(i) == Some(&'+') {
-                    toks.push(Tok::Digits(1, usize::MAX));
-                    i += 1;
-                } else if p.get(i) == Some(&'{') {
-                    let close = i + p[i..].iter().position(|&c| c == '}').unwrap();
-                    let n: usize = p[i + 1..close].iter().collect::<String>().parse().unwrap();
-                    toks.push(Tok::Digits(n, n));
-                    i = close + 1;
-                } else {
-                    toks.push(Tok::Digits(1, 1));
-                }
-            }
-            '\\' => {
-                toks.push(Tok::Lit(p[i + 1]));
-                i += 2;
-            }
-            c => {
-                toks.push(Tok::Lit(c));
-                i += 1;
-            }
-        }
-    }
-    fn go(toks: &[Tok], s: &[char]) -> bool {
-        match toks.split_first() {
-            None => s.is_empty(),
-            Some((Tok::Lit(c), rest)) => s.first() == Some(c) && go(rest, &s[1..]),
-            Some((Tok::Digits(lo, hi), rest)) => {
-                let avail = s.iter().take_while(|c| c.is_ascii_digit()).count();
-                (*lo..=avail.min(*hi)).rev().any(|k| go(rest, &s[k..]))
-            }
-        }
-    }
-    let s: Vec<char> = text.chars().collect();
-    go(&toks, &s)
-}
-
 #[test]
 fn the_line_matcher_accepts_the_seed_line_and_rejects_near_misses() {
     let good = "Epoch[10/10] - Train loss: 0.00842 Train Accuracy: 0.99750 || Validation Loss: 0.07005 Validation Accuracy: 0.98080";
-    assert!(regex_match(EPOCH_LINE, good));
+    assert!(is_epoch_line(good));
     for bad in [
         // the seed's own spelling mistake
         "Epoch[10/10] - Train loss: 0.00842 Train Accucracy: 0.99750 || Validation Loss: 0.07005 Validation Accuracy: 0.98080",
@@ -94,7 +40,7 @@ fn the_line_matcher_accepts_the_seed_line_and_rejects_near_misses() {
         "Epoch[/10] - Train loss: 0.00842 Train Accuracy: 0.99750 || Validation Loss: 0.07005 Validation Accuracy: 0.98080",
         "Epoch[1/10] - Train loss: 10.00842 Train Accuracy: 0.99750 || Validation Loss: 0.07005 Validation Accuracy: 0.98080",
     ] {
-        assert!(!regex_match(EPOCH_LINE, bad), "{bad}");
+        assert!(!is_epoch_line(bad), "{bad}");
     }
 }
 
@@ -966,7 +912,7 @@ fn printed_lines_follow_the_courses_format() {
     assert_eq!(lines.len(), 2 * 4 + 1, "{text}");
     for (e, rec) in h.epochs.iter().enumerate() {
         let line = lines[2 * e];
-        assert!(regex_match(EPOCH_LINE, line), "{line}");
+        assert!(is_epoch_line(line), "{line}");
         let expected = format!(
             "Epoch[{}/4] - Train loss: {:.5} Train Accuracy: {:.5} || Validation Loss: {:.5} Validation Accuracy: {:.5}",
             e + 1,
@@ -1014,7 +960,7 @@ fn every_epoch_line_is_followed_by_the_rule_with_all_options_on() {
     let idx = epoch_line_indices(&lines);
     assert_eq!(idx.len(), h.epochs.len());
     for (e, &i) in idx.iter().enumerate() {
-        assert!(regex_match(EPOCH_LINE, lines[i]), "{}", lines[i]);
+        assert!(is_epoch_line(lines[i]), "{}", lines[i]);
         assert!(lines[i].starts_with(&format!("Epoch[{}/12]", e + 1)));
         assert_eq!(lines[i + 1], "=".repeat(100));
     }

@@ -1,0 +1,11 @@
+//! Helpers shared by the integration tests (each test file includes this module).
+
+/// The course's epoch line, as the brief gives it.
+pub const EPOCH_LINE: &str = r"^Epoch\[[0-9]+/[0-9]+\] - Train loss: [0-9]\.[0-9]{5} Train Accuracy: [0-9]\.[0-9]{5} \|\| Validation Loss: [0-9]\.[0-9]{5} Validation Accuracy: [0-9]\.[0-9]{5}$";
+
+/// Whether a line is exactly one of the course's epoch lines.
+pub fn is_epoch_line(line: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(EPOCH_LINE).expect("a valid pattern"))
+        .is_match(line)
+}
