@@ -36,8 +36,10 @@ pub fn run_batch(
     bufs.labels.resize(n, 0);
     let shape = [n, ds.channels, ds.height, ds.width];
     let mut gathered = Ok(());
-    let x = g.input_with(&shape, |buf| {
-        gathered = gather_batch(ds, indices, buf, &mut bufs.labels)
+    // the dense batch, and its nonzeros for a first Linear layer (found once per dataset)
+    let x = g.input_with_csr(&shape, |buf, csr| {
+        gathered = gather_batch(ds, indices, buf, &mut bufs.labels);
+        ds.nonzeros().gather(indices, csr);
     })?;
     gathered?;
     let out = model.forward(g, x)?;
