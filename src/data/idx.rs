@@ -62,20 +62,56 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Idx> {
     }
 }
 
-/// Decompresses a whole gzip stream (all members, like `gunzip`), reporting truncation and
-/// corruption (bad deflate data, CRC or length trailer mismatch) as errors naming the file.
+/// The largest IDX file bnlab reads (1 GiB; MNIST's largest is 47 MB): a header claiming more
+/// is a corrupt file, and must not make us decompress (or reserve) gigabytes to find out.
+pub const MAX_IDX_BYTES: usize = 1 << 30;
+
+/// Decompresses a gzip stream (all members, like `gunzip`), reporting truncation and corruption
+/// (bad deflate data, CRC or length trailer mismatch) as errors naming the file.
+///
+/// The IDX header is decompressed first, and the rest is read only up to the size the header
+/// claims (plus one byte, so that an over-long file is still reported): a small gzip bomb behind
+/// a header cannot make us inflate gigabytes.
 fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(size_hint(bytes));
-    MultiGzDecoder::new(bytes)
+    let gz_err = |e: std::io::Error| {
+        let what = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "truncated gzip data"
+        } else {
+            "corrupt gzip data"
+        };
+        Error::bad_file(path, format!("{what}: {e}"))
+    };
+    let mut dec = MultiGzDecoder::new(bytes);
+    let mut out = Vec::new();
+    (&mut dec).take(4).read_to_end(&mut out).map_err(gz_err)?;
+    let ndim = out.get(3).map_or(0, |&n| n as usize);
+    if out.len() < 4 || ndim == 0 || ndim > MAX_NDIM {
+        return Ok(out); // parse_raw names what is wrong with this header
+    }
+    (&mut dec)
+        .take(4 * ndim as u64)
         .read_to_end(&mut out)
-        .map_err(|e| {
-            let what = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                "truncated gzip data"
-            } else {
-                "corrupt gzip data"
-            };
-            Error::bad_file(path, format!("{what}: {e}"))
-        })?;
+        .map_err(gz_err)?;
+    if out.len() < 4 + 4 * ndim {
+        return Ok(out); // truncated header: parse_raw reports it
+    }
+    let total = out[4..].chunks_exact(4).try_fold(1usize, |acc, c| {
+        acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+    });
+    let Some(total) = total else {
+        return Ok(out); // the dimensions overflow: parse_raw reports it
+    };
+    if total > MAX_IDX_BYTES {
+        return Err(Error::bad_file(
+            path,
+            format!("IDX header claims {total} bytes of data; bnlab reads files of up to {MAX_IDX_BYTES} bytes"),
+        ));
+    }
+    out.reserve(total.min(size_hint(bytes)) + 1);
+    (&mut dec)
+        .take(total as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(gz_err)?;
     Ok(out)
 }
 
