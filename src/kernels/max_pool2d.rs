@@ -50,6 +50,10 @@ fn forward_planes(
         .chunks_exact_mut(ho * wo)
         .zip(argmax.chunks_exact_mut(ho * wo));
     for (xp, (yp, ap)) in planes.zip(outs) {
+        if k == 2 && stride == 2 {
+            pool_2x2(yp, ap, xp, w, ho, wo);
+            continue;
+        }
         for oy in 0..ho {
             for ox in 0..wo {
                 let mut best = f32::NEG_INFINITY;
@@ -74,6 +78,39 @@ fn forward_planes(
                 yp[oy * wo + ox] = best;
                 ap[oy * wo + ox] = best_at as u32;
             }
+        }
+    }
+}
+
+/// The CNN's case, 2 x 2 windows with stride 2, without the general loop's bookkeeping: the
+/// four candidates in scan order (top-left, top-right, bottom-left, bottom-right), each taking
+/// over only when strictly greater, or NaN (as the general loop decides).
+#[inline(always)]
+fn pool_2x2(y: &mut [f32], argmax: &mut [u32], x: &[f32], w: usize, ho: usize, wo: usize) {
+    for oy in 0..ho {
+        let (top, bottom) = (
+            &x[2 * oy * w..2 * oy * w + w],
+            &x[(2 * oy + 1) * w..(2 * oy + 1) * w + w],
+        );
+        let (yr, ar) = (
+            &mut y[oy * wo..(oy + 1) * wo],
+            &mut argmax[oy * wo..(oy + 1) * wo],
+        );
+        for ox in 0..wo {
+            let at = 2 * oy * w + 2 * ox;
+            let (mut best, mut best_at) = (top[2 * ox], at);
+            for (v, a) in [
+                (top[2 * ox + 1], at + 1),
+                (bottom[2 * ox], at + w),
+                (bottom[2 * ox + 1], at + w + 1),
+            ] {
+                if !best.is_nan() && (v > best || v.is_nan()) {
+                    best = v;
+                    best_at = a;
+                }
+            }
+            yr[ox] = best;
+            ar[ox] = best_at as u32;
         }
     }
 }
