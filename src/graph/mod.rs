@@ -4,7 +4,7 @@
 //!
 //! Buffers are kept between steps: node i of this step reuses node i's buffers of the previous
 //! step (a training step records the same ops in the same order), so after the first step a
-//! training step allocates nothing. Call `reset` at the start of every step.
+//! training step allocates nothing of its own (the GEMM crate allocates packing buffers). Call `reset` at the start of every step.
 
 mod backward;
 mod ops;

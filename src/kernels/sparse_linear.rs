@@ -21,6 +21,8 @@ pub struct Compressed {
     pub ptr: Vec<u32>,
     pub idx: Vec<u32>,
     pub vals: Vec<f32>,
+    /// Scratch for building this form from the other, kept to be reused.
+    cursor: Vec<u32>,
 }
 
 impl Compressed {
@@ -80,7 +82,9 @@ pub fn csr_to_csc(csr: &Compressed, i: usize, csc: &mut Compressed) {
     let nnz = csr.idx.len();
     csc.idx.resize(nnz, 0);
     csc.vals.resize(nnz, 0.0);
-    let mut next: Vec<u32> = csc.ptr[..i].to_vec();
+    let mut next = std::mem::take(&mut csc.cursor);
+    next.clear();
+    next.extend_from_slice(&csc.ptr[..i]);
     for n in 0..csr.lines() {
         for (k, v) in csr.line(n) {
             let at = next[k] as usize;
@@ -89,6 +93,7 @@ pub fn csr_to_csc(csr: &Compressed, i: usize, csc: &mut Compressed) {
             next[k] += 1;
         }
     }
+    csc.cursor = next;
 }
 
 /// The fraction of nonzero values.
@@ -221,13 +226,30 @@ pub fn forward(y: &mut [f32], csr: &Compressed, wt: &[f32], b: Option<&[f32]>, o
         });
 }
 
-/// dw rows [o0, o0 + band.len() / i) of the weight gradient.
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+/// dw rows [o0, o0 + band.len() / i) of the weight gradient, through a scratch block each
+/// thread keeps (so that a step allocates nothing).
 fn backward_band(band: &mut [f32], o0: usize, dy: &[f32], csc: &Compressed, o: usize, i: usize) {
+    thread_local! {
+        static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BLOCK.with_borrow_mut(|block| backward_band_into(band, block, o0, dy, csc, o, i));
+}
+
+/// The gradients of K weight columns at a time for this band of outputs, gathered in `block`,
+/// then added to dw in one pass.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn backward_band_into(
+    band: &mut [f32],
+    block: &mut Vec<f32>,
+    o0: usize,
+    dy: &[f32],
+    csc: &Compressed,
+    o: usize,
+    i: usize,
+) {
     const K: usize = 16;
     let width = band.len() / i;
-    // the gradients of K weight columns for this band of outputs, then added to dw in one pass
-    let mut block = vec![0.0f32; K * width];
+    block.resize(K * width, 0.0);
     for k0 in (0..i).step_by(K) {
         let k1 = (k0 + K).min(i);
         for k in k0..k1 {
