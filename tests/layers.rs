@@ -1,0 +1,113 @@
+//! Layer behaviour that the golden files do not show: PyTorch's errors for BatchNorm inputs,
+//! BatchNorm in eval mode with a single sample, and Dropout's statistics.
+
+use bnlab::nn::{set_training, BatchNorm, BatchNormConfig, BatchNormKind, Dropout, Module};
+use bnlab::{Graph, Rng, Tensor};
+
+fn input(g: &mut Graph, shape: &[usize]) -> bnlab::Var {
+    let n: usize = shape.iter().product();
+    let mut rng = Rng::seed(3);
+    let t = Tensor::new(shape, (0..n).map(|_| rng.next_f32()).collect()).unwrap();
+    g.input(&t, false).unwrap()
+}
+
+fn forward(
+    kind: BatchNormKind,
+    config: BatchNormConfig,
+    training: bool,
+    shape: &[usize],
+) -> bnlab::Result<Vec<f32>> {
+    let mut g = Graph::new(0);
+    let mut bn = BatchNorm::new(&mut g.params, kind, shape[1], config).unwrap();
+    set_training(&mut bn, training);
+    let x = input(&mut g, shape);
+    bn.forward(&mut g, x).map(|y| g.value(y).to_vec())
+}
+
+#[test]
+fn one_value_per_channel_in_training_is_pytorchs_error() {
+    let d1 = BatchNormKind::OneD;
+    let err = forward(d1, Default::default(), true, &[1, 5])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Expected more than 1 value per channel when training, got input size [1, 5]"),
+        "{err}"
+    );
+    // (N, C, L) with N * L = 1, and (N, C, H, W) with N * H * W = 1: the same error
+    assert!(forward(d1, Default::default(), true, &[1, 3, 1]).is_err());
+    assert!(forward(BatchNormKind::TwoD, Default::default(), true, &[1, 3, 1, 1]).is_err());
+    // two values per channel are enough, in either dimension
+    assert!(forward(d1, Default::default(), true, &[2, 5]).is_ok());
+    assert!(forward(d1, Default::default(), true, &[1, 3, 2]).is_ok());
+    // without running statistics, eval mode uses batch statistics too, so it is refused as well
+    let no_stats = BatchNormConfig {
+        track_running_stats: false,
+        ..Default::default()
+    };
+    assert!(forward(d1, no_stats, false, &[1, 5]).is_err());
+}
+
+#[test]
+fn eval_mode_normalises_a_single_sample_with_the_running_statistics() {
+    // fresh running statistics are mean 0 and variance 1: y = x / sqrt(1 + eps)
+    let y = forward(BatchNormKind::OneD, Default::default(), false, &[1, 5]).unwrap();
+    let mut g = Graph::new(0);
+    let x = input(&mut g, &[1, 5]);
+    for (y, &x) in y.iter().zip(g.value(x)) {
+        assert!((y - x / (1.0f32 + 1e-5).sqrt()).abs() < 1e-7);
+    }
+}
+
+#[test]
+fn input_ranks_and_channels_are_checked() {
+    let d1 = BatchNormKind::OneD;
+    let err = forward(d1, Default::default(), true, &[4, 5, 2, 2])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("BatchNorm1d") && err.contains("2D or 3D"),
+        "{err}"
+    );
+    let err = forward(BatchNormKind::TwoD, Default::default(), true, &[4, 5])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BatchNorm2d") && err.contains("4D"), "{err}");
+    let mut g = Graph::new(0);
+    let mut bn = BatchNorm::d1(&mut g.params, 3).unwrap();
+    let x = input(&mut g, &[4, 5]);
+    let err = bn.forward(&mut g, x).unwrap_err().to_string();
+    assert!(
+        err.contains("BatchNorm1d(3)") && err.contains("[4, 5]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dropout_keeps_each_value_with_probability_1_minus_p_and_scales_it() {
+    let (n, p) = (200_000, 0.3f32);
+    let mut g = Graph::new(11);
+    let mut drop = Dropout::new(p).unwrap();
+    let x = g.input(&Tensor::full(&[n], 2.0), false).unwrap();
+    let y = drop.forward(&mut g, x).unwrap();
+    let kept = g.value(y).iter().filter(|&&v| v != 0.0).count();
+    // binomial(n, 0.7): standard deviation sqrt(n p (1 - p)) = 205; allow 5 of them
+    let expected = n as f64 * (1.0 - p as f64);
+    assert!(
+        (kept as f64 - expected).abs() < 5.0 * 205.0,
+        "kept {kept} of {n}"
+    );
+    assert!(g
+        .value(y)
+        .iter()
+        .all(|&v| v == 0.0 || (v - 2.0 / (1.0 - p)).abs() < 1e-6));
+    // eval mode: the identity
+    set_training(&mut drop, false);
+    let y = drop.forward(&mut g, x).unwrap();
+    assert!(g.value(y).iter().all(|&v| v == 2.0));
+    // p = 1 drops everything, p outside [0, 1] is refused
+    let mut all = Dropout::new(1.0).unwrap();
+    let y = all.forward(&mut g, x).unwrap();
+    assert!(g.value(y).iter().all(|&v| v == 0.0));
+    assert!(Dropout::new(1.5).is_err() && Dropout::new(-0.1).is_err());
+}
