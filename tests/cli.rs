@@ -10,7 +10,7 @@
 mod common;
 use bnlab::presets::Preset;
 use bnlab::{state_dict, Graph, Rng};
-use common::is_epoch_line;
+use common::{assert_ok, is_epoch_line, stderr, stdout};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -26,25 +26,6 @@ fn bnlab(args: &[&str]) -> Output {
         .env("RUST_BACKTRACE", "1")
         .output()
         .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
 }
 
 /// A failure as a user should see it: a non-zero exit code (not a panic's 101, not a signal),

@@ -18,10 +18,12 @@
 //!
 //! The messages these tests see are listed in docs/errors.md.
 
+mod common;
 use bnlab::io::read_safetensors;
 use bnlab::io::{write_safetensors, StateTensor};
 use bnlab::presets::Preset;
 use bnlab::{state_dict, Graph, Rng};
+use common::{assert_ok, stderr, stdout};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -75,25 +77,6 @@ fn resume_args(out: &Path) -> Vec<String> {
         "2",
         "--quiet",
     ])
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
 }
 
 #[track_caller]
