@@ -3,8 +3,6 @@
 //! (nothing here leaves the machine).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,6 +13,9 @@ use bnlab::data::{
 };
 use flate2::write::GzEncoder;
 use flate2::Compression;
+
+mod common;
+use common::entries;
 
 const K: DatasetKind = DatasetKind::Cifar10;
 
@@ -83,16 +84,6 @@ fn assert_err_names<T: std::fmt::Debug>(r: bnlab::Result<T>, path: &Path, what: 
     for w in what {
         assert!(msg.contains(w), "message lacks {w:?}: {msg}");
     }
-}
-
-/// Names of the entries in `dir`, sorted (temporary files included, hidden or not).
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn sorted_bin_names() -> Vec<String> {
@@ -354,69 +345,20 @@ mod cli {
 }
 
 mod http {
-    //! Downloads from a tiny HTTP/1.1 server on 127.0.0.1 serving archives the tests build.
+    //! Downloads from the tests' local HTTP server (tests/common) serving archives the tests
+    //! build.
 
     use super::*;
+    use common::http::{refused_url, start_server, Reply};
 
-    /// What the server does for the archive.
-    enum Reply {
-        Body(Vec<u8>),
-        /// Announces the full length, sends only the first `sent` bytes, then closes.
-        Drop {
-            body: Vec<u8>,
-            sent: usize,
-        },
-    }
-
-    /// Serves `files` (name -> reply) under `/cifar/`; other names get 404. Returns the base URL
-    /// and a counter of requests served.
-    fn start_server(files: HashMap<String, Reply>) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}/cifar/", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let counter = count.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _ = handle(stream, &files);
-            }
-        });
-        (base, count)
-    }
-
-    fn handle(mut stream: TcpStream, files: &HashMap<String, Reply>) -> std::io::Result<()> {
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line)?;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 || header == "\r\n" {
-                break;
-            }
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("");
-        let name = path.strip_prefix("/cifar/").unwrap_or("");
-        let (status, body, sent) = match files.get(name) {
-            Some(Reply::Body(b)) => ("200 OK", b.as_slice(), b.len()),
-            Some(Reply::Drop { body, sent }) => ("200 OK", body.as_slice(), *sent),
-            None => ("404 Not Found", &b"not found"[..], 9),
-        };
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-            body.len()
-        )?;
-        stream.write_all(&body[..sent])?;
-        stream.flush()?;
-        stream.shutdown(std::net::Shutdown::Both)
+    /// Serves `reply` for the archive under `/cifar/`; other names get 404. Returns the base
+    /// URL and a counter of requests served.
+    fn serve_reply(reply: Reply) -> (String, Arc<AtomicUsize>) {
+        start_server("cifar", [(cifar::ARCHIVE, reply)])
     }
 
     fn serve(archive: Vec<u8>) -> (String, Arc<AtomicUsize>) {
-        start_server(HashMap::from([(
-            cifar::ARCHIVE.to_string(),
-            Reply::Body(archive),
-        )]))
+        serve_reply(Reply::Body(archive))
     }
 
     /// A `.tar.gz` laid out like the published archive: a `cifar-10-batches-bin/` folder
@@ -538,10 +480,7 @@ mod http {
     fn corrupted_archive_leaves_nothing() {
         let good = good_archive();
         let expected = md5_of(&good);
-        let mut bad = good.clone();
-        let mid = bad.len() / 2;
-        bad[mid] ^= 0x55;
-        let (base, _) = serve(bad);
+        let (base, _) = serve_reply(Reply::corrupted(good));
         let tmp = tempfile::tempdir().unwrap();
         let err = ensure_available_with(K, tmp.path(), Some(&[base]), expected)
             .unwrap_err()
@@ -602,10 +541,7 @@ mod http {
         let body = good_archive();
         let expected = md5_of(&body);
         let sent = body.len() / 2;
-        let (base, _) = start_server(HashMap::from([(
-            cifar::ARCHIVE.to_string(),
-            Reply::Drop { body, sent },
-        )]));
+        let (base, _) = serve_reply(Reply::Drop { body, sent });
         let tmp = tempfile::tempdir().unwrap();
         let err = ensure_available_with(K, tmp.path(), Some(std::slice::from_ref(&base)), expected)
             .unwrap_err()
@@ -617,10 +553,7 @@ mod http {
     /// A dead mirror falls through to the next; 404 everywhere is an error naming every mirror.
     #[test]
     fn mirror_fallback_and_not_found() {
-        let dead = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://{}/cifar/", l.local_addr().unwrap())
-        }; // listener dropped: connections are refused
+        let dead = refused_url("cifar"); // connections are refused
         let bytes = good_archive();
         let expected = md5_of(&bytes);
         let (base, count) = serve(bytes);
@@ -629,7 +562,7 @@ mod http {
         assert_eq!(count.load(Ordering::SeqCst), 1);
         assert_eq!(entries(tmp.path()), sorted_bin_names());
 
-        let (empty, _) = start_server(HashMap::new());
+        let (empty, _) = start_server("cifar", HashMap::<String, Reply>::new());
         let tmp = tempfile::tempdir().unwrap();
         let err = ensure_available_with(K, tmp.path(), Some(&[empty.clone(), empty]), &expected)
             .unwrap_err()

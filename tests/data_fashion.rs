@@ -3,11 +3,9 @@
 //! the machine).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bnlab::data::{
     checksums, download, ensure_available, ensure_available_with, file_stems, load, missing_files,
@@ -16,6 +14,9 @@ use bnlab::data::{
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha2::{Digest, Sha256};
+
+mod common;
+use common::entries;
 
 const K: DatasetKind = DatasetKind::FashionMnist;
 
@@ -76,16 +77,6 @@ fn raw_files() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("t10k-labels-idx1-ubyte", idx_bytes(&[3], &TEST_LABELS)),
     ]
-}
-
-/// Names of the entries in `dir`, sorted (temporary files included, hidden or not).
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn all_gz_names() -> Vec<String> {
@@ -191,52 +182,11 @@ mod loading {
 }
 
 mod http {
-    //! Downloads from a tiny HTTP/1.1 server on 127.0.0.1 serving the files the tests make.
+    //! Downloads from the tests' local HTTP server (tests/common) serving the files the tests
+    //! make, under `/fashion/` (other names get 404).
 
     use super::*;
-
-    /// Serves `files` (name -> bytes) under `/fashion/`; other names get 404. Returns the base
-    /// URL and a counter of requests served.
-    fn start_server(files: HashMap<String, Vec<u8>>) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}/fashion/", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let counter = count.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _ = handle(stream, &files);
-            }
-        });
-        (base, count)
-    }
-
-    fn handle(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Result<()> {
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line)?;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 || header == "\r\n" {
-                break;
-            }
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("");
-        let name = path.strip_prefix("/fashion/").unwrap_or("");
-        let (status, body) = match files.get(name) {
-            Some(b) => ("200 OK", b.as_slice()),
-            None => ("404 Not Found", &b"not found"[..]),
-        };
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-            body.len()
-        )?;
-        stream.write_all(body)?;
-        stream.flush()?;
-        stream.shutdown(std::net::Shutdown::Both)
-    }
+    use common::http::start_server;
 
     /// The `.gz` files as served, by file name.
     fn gz_files() -> HashMap<String, Vec<u8>> {
@@ -261,7 +211,7 @@ mod http {
     fn download_with_injected_checksums_loads() {
         let files = gz_files();
         let sums = gz_checksums(&files);
-        let (base, count) = start_server(files);
+        let (base, count) = start_server("fashion", files);
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cache/fashion-mnist"); // created by the download
         let got = ensure_available_with(K, &dir, Some(std::slice::from_ref(&base)), |stem| {
@@ -285,7 +235,7 @@ mod http {
             .into_iter()
             .map(|(stem, bytes)| (stem, Checksum::idx(sha256_hex(&bytes))))
             .collect();
-        let (base, _) = start_server(gz_files());
+        let (base, _) = start_server("fashion", gz_files());
         let tmp = tempfile::tempdir().unwrap();
         ensure_available_with(K, tmp.path(), Some(&[base]), |stem| sums.get(stem).cloned())
             .unwrap();
@@ -300,7 +250,7 @@ mod http {
         let mut sums = gz_checksums(&files);
         let bad = "t10k-images-idx3-ubyte";
         sums.insert(bad.to_string(), Checksum::gz("00".repeat(32)));
-        let (base, _) = start_server(files);
+        let (base, _) = start_server("fashion", files);
         let tmp = tempfile::tempdir().unwrap();
         let err = ensure_available_with(K, tmp.path(), Some(std::slice::from_ref(&base)), |s| {
             sums.get(s).cloned()
@@ -320,7 +270,7 @@ mod http {
     /// nothing is kept, and the error names the URL and what was hashed.
     #[test]
     fn published_checksums_reject_other_files() {
-        let (base, _) = start_server(gz_files());
+        let (base, _) = start_server("fashion", gz_files());
         let tmp = tempfile::tempdir().unwrap();
         let err = ensure_available(K, tmp.path(), Some(std::slice::from_ref(&base)))
             .unwrap_err()
@@ -344,7 +294,7 @@ mod http {
     /// A stem with no checksum (none injected) is an error before anything is fetched.
     #[test]
     fn unknown_checksum_is_an_error() {
-        let (base, count) = start_server(gz_files());
+        let (base, count) = start_server("fashion", gz_files());
         let tmp = tempfile::tempdir().unwrap();
         let err = ensure_available_with(K, tmp.path(), Some(&[base]), |_| None)
             .unwrap_err()

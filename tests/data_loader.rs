@@ -12,6 +12,9 @@ use bnlab::data::{
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+mod common;
+use common::entries;
+
 /// The shared MNIST folder (gzip IDX files with a README of facts).
 fn shared_mnist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist")
@@ -431,94 +434,22 @@ mod malformed {
 }
 
 mod http {
-    //! Downloads from a tiny HTTP/1.1 server on 127.0.0.1 serving ../shared/data/mnist.
+    //! Downloads from the tests' local HTTP server (tests/common) serving ../shared/data/mnist.
 
     use super::*;
-    use std::io::{BufRead, BufReader};
-    use std::net::{TcpListener, TcpStream};
+    use common::http::{refused_url, Reply};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    /// What the server does for one requested file name.
-    enum Reply {
-        /// 200 with these bytes.
-        Body(Vec<u8>),
-        /// Announces the full length, sends only the first `sent` bytes, then closes.
-        Drop {
-            body: Vec<u8>,
-            sent: usize,
-        },
-        NotFound,
-    }
-
-    /// Serves the shared MNIST files by default; `alter` may change the reply per file name.
-    /// Returns the base URL and a counter of requests served.
-    fn start_server(
-        alter: impl Fn(&str, Vec<u8>) -> Reply + Send + 'static,
-    ) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}/mnist/", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let counter = count.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _ = handle(stream, &alter);
-            }
+    /// Serves the shared MNIST files under `/mnist/`, each with the reply `alter` makes of its
+    /// name and bytes; other names get 404. Returns the base URL and a counter of requests served.
+    fn start_server(alter: impl Fn(&str, Vec<u8>) -> Reply) -> (String, Arc<AtomicUsize>) {
+        let files = bnlab::data::file_stems().into_iter().map(|s| {
+            let name = format!("{s}.gz");
+            let reply = alter(&name, std::fs::read(shared_mnist().join(&name)).unwrap());
+            (name, reply)
         });
-        (base, count)
-    }
-
-    fn handle(
-        mut stream: TcpStream,
-        alter: &impl Fn(&str, Vec<u8>) -> Reply,
-    ) -> std::io::Result<()> {
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line)?;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 || header == "\r\n" {
-                break;
-            }
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("");
-        let name = path.strip_prefix("/mnist/").unwrap_or("");
-        let reply = if bnlab::data::file_stems()
-            .iter()
-            .any(|s| format!("{s}.gz") == name)
-        {
-            alter(name, std::fs::read(shared_mnist().join(name))?)
-        } else {
-            Reply::NotFound
-        };
-        let (status, body, sent) = match reply {
-            Reply::Body(b) => {
-                let n = b.len();
-                ("200 OK", b, n)
-            }
-            Reply::Drop { body, sent } => ("200 OK", body, sent),
-            Reply::NotFound => ("404 Not Found", b"not found".to_vec(), 9),
-        };
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-            body.len()
-        )?;
-        stream.write_all(&body[..sent])?;
-        stream.flush()?;
-        stream.shutdown(std::net::Shutdown::Both)
-    }
-
-    /// Names of the entries in `dir`, sorted (temporary files included, hidden or not).
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
+        common::http::start_server("mnist", files)
     }
 
     fn all_gz_names() -> Vec<String> {
@@ -561,10 +492,7 @@ mod http {
     /// Only missing files are fetched, and a dead first mirror falls through to the next.
     #[test]
     fn missing_files_only_and_mirror_fallback() {
-        let dead = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://{}/mnist/", l.local_addr().unwrap())
-        }; // listener dropped: connections are refused
+        let dead = refused_url("mnist"); // connections are refused
         let (base, count) = start_server(|_, b| Reply::Body(b));
         let tmp = tempfile::tempdir().unwrap();
         for stem in bnlab::data::file_stems().into_iter().skip(1) {
@@ -615,11 +543,7 @@ mod http {
     /// Damaged gzip bytes (not a valid stream) are rejected the same way.
     #[test]
     fn damaged_gzip_is_rejected_and_not_kept() {
-        let (base, _) = start_server(|_, mut b| {
-            let mid = b.len() / 2;
-            b[mid] ^= 0x55;
-            Reply::Body(b)
-        });
+        let (base, _) = start_server(|_, b| Reply::corrupted(b));
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("t10k-labels-idx1-ubyte.gz");
         let checksum = checksums::expected(DatasetKind::Mnist, "t10k-labels-idx1-ubyte").unwrap();
