@@ -38,6 +38,13 @@ pub fn data_dir(kind: DatasetKind, explicit: Option<&Path>, splits: &[Split]) ->
         return Ok(PathBuf::from(BUNDLED_MNIST));
     }
     let cache = data::default_cache_dir(kind)?;
+    if !data::missing_files(kind, &cache).is_empty() {
+        // the library prints nothing; a download can take a while, so say what is happening
+        eprintln!(
+            "Downloading {kind} into {} (checked by checksum)...",
+            cache.display()
+        );
+    }
     // No mirrors given: the library reads the dataset's mirror variable, else its built-in list.
     data::ensure_available(kind, &cache, None)
 }
