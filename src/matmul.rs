@@ -105,11 +105,6 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     matmul_with(dst, a, b, accumulate, parallelism())
 }
 
-/// As `matmul`, on the calling thread only: for callers that parallelise at a coarser level.
-pub fn matmul_serial(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    matmul_with(dst, a, b, accumulate, gemm::Parallelism::None)
-}
-
 fn matmul_with(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, par: gemm::Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "matmul: inner dimensions differ");

@@ -27,11 +27,6 @@ impl Rng {
         self.0.gen::<u64>()
     }
 
-    /// A new generator seeded from this one: independent streams for independent jobs.
-    pub fn fork(&mut self) -> Rng {
-        Rng::seed(self.next_u64())
-    }
-
     /// Shuffle a slice in place (Fisher-Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         use rand::seq::SliceRandom;
