@@ -102,50 +102,56 @@ pub fn density(x: &[f32]) -> f32 {
     nnz as f32 / x.len().max(1) as f32
 }
 
-/// dst (C, R) = src (R, C)^T. Each task owns a band of 8 rows of dst (8 columns of src) and
-/// moves 8 x 8 tiles through a local array: 8-wide loads from src and 8-wide stores to dst,
-/// instead of one scattered store per value.
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+/// dst (C, R) = src (R, C)^T. Each task owns a band of 64 rows of dst (64 columns of src).
 pub fn transpose(dst: &mut [f32], src: &[f32], r: usize, c: usize) {
-    const T: usize = 8;
+    const BAND: usize = 64;
     assert!(
         dst.len() == r * c && src.len() == r * c,
         "transpose: sizes differ"
     );
-    dst.par_chunks_mut(T * r * 8)
+    dst.par_chunks_mut(BAND * r)
         .enumerate()
-        .for_each(|(band, out)| {
-            for (sub, out) in out.chunks_mut(T * r).enumerate() {
-                let c0 = (band * 8 + sub) * T;
-                let width = out.len() / r;
-                let mut r0 = 0;
-                if width == T {
-                    while r0 + T <= r {
-                        let mut tile = [[0.0f32; T]; T];
-                        for (a, row) in tile.iter_mut().enumerate() {
-                            let s: &[f32; T] = src[(r0 + a) * c + c0..(r0 + a) * c + c0 + T]
-                                .try_into()
-                                .expect("8 values");
-                            *row = *s;
-                        }
-                        for b in 0..T {
-                            let d: &mut [f32; T] = (&mut out[b * r + r0..b * r + r0 + T])
-                                .try_into()
-                                .expect("8 values");
-                            for a in 0..T {
-                                d[a] = tile[a][b];
-                            }
-                        }
-                        r0 += T;
+        .for_each(|(band, out)| transpose_band(out, src, r, c, band * BAND));
+}
+
+/// Rows [c0, c0 + out.len() / r) of dst = src^T, moved in 16 x 16 tiles through a local array:
+/// 16-wide loads from src and 16-wide stores to dst (whole cache lines) instead of one
+/// scattered store per value.
+/// (A function of its own so that the tile code is compiled for AVX2 / AVX-512: a closure
+/// handed to rayon would not inherit the target features.)
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn transpose_band(out: &mut [f32], src: &[f32], r: usize, c: usize, c0: usize) {
+    const T: usize = 16;
+    for (sub, out) in out.chunks_mut(T * r).enumerate() {
+        let c0 = c0 + sub * T;
+        let width = out.len() / r;
+        let mut r0 = 0;
+        if width == T {
+            while r0 + T <= r {
+                let mut tile = [[0.0f32; T]; T];
+                for (a, row) in tile.iter_mut().enumerate() {
+                    let s: &[f32; T] = src[(r0 + a) * c + c0..(r0 + a) * c + c0 + T]
+                        .try_into()
+                        .expect("T values");
+                    *row = *s;
+                }
+                for b in 0..T {
+                    let d: &mut [f32; T] = (&mut out[b * r + r0..b * r + r0 + T])
+                        .try_into()
+                        .expect("T values");
+                    for a in 0..T {
+                        d[a] = tile[a][b];
                     }
                 }
-                for rr in r0..r {
-                    for j in 0..width {
-                        out[j * r + rr] = src[rr * c + c0 + j];
-                    }
-                }
+                r0 += T;
             }
-        });
+        }
+        for rr in r0..r {
+            for j in 0..width {
+                out[j * r + rr] = src[rr * c + c0 + j];
+            }
+        }
+    }
 }
 
 /// acc[j] += sum over (k, v) of v * mat[k * stride + col0 + j], j < L: L outputs held in
