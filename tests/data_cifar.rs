@@ -15,6 +15,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 mod common;
+use common::assert_err_names;
 use common::entries;
 
 const K: DatasetKind = DatasetKind::Cifar10;
@@ -70,19 +71,6 @@ fn write_fixture(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for (name, bytes) in fixture() {
         std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
-/// Asserts that `r` failed with a message that names `path` and contains every word of `what`.
-fn assert_err_names<T: std::fmt::Debug>(r: bnlab::Result<T>, path: &Path, what: &[&str]) {
-    let msg = r.expect_err("expected an error").to_string();
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "message does not name {}: {msg}",
-        path.display()
-    );
-    for w in what {
-        assert!(msg.contains(w), "message lacks {w:?}: {msg}");
     }
 }
 

@@ -13,6 +13,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 mod common;
+use common::assert_err_names;
 use common::entries;
 
 /// The shared MNIST folder (gzip IDX files with a README of facts).
@@ -48,19 +49,6 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
         .read_to_end(&mut out)
         .unwrap();
     out
-}
-
-/// Asserts that `r` failed with a message that names `path` and contains every word of `what`.
-fn assert_err_names<T: std::fmt::Debug>(r: bnlab::Result<T>, path: &Path, what: &[&str]) {
-    let msg = r.expect_err("expected an error").to_string();
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "message does not name {}: {msg}",
-        path.display()
-    );
-    for w in what {
-        assert!(msg.contains(w), "message lacks {w:?}: {msg}");
-    }
 }
 
 mod facts {

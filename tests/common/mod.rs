@@ -143,3 +143,21 @@ pub mod http {
         format!("http://{}/{prefix}/", l.local_addr().unwrap())
     } // listener dropped here
 }
+
+/// Asserts that `r` failed with a message that names `path` and contains every word of `what`.
+#[track_caller]
+pub fn assert_err_names<T: std::fmt::Debug>(
+    r: bnlab::Result<T>,
+    path: &std::path::Path,
+    what: &[&str],
+) {
+    let msg = r.expect_err("expected an error").to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "message does not name {}: {msg}",
+        path.display()
+    );
+    for w in what {
+        assert!(msg.contains(w), "message lacks {w:?}: {msg}");
+    }
+}
