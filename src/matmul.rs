@@ -105,6 +105,12 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     matmul_with(dst, a, b, accumulate, parallelism())
 }
 
+/// `matmul` on the calling thread only: for products small enough to sit in one core's cache,
+/// run inside a parallel loop over samples that already keeps every thread busy.
+pub fn matmul_serial(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    matmul_with(dst, a, b, accumulate, gemm::Parallelism::None)
+}
+
 fn matmul_with(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, par: gemm::Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "matmul: inner dimensions differ");

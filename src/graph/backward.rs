@@ -1,7 +1,7 @@
 //! Reverse-mode gradients: walk the recorded nodes backwards, handing each node's gradient to
 //! its op's backward kernel, which accumulates into the gradients of the node's inputs.
 
-use super::{fit_len, Graph, Op, Var, VarKind};
+use super::{Graph, Op, Var, VarKind};
 use crate::kernels::{
     batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear,
 };
@@ -226,24 +226,16 @@ impl Graph {
             Op::Conv2d { x, w, b, geom } => {
                 let (mut gx, mut gw, mut gb) =
                     (self.take_grad(x), self.take_grad(w), self.take_opt(b));
-                let mut scratch = std::mem::take(&mut self.scratch);
-                fit_len(&mut scratch, if gx.is_some() { geom.cols_len() } else { 0 });
-                let mut aux = std::mem::take(&mut self.slots[i].aux);
-                let (cols, t) = aux.split_at_mut(geom.cols_len());
                 let v = self.values_all();
                 conv2d::backward(
                     dy,
-                    cols,
+                    v.get(x),
                     v.get(w),
                     gx.as_deref_mut(),
                     gw.as_deref_mut(),
                     gb.as_deref_mut(),
                     &geom,
-                    t,
-                    &mut scratch,
                 );
-                self.slots[i].aux = aux;
-                self.scratch = scratch;
                 self.put_grad(x, gx);
                 self.put_grad(w, gw);
                 self.put_opt(b, gb);

@@ -131,8 +131,6 @@ pub struct Graph {
     /// The generator for dropout masks.
     pub rng: Rng,
     grad_enabled: bool,
-    /// Scratch space for backward kernels (a convolution's column gradients), reused.
-    scratch: Vec<f32>,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -172,7 +170,6 @@ impl Graph {
             slots: Vec::new(),
             rng: Rng::seed(seed),
             grad_enabled: true,
-            scratch: Vec::new(),
         }
     }
 

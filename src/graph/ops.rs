@@ -264,18 +264,7 @@ impl Graph {
             || b.is_some_and(|b| self.requires_grad(b));
         let k = self.push(Op::Conv2d { x, w, b, geom }, out, rg);
         let (v, slot) = self.split(k);
-        // aux: the column matrix (kept for the backward), then scratch for the product
-        fit_len(&mut slot.aux, geom.cols_len() + geom.out_len());
-        let (cols, t) = slot.aux.split_at_mut(geom.cols_len());
-        conv2d::forward(
-            &mut slot.value,
-            cols,
-            t,
-            v.get(x),
-            v.get(w),
-            v.opt(b),
-            &geom,
-        );
+        conv2d::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), &geom);
         Ok(Graph::node_var(k))
     }
 

@@ -1,17 +1,25 @@
-//! Conv2d by im2col and one matrix product per batch.
+//! Conv2d by im2col, one sample at a time, so every buffer stays in the core's cache.
 //!
 //! Shapes: x (N, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout), y (N, Cout, Ho, Wo),
 //! K = Cin * kh * kw, P = Ho * Wo; Ho = (H + 2 pad - kh) / stride + 1.
 //!
-//! The input patches of the whole batch are laid out as one matrix cols (K, N * P): column
-//! n * P + p holds the patch under output position p of sample n. The convolution is then one
-//! large product, y' (Cout, N * P) = w (Cout, K) . cols, which the GEMM crate runs near its peak
-//! on all threads (one small product per sample ran at a fraction of it); y' is then permuted to
-//! PyTorch's (N, Cout, P) layout, a copy of contiguous runs of P values.
+//! For one sample, the input patches form a column matrix cols_n (K, P): column p holds the
+//! patch under output position p. The convolution of that sample is one product,
+//! y_n (Cout, P) = w (Cout, K) . cols_n, and (Cout, P) is already PyTorch's layout for y_n, so no
+//! permutation is needed. cols_n is 225 KB for the cnn preset's second layer: it is built, used
+//! and dropped while it sits in L2. (An earlier version built the whole batch's (K, N P) matrix
+//! in one go: 58 MB, which the GEMM crate then had to pack from memory; packing took 18% of an
+//! epoch.) Samples are split into a fixed number of chunks, each run by one thread with
+//! single-threaded products; the backward never stores cols: it rebuilds cols_n from x_n, which
+//! costs far less than reading it back from memory.
+//!
+//! Determinism: the chunks depend on N only, and the per-chunk partial sums of dw and db are
+//! added in chunk order, so results do not depend on the thread count or on scheduling.
 
-use crate::matmul::{matmul, Mat};
+use crate::matmul::{matmul_serial, Mat};
 use multiversion::multiversion;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// The geometry of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,45 +42,69 @@ impl ConvGeom {
     pub fn wo(&self) -> usize {
         (self.w + 2 * self.pad - self.kw) / self.stride + 1
     }
-    /// Rows of the column matrix: one per (input channel, kernel row, kernel column).
+    /// Rows of a sample's column matrix: one per (input channel, kernel row, kernel column).
     pub fn k(&self) -> usize {
         self.cin * self.kh * self.kw
     }
-    /// Output positions per sample.
+    /// Output positions per sample (the columns of its column matrix).
     pub fn p(&self) -> usize {
         self.ho() * self.wo()
     }
-    /// Columns of the column matrix.
-    pub fn np(&self) -> usize {
-        self.n * self.p()
+    /// Values of one input sample (Cin, H, W).
+    fn x_len(&self) -> usize {
+        self.cin * self.h * self.w
     }
-    /// Values of the column matrix (K, N * P).
-    pub fn cols_len(&self) -> usize {
-        self.k() * self.np()
-    }
-    /// Values of the output (or of its (Cout, N * P) permutation).
-    pub fn out_len(&self) -> usize {
-        self.cout * self.np()
+    /// Values of one output sample (Cout, P).
+    fn y_len(&self) -> usize {
+        self.cout * self.p()
     }
 }
 
-/// One row of cols: row k = (ci, ky, kx), for every sample and output position:
-/// cols[k, n * P + oy * Wo + ox] = x[n, ci, oy * s + ky - pad, ox * s + kx - pad] (0 outside).
+/// Samples are processed in this many chunks (fewer if N is smaller): enough for two to eight
+/// threads to balance, few enough that the per-chunk weight-gradient partials stay small.
+const CHUNKS: usize = 16;
+
+fn chunk_len(n: usize) -> usize {
+    n.div_ceil(CHUNKS.min(n).max(1)).max(1)
+}
+
+thread_local! {
+    /// A thread's column matrix and its gradient, reused from sample to sample and step to step.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+fn fit(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// The column matrix of one sample: cols[k, oy * Wo + ox] = x[ci, oy s + ky - pad, ox s + kx - pad]
+/// with k = (ci, ky, kx), and 0 where the patch hangs over the padding.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn im2col_row(row: &mut [f32], x: &[f32], k: usize, g: &ConvGeom) {
+fn im2col_sample(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
-    let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
-    let x_len = g.cin * g.h * g.w;
-    for (n, out) in row.chunks_exact_mut(p).enumerate() {
-        let plane = &x[n * x_len + ci * g.h * g.w..][..g.h * g.w];
+    for (k, row) in cols.chunks_exact_mut(p).enumerate() {
+        let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
+        let plane = &x[ci * g.h * g.w..][..g.h * g.w];
         for oy in 0..ho {
-            let out = &mut out[oy * wo..(oy + 1) * wo];
+            let out = &mut row[oy * wo..(oy + 1) * wo];
             let iy = (oy * g.stride + ky) as isize - g.pad as isize;
             if iy < 0 || iy >= g.h as isize {
                 out.fill(0.0);
                 continue;
             }
             let src = &plane[iy as usize * g.w..][..g.w];
+            if g.stride == 1 {
+                // ix = ox + kx - pad: a shifted copy with zeros at either end
+                let shift = kx as isize - g.pad as isize;
+                let lo = (-shift).clamp(0, wo as isize) as usize;
+                let hi = (g.w as isize - shift).clamp(lo as isize, wo as isize) as usize;
+                out[..lo].fill(0.0);
+                out[lo..hi].copy_from_slice(&src[(lo as isize + shift) as usize..][..hi - lo]);
+                out[hi..].fill(0.0);
+                continue;
+            }
             for (ox, o) in out.iter_mut().enumerate() {
                 let ix = (ox * g.stride + kx) as isize - g.pad as isize;
                 *o = if ix < 0 || ix >= g.w as isize {
@@ -86,21 +118,31 @@ fn im2col_row(row: &mut [f32], x: &[f32], k: usize, g: &ConvGeom) {
 }
 
 /// The adjoint of im2col for one sample: each entry of the column matrix sends its gradient
-/// back to the pixel it was copied from. dx_n[ci, iy, ix] += every dcols[k, n * P + p] that read it.
+/// back to the pixel it was copied from. dx[ci, iy, ix] += every dcols[k, p] that read it.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn col2im_sample(dx: &mut [f32], dcols: &[f32], n: usize, g: &ConvGeom) {
-    let (ho, wo, p, np) = (g.ho(), g.wo(), g.p(), g.np());
-    for k in 0..g.k() {
+fn col2im_sample(dx: &mut [f32], dcols: &[f32], g: &ConvGeom) {
+    let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    for (k, row) in dcols.chunks_exact(p).enumerate() {
         let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
         let plane = &mut dx[ci * g.h * g.w..][..g.h * g.w];
-        let row = &dcols[k * np + n * p..][..p];
         for oy in 0..ho {
             let iy = (oy * g.stride + ky) as isize - g.pad as isize;
             if iy < 0 || iy >= g.h as isize {
                 continue;
             }
             let dst = &mut plane[iy as usize * g.w..][..g.w];
-            for (ox, &d) in row[oy * wo..][..wo].iter().enumerate() {
+            let src = &row[oy * wo..][..wo];
+            if g.stride == 1 {
+                let shift = kx as isize - g.pad as isize;
+                let lo = (-shift).clamp(0, wo as isize) as usize;
+                let hi = (g.w as isize - shift).clamp(lo as isize, wo as isize) as usize;
+                let dst = &mut dst[(lo as isize + shift) as usize..][..hi - lo];
+                for (d, &s) in dst.iter_mut().zip(&src[lo..hi]) {
+                    *d += s;
+                }
+                continue;
+            }
+            for (ox, &d) in src.iter().enumerate() {
                 let ix = (ox * g.stride + kx) as isize - g.pad as isize;
                 if ix >= 0 && (ix as usize) < g.w {
                     dst[ix as usize] += d;
@@ -110,89 +152,99 @@ fn col2im_sample(dx: &mut [f32], dcols: &[f32], n: usize, g: &ConvGeom) {
     }
 }
 
-/// (Cout, N, P) -> (N, Cout, P), plus a per-channel bias. Contiguous runs of P values.
-fn channels_to_samples(y: &mut [f32], t: &[f32], b: Option<&[f32]>, g: &ConvGeom) {
-    let (p, np) = (g.p(), g.np());
-    y.par_chunks_mut(g.cout * p)
-        .enumerate()
-        .for_each(|(n, yn)| {
-            for (co, run) in yn.chunks_exact_mut(p).enumerate() {
-                run.copy_from_slice(&t[co * np + n * p..][..p]);
-                if let Some(b) = b {
-                    run.iter_mut().for_each(|v| *v += b[co]);
+/// Forward. y_n (Cout, P) = w (Cout, K) . cols_n (K, P) + b, for every sample n.
+pub fn forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeom) {
+    let (k, p, cl) = (g.k(), g.p(), chunk_len(g.n));
+    y.par_chunks_mut(cl * g.y_len())
+        .zip(x.par_chunks(cl * g.x_len()))
+        .for_each(|(ys, xs)| {
+            SCRATCH.with_borrow_mut(|(cols, _)| {
+                fit(cols, k * p);
+                let cols = &mut cols[..k * p];
+                for (yn, xn) in ys.chunks_exact_mut(g.y_len()).zip(xs.chunks_exact(g.x_len())) {
+                    im2col_sample(cols, xn, g);
+                    matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cols, k, p), false);
+                    if let Some(b) = b {
+                        for (run, &bc) in yn.chunks_exact_mut(p).zip(b) {
+                            run.iter_mut().for_each(|v| *v += bc);
+                        }
+                    }
                 }
-            }
+            })
         });
 }
 
-/// (N, Cout, P) -> (Cout, N, P).
-fn samples_to_channels(t: &mut [f32], y: &[f32], g: &ConvGeom) {
-    let (p, np) = (g.p(), g.np());
-    t.par_chunks_mut(np).enumerate().for_each(|(co, tc)| {
-        for (n, run) in tc.chunks_exact_mut(p).enumerate() {
-            run.copy_from_slice(&y[n * g.cout * p + co * p..][..p]);
-        }
-    });
-}
-
-/// Forward. cols (K, N * P) is filled and kept for the backward; t (Cout, N * P) is scratch.
-/// y' (Cout, N P) = w (Cout, K) . cols (K, N P);  y[n, co, p] = y'[co, n P + p] + b[co]
-#[allow(clippy::too_many_arguments)]
-pub fn forward(
-    y: &mut [f32],
-    cols: &mut [f32],
-    t: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    g: &ConvGeom,
-) {
-    let (k, np) = (g.k(), g.np());
-    cols.par_chunks_mut(np)
-        .enumerate()
-        .for_each(|(row, out)| im2col_row(out, x, row, g));
-    matmul(t, Mat::new(w, g.cout, k), Mat::new(cols, k, np), false);
-    channels_to_samples(y, t, b, g);
-}
-
-/// Backward. dy (N, Cout, P). Gradients are accumulated. t (Cout, N P) and dcols (K, N P) are
-/// scratch. From y' = w . cols + b:
-///   dy' (Cout, N P)  = dy permuted to channels first
-///   dw (Cout, K)    += dy' . cols^T              (a sum over every sample and position)
-///   db[co]          += sum of dy'[co, :]
-///   dcols (K, N P)   = w^T (K, Cout) . dy',  then dx_n += col2im(dcols, n) for every sample
+/// Backward. dy (N, Cout, P). Gradients are accumulated. From y_n = w . cols_n + b:
+///   dw (Cout, K)      += sum over n of dy_n (Cout, P) . cols_n^T (P, K)
+///   db[co]            += sum over n and p of dy_n[co, p]
+///   dcols_n (K, P)     = w^T (K, Cout) . dy_n (Cout, P),  then dx_n += col2im(dcols_n)
+/// Each chunk of samples sums its own dw and db; the partials are added in chunk order.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dy: &[f32],
-    cols: &[f32],
+    x: &[f32],
     w: &[f32],
     dx: Option<&mut [f32]>,
     dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
     g: &ConvGeom,
-    t: &mut [f32],
-    dcols: &mut [f32],
 ) {
-    let (k, np) = (g.k(), g.np());
-    samples_to_channels(t, dy, g);
-    if let Some(db) = db {
-        for (d, row) in db.iter_mut().zip(t.chunks_exact(np)) {
-            *d += row.iter().sum::<f32>();
+    let (k, p, cl) = (g.k(), g.p(), chunk_len(g.n));
+    let chunks = g.n.div_ceil(cl);
+    let (want_w, want_b) = (dw.is_some(), db.is_some());
+    // per chunk: dw partial (Cout K), then db partial (Cout)
+    let part_len = g.cout * k + g.cout;
+    let mut partials = vec![0.0f32; if want_w || want_b { chunks * part_len } else { 0 }];
+    let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
+        Some(dx) => dx.chunks_mut(cl * g.x_len()).map(Some).collect(),
+        None => (0..chunks).map(|_| None).collect(),
+    };
+    let mut part_chunks: Vec<Option<&mut [f32]>> = if partials.is_empty() {
+        (0..chunks).map(|_| None).collect()
+    } else {
+        partials.chunks_mut(part_len).map(Some).collect()
+    };
+    dx_chunks
+        .par_iter_mut()
+        .zip(part_chunks.par_iter_mut())
+        .enumerate()
+        .for_each(|(c, (dxs, part))| {
+            let n0 = c * cl;
+            let n1 = (n0 + cl).min(g.n);
+            SCRATCH.with_borrow_mut(|(cols, dcols)| {
+                fit(cols, k * p);
+                fit(dcols, k * p);
+                let (cols, dcols) = (&mut cols[..k * p], &mut dcols[..k * p]);
+                for n in n0..n1 {
+                    let dyn_ = &dy[n * g.y_len()..][..g.y_len()];
+                    if let Some(part) = part.as_deref_mut() {
+                        let (pw, pb) = part.split_at_mut(g.cout * k);
+                        if want_w {
+                            im2col_sample(cols, &x[n * g.x_len()..][..g.x_len()], g);
+                            let d = Mat::new(dyn_, g.cout, p);
+                            matmul_serial(pw, d, Mat::new(cols, k, p).t(), true);
+                        }
+                        for (s, run) in pb.iter_mut().zip(dyn_.chunks_exact(p)) {
+                            *s += run.iter().sum::<f32>();
+                        }
+                    }
+                    if let Some(dxs) = dxs.as_deref_mut() {
+                        let d = Mat::new(dyn_, g.cout, p);
+                        matmul_serial(dcols, Mat::new(w, g.cout, k).t(), d, false);
+                        let dxn = &mut dxs[(n - n0) * g.x_len()..][..g.x_len()];
+                        col2im_sample(dxn, dcols, g);
+                    }
+                }
+            })
+        });
+    let (mut dw, mut db) = (dw, db);
+    for part in partials.chunks_exact(part_len) {
+        let (pw, pb) = part.split_at(g.cout * k);
+        if let Some(dw) = dw.as_deref_mut() {
+            dw.iter_mut().zip(pw).for_each(|(d, s)| *d += s);
         }
-    }
-    if let Some(dw) = dw {
-        matmul(dw, Mat::new(t, g.cout, np), Mat::new(cols, k, np).t(), true);
-    }
-    if let Some(dx) = dx {
-        matmul(
-            dcols,
-            Mat::new(w, g.cout, k).t(),
-            Mat::new(t, g.cout, np),
-            false,
-        );
-        let x_len = g.cin * g.h * g.w;
-        dx.par_chunks_mut(x_len)
-            .enumerate()
-            .for_each(|(n, dxn)| col2im_sample(dxn, dcols, n, g));
+        if let Some(db) = db.as_deref_mut() {
+            db.iter_mut().zip(pb).for_each(|(d, s)| *d += s);
+        }
     }
 }
