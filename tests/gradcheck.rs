@@ -793,6 +793,46 @@ fn max_pool2d_gradient_goes_to_the_first_maximum_of_a_tie() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// batch_norm_relu_pool (BatchNorm2d -> ReLU -> MaxPool2d(2, 2) as one op)
+
+fn bn_relu_pool_case(name: &str, shape: &[usize], running: bool, seed: u64) {
+    let mut rng = Rng::seed(seed);
+    let c = shape[1];
+    let args = [
+        // distinct values: no perturbation changes a window's maximum
+        input(distinct(&mut rng, shape, 0.05)),
+        param(uniform(&mut rng, &[c], 0.5, 1.5)),
+        param(uniform(&mut rng, &[c], -0.5, 0.5)),
+    ];
+    let mean: Vec<f32> = (0..c).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let var: Vec<f32> = (0..c).map(|_| rng.uniform(0.5, 2.0)).collect();
+    check(name, &args, |g, v| {
+        let stats = if running {
+            BnStats::Running {
+                mean: &mean,
+                var: &var,
+                eps: 1e-5,
+            }
+        } else {
+            BnStats::Batch { eps: 1e-5 }
+        };
+        g.batch_norm_relu_pool(v[0], Some(v[1]), Some(v[2]), stats)
+            .unwrap()
+    });
+}
+
+#[test]
+fn batch_norm_relu_pool_batch_stats_with_a_leftover_row_and_column() {
+    // (seed 60 puts one BatchNorm output within a step of the ReLU kink, for the separate ops too)
+    bn_relu_pool_case("bn-relu-pool batch", &[3, 2, 5, 7], false, 62);
+}
+
+#[test]
+fn batch_norm_relu_pool_running_stats() {
+    bn_relu_pool_case("bn-relu-pool running", &[2, 3, 4, 6], true, 61);
+}
+
+// ---------------------------------------------------------------------------------------------
 // reshape, flatten, add, mul
 
 #[test]

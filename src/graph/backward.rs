@@ -3,7 +3,8 @@
 
 use super::{Graph, Op, Var, VarKind};
 use crate::kernels::{
-    batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear,
+    batch_norm, bn_relu_pool, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu,
+    sparse_linear,
 };
 use crate::{Error, Result};
 
@@ -204,6 +205,58 @@ impl Graph {
                     }
                 }
                 aux.truncate(5 * c);
+                self.slots[i].aux = aux;
+                self.put_grad(x, gx);
+                self.put_opt(w, gw);
+                self.put_opt(b, gb);
+            }
+            Op::BatchNormReluPool { x, w, b, batch } => {
+                let (mut gx, mut gw, mut gb) =
+                    (self.take_grad(x), self.take_opt(w), self.take_opt(b));
+                let d = self.shape(x).to_vec();
+                let (c, h, wd) = (d[1], d[2], d[3]);
+                let aux = std::mem::take(&mut self.slots[i].aux);
+                let (stats, x_at) = aux.split_at(5 * c);
+                let (mean, rest) = stats.split_at(c);
+                let (rstd, alpha) = (&rest[c..2 * c], &rest[2 * c..3 * c]);
+                let (mut sum_g, mut sum_g_xhat) = (vec![0.0; c], vec![0.0; c]);
+                let y = &self.slots[i].value;
+                let plane_out = bn_relu_pool::pooled(h) * bn_relu_pool::pooled(wd);
+                bn_relu_pool::grad_sums(
+                    dy,
+                    y,
+                    x_at,
+                    mean,
+                    rstd,
+                    plane_out,
+                    &mut sum_g,
+                    &mut sum_g_xhat,
+                );
+                if let Some(gw) = gw.as_deref_mut() {
+                    elementwise::accumulate(gw, &sum_g_xhat);
+                }
+                if let Some(gb) = gb.as_deref_mut() {
+                    elementwise::accumulate(gb, &sum_g);
+                }
+                if let Some(gx) = gx.as_deref_mut() {
+                    let v = self.values_all();
+                    let xv = v.get(x);
+                    let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
+                    // the coefficients of batch_norm::backward_train, per channel
+                    let m = (xv.len() / c) as f32;
+                    let weight = v.opt(w);
+                    let k1: Vec<f32> = (0..c)
+                        .map(|ch| weight.map_or(1.0, |w| w[ch]) * rstd[ch])
+                        .collect();
+                    let k2: Vec<f32> = sum_g.iter().map(|s| s / m).collect();
+                    let k3: Vec<f32> = (0..c).map(|ch| sum_g_xhat[ch] / m * rstd[ch]).collect();
+                    let (k1, coef) = if batch {
+                        (&k1[..], Some((&k2[..], &k3[..])))
+                    } else {
+                        (alpha, None)
+                    };
+                    bn_relu_pool::backward_input(gx, dy, y, argmax, xv, mean, k1, coef, h, wd);
+                }
                 self.slots[i].aux = aux;
                 self.put_grad(x, gx);
                 self.put_opt(w, gw);

@@ -7,6 +7,7 @@
 //! training step allocates nothing of its own (the GEMM crate allocates packing buffers). Call `reset` at the start of every step.
 
 mod backward;
+mod fused;
 mod ops;
 mod params;
 
@@ -54,6 +55,14 @@ enum Op {
         spatial: usize,
         batch: bool,
     },
+    /// max_pool2d(relu(batch_norm(x)), 2, 2). aux: mean, var, rstd, alpha, beta (C each), then
+    /// x at each output's argmax; idx: the argmax of each output in its input plane.
+    BatchNormReluPool {
+        x: Var,
+        w: Option<Var>,
+        b: Option<Var>,
+        batch: bool,
+    },
     Relu {
         x: Var,
     },
@@ -61,7 +70,6 @@ enum Op {
     Dropout {
         x: Var,
     },
-    /// aux: the im2col columns of every sample
     Conv2d {
         x: Var,
         w: Var,

@@ -109,6 +109,36 @@ impl Graph {
         b: Option<Var>,
         stats: BnStats,
     ) -> Result<Var> {
+        let (xs, c, spatial) = self.check_batch_norm(x, w, b)?;
+        let rg =
+            self.requires_grad(x) || [w, b].into_iter().flatten().any(|p| self.requires_grad(p));
+        let batch = matches!(stats, BnStats::Batch { .. });
+        let k = self.push(
+            Op::BatchNorm {
+                x,
+                w,
+                b,
+                spatial,
+                batch,
+            },
+            xs,
+            rg,
+        );
+        self.batch_norm_stats(k, x, w, b, stats, (c, spatial), 0)?;
+        let (v, slot) = self.split(k);
+        let (alpha, beta) = slot.aux[3 * c..5 * c].split_at(c);
+        batch_norm::affine(&mut slot.value, v.get(x), alpha, beta, spatial);
+        Ok(Graph::node_var(k))
+    }
+
+    /// The input's shape, its channels and values per channel and sample, after checking that
+    /// weight and bias have one value per channel.
+    pub(super) fn check_batch_norm(
+        &self,
+        x: Var,
+        w: Option<Var>,
+        b: Option<Var>,
+    ) -> Result<(Shape, usize, usize)> {
         let xs = self.shape_inline(x);
         let xd = xs.dims();
         if xd.len() < 2 {
@@ -126,26 +156,28 @@ impl Graph {
                 ));
             }
         }
-        let rg =
-            self.requires_grad(x) || [w, b].into_iter().flatten().any(|p| self.requires_grad(p));
-        let batch = matches!(stats, BnStats::Batch { .. });
-        let k = self.push(
-            Op::BatchNorm {
-                x,
-                w,
-                b,
-                spatial,
-                batch,
-            },
-            xs,
-            rg,
-        );
+        Ok((xs, c, spatial))
+    }
+
+    /// Size node k's aux to 5 C + `extra` values and fill the first 5 C with mean, var, rstd,
+    /// alpha, beta. `dims`: channels and values per channel and sample.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn batch_norm_stats(
+        &mut self,
+        k: usize,
+        x: Var,
+        w: Option<Var>,
+        b: Option<Var>,
+        stats: BnStats,
+        (c, spatial): (usize, usize),
+        extra: usize,
+    ) -> Result<()> {
         let (v, slot) = self.split(k);
-        fit_len(&mut slot.aux, 5 * c);
+        fit_len(&mut slot.aux, 5 * c + extra);
         let (mean, rest) = slot.aux.split_at_mut(c);
         let (var, rest) = rest.split_at_mut(c);
         let (rstd, rest) = rest.split_at_mut(c);
-        let (alpha, beta) = rest.split_at_mut(c);
+        let (alpha, beta) = rest[..2 * c].split_at_mut(c);
         let eps = match stats {
             BnStats::Batch { eps } => {
                 batch_norm::batch_stats(v.get(x), c, spatial, mean, var);
@@ -167,15 +199,14 @@ impl Graph {
             }
         };
         batch_norm::fold(mean, var, eps, v.opt(w), v.opt(b), alpha, beta, rstd);
-        batch_norm::affine(&mut slot.value, v.get(x), alpha, beta, spatial);
-        Ok(Graph::node_var(k))
+        Ok(())
     }
 
     /// The mean and biased variance a `batch_norm` node used (C each).
     pub fn batch_stats(&self, y: Var) -> Option<(&[f32], &[f32])> {
         match y.0 {
             VarKind::Node(i) => match self.nodes[i].op {
-                Op::BatchNorm { x, .. } => {
+                Op::BatchNorm { x, .. } | Op::BatchNormReluPool { x, .. } => {
                     let c = self.shape(x)[1];
                     let aux = &self.slots[i].aux;
                     Some((&aux[..c], &aux[c..2 * c]))

@@ -161,7 +161,10 @@ pub fn forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvG
             SCRATCH.with_borrow_mut(|(cols, _)| {
                 fit(cols, k * p);
                 let cols = &mut cols[..k * p];
-                for (yn, xn) in ys.chunks_exact_mut(g.y_len()).zip(xs.chunks_exact(g.x_len())) {
+                for (yn, xn) in ys
+                    .chunks_exact_mut(g.y_len())
+                    .zip(xs.chunks_exact(g.x_len()))
+                {
                     im2col_sample(cols, xn, g);
                     matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cols, k, p), false);
                     if let Some(b) = b {
@@ -194,7 +197,14 @@ pub fn backward(
     let (want_w, want_b) = (dw.is_some(), db.is_some());
     // per chunk: dw partial (Cout K), then db partial (Cout)
     let part_len = g.cout * k + g.cout;
-    let mut partials = vec![0.0f32; if want_w || want_b { chunks * part_len } else { 0 }];
+    let mut partials = vec![
+        0.0f32;
+        if want_w || want_b {
+            chunks * part_len
+        } else {
+            0
+        }
+    ];
     let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
         Some(dx) => dx.chunks_mut(cl * g.x_len()).map(Some).collect(),
         None => (0..chunks).map(|_| None).collect(),

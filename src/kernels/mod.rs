@@ -4,6 +4,7 @@
 //! consumers; the graph zeroes a gradient buffer before its first use.
 
 pub mod batch_norm;
+pub mod bn_relu_pool;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;

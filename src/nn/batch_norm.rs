@@ -142,8 +142,22 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
-    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+impl BatchNorm {
+    /// This layer followed by ReLU and MaxPool2d(2, 2), run as one op
+    /// (`Graph::batch_norm_relu_pool`); the same values, state updates and errors as the three
+    /// layers one after the other. `Sequential` uses it where it finds those three layers.
+    pub fn forward_relu_pool(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        self.forward_then(g, x, true)
+    }
+
+    fn forward_then(&mut self, g: &mut Graph, x: Var, relu_pool: bool) -> Result<Var> {
+        let op = |g: &mut Graph, w, b, stats| {
+            if relu_pool {
+                g.batch_norm_relu_pool(x, w, b, stats)
+            } else {
+                g.batch_norm(x, w, b, stats)
+            }
+        };
         let shape = g.shape(x).to_vec();
         self.check_input(&shape)?;
         let cfg = self.config;
@@ -159,7 +173,7 @@ impl Module for BatchNorm {
                 var: &self.running_var.data,
                 eps: cfg.eps,
             };
-            return g.batch_norm(x, w, b, stats);
+            return op(g, w, b, stats);
         }
         let per_channel: usize = shape[0] * shape[2..].iter().product::<usize>();
         if per_channel <= 1 {
@@ -167,7 +181,7 @@ impl Module for BatchNorm {
                 "Expected more than 1 value per channel when training, got input size {shape:?}"
             )));
         }
-        let y = g.batch_norm(x, w, b, BnStats::Batch { eps: cfg.eps })?;
+        let y = op(g, w, b, BnStats::Batch { eps: cfg.eps })?;
         if self.training && cfg.track_running_stats {
             self.num_batches_tracked += 1;
             let m = cfg
@@ -183,6 +197,12 @@ impl Module for BatchNorm {
             }
         }
         Ok(y)
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        self.forward_then(g, x, false)
     }
 
     fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {

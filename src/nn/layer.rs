@@ -128,8 +128,21 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward(&mut self, g: &mut Graph, mut x: Var) -> Result<Var> {
-        for l in &mut self.layers {
-            x = l.forward(g, x)?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            // BatchNorm2d -> ReLU -> MaxPool2d(2, 2) runs as one op: the same values with a
+            // fraction of the memory traffic (kernels/bn_relu_pool.rs)
+            if let [Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..] =
+                &mut self.layers[i..]
+            {
+                if pool.kernel_size == 2 && pool.stride == 2 && g.shape(x).len() == 4 {
+                    x = bn.forward_relu_pool(g, x)?;
+                    i += 3;
+                    continue;
+                }
+            }
+            x = self.layers[i].forward(g, x)?;
+            i += 1;
         }
         Ok(x)
     }

@@ -1,0 +1,276 @@
+//! BatchNorm2d -> ReLU -> MaxPool2d(2, 2), the CNN block's tail, as one pass over memory.
+//!
+//! Shapes: x (N, C, H, W) (the BatchNorm's input, a convolution's output), y (N, C, Ho, Wo)
+//! with Ho = H / 2, Wo = W / 2 (floor: an odd last row or column is in no window).
+//!
+//! Separately, the three layers read and write the (N, C, H, W) tensor seven times in the
+//! forward and backward (26 MB each for the cnn preset's first block at batch 256), and on
+//! these machines that traffic, not arithmetic, set their cost. Fused:
+//!   forward:  statistics (one read, `batch_norm::batch_stats`), then one read of x that writes
+//!             only the pooled outputs, their argmax and x at each argmax (a quarter each);
+//!   backward: per-channel sums from the quarter-sized tensors, then one read of x that writes
+//!             dx.
+//!
+//! The arithmetic is the layers' own, value for value: z = x * alpha + beta (BatchNorm as one
+//! affine map per channel), r = relu(z) with NaN passing through, the window's first maximum in
+//! scan order (NaN wins). So y is exactly what the three layers give.
+//!
+//! Backward, with g the gradient reaching the BatchNorm's output z:
+//!   max pooling sends dy[o] to the window's argmax a(o) and nothing to the other three inputs;
+//!   ReLU passes it where r > 0, and r at a(o) is y[o], so g[a(o)] = dy[o] * [y[o] > 0];
+//!   BatchNorm then needs sum g and sum g * xhat over each channel: g is zero off the argmaxes,
+//!   so both sums run over the outputs, with xhat at a(o) = (x_at[o] - mean) * rstd;
+//!   dx = k1 * (g - k2 - (x - mean) * k3) in training, dx = alpha * g with fixed statistics
+//!   (the derivation is `batch_norm::backward_train`'s).
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Output planes per parallel task.
+const PLANES: usize = 16;
+
+/// Output size of 2x2 pooling with stride 2 along a dimension of `size`.
+pub fn pooled(size: usize) -> usize {
+    size / 2
+}
+
+/// relu(x * a + b), NaN passing through (as `batch_norm::affine` then `relu::forward`).
+#[inline(always)]
+fn bn_relu(x: f32, a: f32, b: f32) -> f32 {
+    let z = x * a + b;
+    if z < 0.0 {
+        0.0
+    } else {
+        z
+    }
+}
+
+/// Forward. x: (N, C, H, W); alpha, beta: (C) (`batch_norm::fold`); y, argmax, x_at: (N, C, Ho, Wo).
+/// argmax receives each window's argmax as an index into its input plane, x_at the input there.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    y: &mut [f32],
+    argmax: &mut [u32],
+    x_at: &mut [f32],
+    x: &[f32],
+    alpha: &[f32],
+    beta: &[f32],
+    h: usize,
+    w: usize,
+) {
+    let (c, plane_in, plane_out) = (alpha.len(), h * w, pooled(h) * pooled(w));
+    let outs = y
+        .par_chunks_mut(plane_out * PLANES)
+        .zip(argmax.par_chunks_mut(plane_out * PLANES))
+        .zip(x_at.par_chunks_mut(plane_out * PLANES));
+    outs.zip(x.par_chunks(plane_in * PLANES))
+        .enumerate()
+        .for_each(|(task, (((yp, ap), xap), xp))| {
+            forward_planes(yp, ap, xap, xp, alpha, beta, c, task * PLANES, h, w)
+        });
+}
+
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn forward_planes(
+    y: &mut [f32],
+    argmax: &mut [u32],
+    x_at: &mut [f32],
+    x: &[f32],
+    alpha: &[f32],
+    beta: &[f32],
+    c: usize,
+    first_plane: usize,
+    h: usize,
+    w: usize,
+) {
+    let (ho, wo) = (pooled(h), pooled(w));
+    let planes = x.chunks_exact(h * w).enumerate();
+    let outs = y
+        .chunks_exact_mut(ho * wo)
+        .zip(argmax.chunks_exact_mut(ho * wo))
+        .zip(x_at.chunks_exact_mut(ho * wo));
+    for ((i, xp), ((yp, ap), xap)) in planes.zip(outs) {
+        let ch = (first_plane + i) % c;
+        let (a, b) = (alpha[ch], beta[ch]);
+        for oy in 0..ho {
+            let (top, bottom) = (&xp[2 * oy * w..][..w], &xp[(2 * oy + 1) * w..][..w]);
+            for ox in 0..wo {
+                let o = oy * wo + ox;
+                let at = 2 * oy * w + 2 * ox;
+                // the four candidates in scan order; a later one takes over only when strictly
+                // greater, or NaN (max_pool2d's rule)
+                let (mut best, mut best_at, mut best_x) =
+                    (bn_relu(top[2 * ox], a, b), at, top[2 * ox]);
+                for (v, k) in [
+                    (top[2 * ox + 1], at + 1),
+                    (bottom[2 * ox], at + w),
+                    (bottom[2 * ox + 1], at + w + 1),
+                ] {
+                    let r = bn_relu(v, a, b);
+                    if !best.is_nan() && (r > best || r.is_nan()) {
+                        (best, best_at, best_x) = (r, k, v);
+                    }
+                }
+                yp[o] = best;
+                ap[o] = best_at as u32;
+                xap[o] = best_x;
+            }
+        }
+    }
+}
+
+/// Per-channel sums for the backward: sum_g[c] = sum of g, sum_g_xhat[c] = sum of g * xhat, with
+/// g = dy * [y > 0] at each output (see the module's derivation). Each (sample, channel) plane
+/// is summed on its own, then the planes of a channel are added in sample order, so the result
+/// does not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn grad_sums(
+    dy: &[f32],
+    y: &[f32],
+    x_at: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    plane_out: usize,
+    sum_g: &mut [f32],
+    sum_g_xhat: &mut [f32],
+) {
+    let c = mean.len();
+    let planes = dy.len() / plane_out;
+    let mut per_plane = vec![[0.0f32; 2]; planes];
+    per_plane
+        .par_chunks_mut(PLANES)
+        .enumerate()
+        .for_each(|(task, sums)| plane_sums(sums, dy, y, x_at, mean, c, task * PLANES, plane_out));
+    sum_g.fill(0.0);
+    sum_g_xhat.fill(0.0);
+    for (p, s) in per_plane.iter().enumerate() {
+        sum_g[p % c] += s[0];
+        sum_g_xhat[p % c] += s[1];
+    }
+    for (s, &r) in sum_g_xhat.iter_mut().zip(rstd) {
+        *s *= r;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn plane_sums(
+    sums: &mut [[f32; 2]],
+    dy: &[f32],
+    y: &[f32],
+    x_at: &[f32],
+    mean: &[f32],
+    c: usize,
+    first_plane: usize,
+    plane_out: usize,
+) {
+    for (i, s) in sums.iter_mut().enumerate() {
+        let p = first_plane + i;
+        let mu = mean[p % c];
+        let range = p * plane_out..(p + 1) * plane_out;
+        let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
+        for (j, ((&d, &v), &xv)) in dy[range.clone()]
+            .iter()
+            .zip(&y[range.clone()])
+            .zip(&x_at[range])
+            .enumerate()
+        {
+            // sum (g * (x - mean)), times rstd once per channel
+            let g = if v > 0.0 { d } else { 0.0 };
+            a[j % 8] += g;
+            b[j % 8] += g * (xv - mu);
+        }
+        *s = [a.iter().sum(), b.iter().sum()];
+    }
+}
+
+/// The input's gradient, dx += ... for every plane.
+/// Training (`coef` = Some((k2, k3))): dx_i += k1 * (g_i - k2 - (x_i - mean) * k3), with
+/// k1 = w * rstd, k2 = mean g, k3 = mean (g * xhat) * rstd, the same expression as
+/// `batch_norm::backward_train`; fixed statistics (`coef` = None): dx_i += k1 * g_i.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input(
+    dx: &mut [f32],
+    dy: &[f32],
+    y: &[f32],
+    argmax: &[u32],
+    x: &[f32],
+    mean: &[f32],
+    k1: &[f32],
+    coef: Option<(&[f32], &[f32])>,
+    h: usize,
+    w: usize,
+) {
+    let (c, plane_in, plane_out) = (mean.len(), h * w, pooled(h) * pooled(w));
+    dx.par_chunks_mut(plane_in * PLANES)
+        .zip(x.par_chunks(plane_in * PLANES))
+        .enumerate()
+        .for_each(|(task, (dxp, xp))| {
+            let first = task * PLANES;
+            let out = first * plane_out..(first + dxp.len() / plane_in) * plane_out;
+            let (dy, y, argmax) = (&dy[out.clone()], &y[out.clone()], &argmax[out]);
+            G.with_borrow_mut(|g| {
+                backward_planes(
+                    dxp, xp, dy, y, argmax, mean, k1, coef, c, first, g, plane_in,
+                )
+            })
+        });
+}
+
+thread_local! {
+    /// One plane's g, dense, reused.
+    static G: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn backward_planes(
+    dx: &mut [f32],
+    x: &[f32],
+    dy: &[f32],
+    y: &[f32],
+    argmax: &[u32],
+    mean: &[f32],
+    k1: &[f32],
+    coef: Option<(&[f32], &[f32])>,
+    c: usize,
+    first_plane: usize,
+    g: &mut Vec<f32>,
+    plane_in: usize,
+) {
+    let plane_out = dy.len() / (dx.len() / plane_in);
+    g.clear();
+    g.resize(plane_in, 0.0);
+    let planes = dx.chunks_exact_mut(plane_in).zip(x.chunks_exact(plane_in));
+    let outs = dy
+        .chunks_exact(plane_out)
+        .zip(y.chunks_exact(plane_out))
+        .zip(argmax.chunks_exact(plane_out));
+    for (i, ((dxp, xp), ((dyp, yp), ap))) in planes.zip(outs).enumerate() {
+        let ch = (first_plane + i) % c;
+        match coef {
+            Some((k2, k3)) => {
+                // g for this plane, dense: zero off the argmaxes
+                for ((&d, &v), &a) in dyp.iter().zip(yp).zip(ap) {
+                    g[a as usize] = if v > 0.0 { d } else { 0.0 };
+                }
+                let (a, b, mu, q) = (k1[ch], k2[ch], mean[ch], k3[ch]);
+                for ((o, &gi), &v) in dxp.iter_mut().zip(g.iter()).zip(xp) {
+                    *o += a * (gi - b - (v - mu) * q);
+                }
+                for &a in ap {
+                    g[a as usize] = 0.0;
+                }
+            }
+            None => {
+                for ((&d, &v), &a) in dyp.iter().zip(yp).zip(ap) {
+                    if v > 0.0 {
+                        dxp[a as usize] += k1[ch] * d;
+                    }
+                }
+            }
+        }
+    }
+}

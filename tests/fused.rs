@@ -1,0 +1,220 @@
+//! The fused BatchNorm2d -> ReLU -> MaxPool2d(2, 2) op against its oracle: the three ops one
+//! after the other (each checked against PyTorch and finite differences elsewhere). The
+//! forward must give the same values bit for bit (the same arithmetic); gradients may differ
+//! only by summation order.
+
+use bnlab::nn::{set_training, BatchNorm, Layer, MaxPool2d, Module, ReLU, Sequential};
+use bnlab::{BnStats, Graph, Rng, Tensor, Var};
+
+struct Case {
+    shape: [usize; 4],
+    affine: bool,
+    running: bool,
+    seed: u64,
+}
+
+struct Run {
+    y: Vec<f32>,
+    dx: Vec<f32>,
+    dw: Option<Vec<f32>>,
+    db: Option<Vec<f32>>,
+    mean: Option<Vec<f32>>,
+}
+
+fn random(rng: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(lo, hi)).collect()
+}
+
+fn run(case: &Case, fused: bool, poison: Option<usize>) -> Run {
+    let [n, c, h, w] = case.shape;
+    let mut rng = Rng::seed(case.seed);
+    let mut xs = random(&mut rng, n * c * h * w, -2.0, 2.0);
+    if let Some(i) = poison {
+        xs[i] = f32::NAN;
+    }
+    let weight = random(&mut rng, c, -1.5, 1.5); // negative weights reverse a window's order
+    let bias = random(&mut rng, c, -0.5, 0.5);
+    let (rmean, rvar) = (
+        random(&mut rng, c, -0.5, 0.5),
+        random(&mut rng, c, 0.5, 2.0),
+    );
+    let mut g = Graph::new(0);
+    let x = g
+        .input(&Tensor::new(&case.shape, xs).unwrap(), true)
+        .unwrap();
+    let (wv, bv) = if case.affine {
+        let wi = g.params.add(Tensor::new(&[c], weight).unwrap()).unwrap();
+        let bi = g.params.add(Tensor::new(&[c], bias).unwrap()).unwrap();
+        (Some(g.param(wi)), Some(g.param(bi)))
+    } else {
+        (None, None)
+    };
+    let stats = if case.running {
+        BnStats::Running {
+            mean: &rmean,
+            var: &rvar,
+            eps: 1e-5,
+        }
+    } else {
+        BnStats::Batch { eps: 1e-5 }
+    };
+    let (y, bn): (Var, Var) = if fused {
+        let y = g.batch_norm_relu_pool(x, wv, bv, stats).unwrap();
+        (y, y)
+    } else {
+        let z = g.batch_norm(x, wv, bv, stats).unwrap();
+        let r = g.relu(z).unwrap();
+        (g.max_pool2d(r, 2, 2).unwrap(), z)
+    };
+    let mean = g.batch_stats(bn).map(|(m, _)| m.to_vec());
+    let yv = g.value(y).to_vec();
+    let dy = random(&mut rng, yv.len(), -1.0, 1.0);
+    g.backward_from(y, &dy).unwrap();
+    let grad = |v: Option<Var>| v.map(|v| g.grad(v).unwrap().to_vec());
+    Run {
+        y: yv,
+        dx: g.grad(x).unwrap().to_vec(),
+        dw: grad(wv),
+        db: grad(bv),
+        mean,
+    }
+}
+
+fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * scale + 1e-6 * y.abs(),
+            "{what}[{i}]: fused {x}, separate {y}"
+        );
+    }
+}
+
+fn check(case: Case) {
+    let (f, s) = (run(&case, true, None), run(&case, false, None));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&f.y), bits(&s.y), "forward values differ");
+    assert_eq!(f.mean, s.mean, "statistics differ");
+    assert_close("dx", &f.dx, &s.dx);
+    assert_eq!(f.dw.is_some(), s.dw.is_some());
+    if let (Some(a), Some(b)) = (&f.dw, &s.dw) {
+        assert_close("dweight", a, b);
+    }
+    if let (Some(a), Some(b)) = (&f.db, &s.db) {
+        assert_close("dbias", a, b);
+    }
+}
+
+#[test]
+fn batch_statistics_with_affine() {
+    check(Case {
+        shape: [2, 3, 6, 8],
+        affine: true,
+        running: false,
+        seed: 1,
+    });
+}
+
+#[test]
+fn odd_sizes_leave_the_last_row_and_column_out_of_every_window() {
+    check(Case {
+        shape: [3, 2, 7, 5],
+        affine: true,
+        running: false,
+        seed: 2,
+    });
+}
+
+#[test]
+fn without_affine_parameters() {
+    check(Case {
+        shape: [2, 4, 4, 4],
+        affine: false,
+        running: false,
+        seed: 3,
+    });
+}
+
+#[test]
+fn running_statistics() {
+    check(Case {
+        shape: [2, 3, 6, 6],
+        affine: true,
+        running: true,
+        seed: 4,
+    });
+}
+
+#[test]
+fn many_planes_split_over_threads() {
+    // more planes than one parallel task takes, and the cnn preset's plane size
+    check(Case {
+        shape: [9, 5, 28, 28],
+        affine: true,
+        running: false,
+        seed: 5,
+    });
+}
+
+#[test]
+fn nan_reaches_the_output_as_the_separate_layers_let_it() {
+    let case = Case {
+        shape: [1, 2, 4, 4],
+        affine: true,
+        running: true,
+        seed: 6,
+    };
+    // running statistics keep the NaN in its own window
+    let (f, s) = (run(&case, true, Some(5)), run(&case, false, Some(5)));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert!(f.y.iter().any(|v| v.is_nan()));
+    assert_eq!(bits(&f.y), bits(&s.y));
+}
+
+/// Sequential fuses BatchNorm2d, ReLU, MaxPool2d(2); the module's running statistics and
+/// counter must move as they do when the layers run one by one.
+#[test]
+fn sequential_updates_running_statistics_like_the_separate_layers() {
+    let shape = [4, 3, 6, 6];
+    let n: usize = shape.iter().product();
+    let mut rng = Rng::seed(8);
+    let xs = Tensor::new(&shape, random(&mut rng, n, -1.0, 3.0)).unwrap();
+    let mut outputs = Vec::new();
+    let mut states = Vec::new();
+    for fused in [true, false] {
+        let mut g = Graph::new(0);
+        let bn = BatchNorm::d2(&mut g.params, 3).unwrap();
+        let mut seq = Sequential::new(vec![
+            Layer::BatchNorm(bn),
+            Layer::ReLU(ReLU),
+            Layer::MaxPool2d(MaxPool2d::new(2)),
+        ]);
+        set_training(&mut seq, true);
+        let mut y = None;
+        for _ in 0..2 {
+            let x = g.input(&xs, false).unwrap();
+            y = Some(if fused {
+                seq.forward(&mut g, x).unwrap()
+            } else {
+                let mut v = x;
+                for l in &mut seq.layers {
+                    v = l.forward(&mut g, v).unwrap();
+                }
+                v
+            });
+        }
+        outputs.push(g.value(y.unwrap()).to_vec());
+        let Layer::BatchNorm(bn) = &seq.layers[0] else {
+            unreachable!()
+        };
+        states.push((
+            bn.running_mean.data.clone(),
+            bn.running_var.data.clone(),
+            bn.num_batches_tracked,
+        ));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(states[0], states[1]);
+    assert_eq!(states[0].2, 2);
+}
