@@ -96,26 +96,32 @@ fn forward_planes(
         let (a, b) = (alpha[ch], beta[ch]);
         for oy in 0..ho {
             let (top, bottom) = (&xp[2 * oy * w..][..w], &xp[(2 * oy + 1) * w..][..w]);
+            let (yr, ar, xr) = (
+                &mut yp[oy * wo..][..wo],
+                &mut ap[oy * wo..][..wo],
+                &mut xap[oy * wo..][..wo],
+            );
             for ox in 0..wo {
-                let o = oy * wo + ox;
-                let at = 2 * oy * w + 2 * ox;
                 // the four candidates in scan order; a later one takes over only when strictly
-                // greater, or NaN (max_pool2d's rule)
-                let (mut best, mut best_at, mut best_x) =
-                    (bn_relu(top[2 * ox], a, b), at, top[2 * ox]);
-                for (v, k) in [
-                    (top[2 * ox + 1], at + 1),
-                    (bottom[2 * ox], at + w),
-                    (bottom[2 * ox + 1], at + w + 1),
-                ] {
+                // greater, or NaN (max_pool2d's rule). Written as selects, not branches: which
+                // candidate wins is data, and mispredicted branches cost more than the rest.
+                let (x0, x1, x2, x3) = (
+                    top[2 * ox],
+                    top[2 * ox + 1],
+                    bottom[2 * ox],
+                    bottom[2 * ox + 1],
+                );
+                let (mut best, mut off, mut best_x) = (bn_relu(x0, a, b), 0, x0);
+                for (v, k) in [(x1, 1), (x2, w), (x3, w + 1)] {
                     let r = bn_relu(v, a, b);
-                    if !best.is_nan() && (r > best || r.is_nan()) {
-                        (best, best_at, best_x) = (r, k, v);
-                    }
+                    let take = !best.is_nan() & ((r > best) | r.is_nan());
+                    best = if take { r } else { best };
+                    off = if take { k } else { off };
+                    best_x = if take { v } else { best_x };
                 }
-                yp[o] = best;
-                ap[o] = best_at as u32;
-                xap[o] = best_x;
+                yr[ox] = best;
+                ar[ox] = (2 * oy * w + 2 * ox + off) as u32;
+                xr[ox] = best_x;
             }
         }
     }

@@ -79,11 +79,57 @@ fn fit(v: &mut Vec<f32>, len: usize) {
     }
 }
 
+/// Stride 1 with "same" padding (the cnn presets' 3x3, padding 1): the output plane has the
+/// input's size, and row k = (ci, ky, kx) of the column matrix is the input plane shifted by
+/// (ky - pad) rows and (kx - pad) columns. Read as flat arrays, that is one contiguous copy,
+/// cols[k, q] = x[ci, q + shift] with shift = (ky - pad) W + (kx - pad), instead of one short
+/// copy per output row: positions whose source row is outside the plane fall outside the flat
+/// range, and those whose source column is outside it wrap into the neighbouring row and are
+/// zeroed afterwards (`zero_wrapped_columns`).
+fn is_same_size(g: &ConvGeom) -> bool {
+    g.stride == 1 && g.ho() == g.h && g.wo() == g.w && g.pad < g.kw && g.pad < g.kh
+}
+
+/// For row (ky, kx) in the same-size case: the output positions [lo, hi) whose flat source
+/// q + shift lies inside the plane, and the shift.
+fn same_size_range(g: &ConvGeom, ky: usize, kx: usize) -> (usize, usize, isize) {
+    let p = g.p() as isize;
+    let shift = (ky as isize - g.pad as isize) * g.w as isize + kx as isize - g.pad as isize;
+    let lo = (-shift).clamp(0, p);
+    let hi = (p - shift).clamp(lo, p);
+    (lo as usize, hi as usize, shift)
+}
+
+/// Zero the output columns ox whose source column ox + kx - pad is outside [0, W).
+fn zero_wrapped_columns(row: &mut [f32], g: &ConvGeom, kx: usize) {
+    let left = g.pad.saturating_sub(kx); // ox < pad - kx
+    let right = (kx + g.w).saturating_sub(g.pad + g.w).min(g.w); // ox >= W + pad - kx
+    if left == 0 && right == 0 {
+        return;
+    }
+    for line in row.chunks_exact_mut(g.w) {
+        line[..left].fill(0.0);
+        line[g.w - right..].fill(0.0);
+    }
+}
+
 /// The column matrix of one sample: cols[k, oy * Wo + ox] = x[ci, oy s + ky - pad, ox s + kx - pad]
 /// with k = (ci, ky, kx), and 0 where the patch hangs over the padding.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn im2col_sample(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    if is_same_size(g) {
+        for (k, row) in cols.chunks_exact_mut(p).enumerate() {
+            let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
+            let plane = &x[ci * p..][..p];
+            let (lo, hi, shift) = same_size_range(g, ky, kx);
+            row[..lo].fill(0.0);
+            row[lo..hi].copy_from_slice(&plane[(lo as isize + shift) as usize..][..hi - lo]);
+            row[hi..].fill(0.0);
+            zero_wrapped_columns(row, g, kx);
+        }
+        return;
+    }
     for (k, row) in cols.chunks_exact_mut(p).enumerate() {
         let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
         let plane = &x[ci * g.h * g.w..][..g.h * g.w];
@@ -120,8 +166,22 @@ fn im2col_sample(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
 /// The adjoint of im2col for one sample: each entry of the column matrix sends its gradient
 /// back to the pixel it was copied from. dx[ci, iy, ix] += every dcols[k, p] that read it.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn col2im_sample(dx: &mut [f32], dcols: &[f32], g: &ConvGeom) {
+fn col2im_sample(dx: &mut [f32], dcols: &mut [f32], g: &ConvGeom) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    if is_same_size(g) {
+        for (k, row) in dcols.chunks_exact_mut(p).enumerate() {
+            let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
+            let plane = &mut dx[ci * p..][..p];
+            let (lo, hi, shift) = same_size_range(g, ky, kx);
+            // the wrapped columns read padding, not the neighbouring row: they send nothing
+            zero_wrapped_columns(row, g, kx);
+            let dst = &mut plane[(lo as isize + shift) as usize..][..hi - lo];
+            for (d, &v) in dst.iter_mut().zip(&row[lo..hi]) {
+                *d += v;
+            }
+        }
+        return;
+    }
     for (k, row) in dcols.chunks_exact(p).enumerate() {
         let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
         let plane = &mut dx[ci * g.h * g.w..][..g.h * g.w];
