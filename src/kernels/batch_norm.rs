@@ -15,7 +15,7 @@ use rayon::prelude::*;
 /// Sum of f(v) over a run, in 16 interleaved partial sums so that it vectorises (a single
 /// running sum is a chain of dependent additions the compiler may not reorder).
 #[inline(always)]
-fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 16];
     let mut chunks = run.chunks_exact(16);
     for c in &mut chunks {

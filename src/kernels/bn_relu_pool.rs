@@ -86,6 +86,10 @@ fn forward_planes(
     w: usize,
 ) {
     let (ho, wo) = (pooled(h), pooled(w));
+    // each output's window: its top-left input, as an index into the plane
+    let corner: Vec<u32> = (0..ho * wo)
+        .map(|o| (2 * (o / wo) * w + 2 * (o % wo)) as u32)
+        .collect();
     let planes = x.chunks_exact(h * w).enumerate();
     let outs = y
         .chunks_exact_mut(ho * wo)
@@ -94,37 +98,54 @@ fn forward_planes(
     for ((i, xp), ((yp, ap), xap)) in planes.zip(outs) {
         let ch = (first_plane + i) % c;
         let (a, b) = (alpha[ch], beta[ch]);
-        for oy in 0..ho {
-            let (top, bottom) = (&xp[2 * oy * w..][..w], &xp[(2 * oy + 1) * w..][..w]);
-            let (yr, ar, xr) = (
-                &mut yp[oy * wo..][..wo],
-                &mut ap[oy * wo..][..wo],
-                &mut xap[oy * wo..][..wo],
-            );
-            for ox in 0..wo {
-                // the four candidates in scan order; a later one takes over only when strictly
-                // greater, or NaN (max_pool2d's rule). Written as selects, not branches: which
-                // candidate wins is data, and mispredicted branches cost more than the rest.
-                let (x0, x1, x2, x3) = (
-                    top[2 * ox],
-                    top[2 * ox + 1],
-                    bottom[2 * ox],
-                    bottom[2 * ox + 1],
-                );
-                let (mut best, mut off, mut best_x) = (bn_relu(x0, a, b), 0, x0);
-                for (v, k) in [(x1, 1), (x2, w), (x3, w + 1)] {
-                    let r = bn_relu(v, a, b);
-                    let take = !best.is_nan() & ((r > best) | r.is_nan());
-                    best = if take { r } else { best };
-                    off = if take { k } else { off };
-                    best_x = if take { v } else { best_x };
-                }
-                yr[ox] = best;
-                ar[ox] = (2 * oy * w + 2 * ox + off) as u32;
-                xr[ox] = best_x;
+        // LANES outputs at a time: the four candidates of each are gathered into arrays, then
+        // every lane runs the same selects, which the compiler turns into vector instructions
+        for (o0, corners) in (0..ho * wo).step_by(LANES).zip(corner.chunks(LANES)) {
+            let mut cand = [[0.0f32; LANES]; 4];
+            for (j, &at) in corners.iter().enumerate() {
+                let at = at as usize;
+                cand[0][j] = xp[at];
+                cand[1][j] = xp[at + 1];
+                cand[2][j] = xp[at + w];
+                cand[3][j] = xp[at + w + 1];
+            }
+            let (best, off, best_x) = pool_lanes(&cand, a, b, w as u32);
+            let n = corners.len();
+            yp[o0..o0 + n].copy_from_slice(&best[..n]);
+            xap[o0..o0 + n].copy_from_slice(&best_x[..n]);
+            for ((a, &c), &k) in ap[o0..o0 + n].iter_mut().zip(corners).zip(&off) {
+                *a = c + k;
             }
         }
     }
+}
+
+const LANES: usize = 16;
+
+/// The pooled value, the argmax's offset from the window's corner and the input there, for
+/// LANES windows given their four candidates in scan order (top-left, top-right, bottom-left,
+/// bottom-right). A later candidate takes over only when strictly greater, or NaN
+/// (max_pool2d's rule). Selects, not branches: which candidate wins is data, and mispredicted
+/// branches cost more than the rest.
+#[inline(always)]
+fn pool_lanes(
+    cand: &[[f32; LANES]; 4],
+    a: f32,
+    b: f32,
+    w: u32,
+) -> ([f32; LANES], [u32; LANES], [f32; LANES]) {
+    let mut best = cand[0].map(|v| bn_relu(v, a, b));
+    let (mut off, mut best_x) = ([0u32; LANES], cand[0]);
+    for (xs, k) in cand[1..].iter().zip([1, w, w + 1]) {
+        for j in 0..LANES {
+            let r = bn_relu(xs[j], a, b);
+            let take = !best[j].is_nan() & ((r > best[j]) | r.is_nan());
+            best[j] = if take { r } else { best[j] };
+            off[j] = if take { k } else { off[j] };
+            best_x[j] = if take { xs[j] } else { best_x[j] };
+        }
+    }
+    (best, off, best_x)
 }
 
 /// Per-channel sums for the backward: sum_g[c] = sum of g, sum_g_xhat[c] = sum of g * xhat, with

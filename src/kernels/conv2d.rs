@@ -16,6 +16,7 @@
 //! Determinism: the chunks depend on N only, and the per-chunk partial sums of dw and db are
 //! added in chunk order, so results do not depend on the thread count or on scheduling.
 
+use super::batch_norm::lane_sum;
 use crate::matmul::{matmul_serial, Mat};
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -295,7 +296,7 @@ pub fn backward(
                             matmul_serial(pw, d, Mat::new(cols, k, p).t(), true);
                         }
                         for (s, run) in pb.iter_mut().zip(dyn_.chunks_exact(p)) {
-                            *s += run.iter().sum::<f32>();
+                            *s += lane_sum(run, |v| v);
                         }
                     }
                     if let Some(dxs) = dxs.as_deref_mut() {
