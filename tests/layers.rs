@@ -111,3 +111,39 @@ fn dropout_keeps_each_value_with_probability_1_minus_p_and_scales_it() {
     assert!(g.value(y).iter().all(|&v| v == 0.0));
     assert!(Dropout::new(1.5).is_err() && Dropout::new(-0.1).is_err());
 }
+
+/// The batch variance stays accurate when the mean dwarfs the spread (a sum-of-squares formula
+/// loses it all in f32 here): against a two-pass computation in f64.
+#[test]
+fn batch_variance_is_accurate_when_the_mean_dwarfs_the_spread() {
+    let shape = [5, 2, 6, 7];
+    let n: usize = shape.iter().product();
+    let mut rng = Rng::seed(9);
+    let data: Vec<f32> = (0..n).map(|_| 1000.0 + rng.uniform(-0.01, 0.01)).collect();
+    let mut g = Graph::new(0);
+    let x = g
+        .input(&Tensor::new(&shape, data.clone()).unwrap(), false)
+        .unwrap();
+    let y = g
+        .batch_norm(x, None, None, bnlab::BnStats::Batch { eps: 1e-5 })
+        .unwrap();
+    let (mean, var) = g.batch_stats(y).unwrap();
+    for ch in 0..2 {
+        let vals: Vec<f64> = data
+            .chunks(2 * 42)
+            .flat_map(|s| s[ch * 42..(ch + 1) * 42].iter().map(|&v| v as f64))
+            .collect();
+        let mu = vals.iter().sum::<f64>() / vals.len() as f64;
+        let v = vals.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / vals.len() as f64;
+        assert!(
+            (mean[ch] as f64 - mu).abs() < 1e-4,
+            "mean {} vs {mu}",
+            mean[ch]
+        );
+        assert!(
+            (var[ch] as f64 - v).abs() < 1e-2 * v,
+            "channel {ch}: variance {} vs {v}",
+            var[ch]
+        );
+    }
+}

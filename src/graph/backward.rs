@@ -86,6 +86,28 @@ impl Graph {
         }
     }
 
+    /// Like `take_grad`, but a gradient not yet started this step comes back unzeroed, with
+    /// `true`: the caller must overwrite every value (saving a pass that zeroes the buffer and
+    /// one that reads the zeros back). `false`: accumulate, as with `take_grad`.
+    fn take_grad_to_overwrite(&mut self, v: Var) -> Option<(Vec<f32>, bool)> {
+        let VarKind::Node(j) = v.0 else {
+            return self.take_grad(v).map(|g| (g, false));
+        };
+        if !self.nodes[j].requires_grad {
+            return None;
+        }
+        let len = self.nodes[j].shape.numel();
+        let slot = &mut self.slots[self.nodes[j].storage];
+        let mut g = std::mem::take(&mut slot.grad);
+        let fresh = !slot.grad_live;
+        if fresh && g.len() != len {
+            g.clear();
+            g.resize(len, 0.0);
+        }
+        slot.grad_live = true;
+        Some((g, fresh))
+    }
+
     fn put_grad(&mut self, v: Var, g: Option<Vec<f32>>) {
         let Some(g) = g else { return };
         match v.0 {
@@ -211,8 +233,12 @@ impl Graph {
                 self.put_opt(b, gb);
             }
             Op::BatchNormReluPool { x, w, b, batch } => {
-                let (mut gx, mut gw, mut gb) =
-                    (self.take_grad(x), self.take_opt(w), self.take_opt(b));
+                let (gx, mut gw, mut gb) = (
+                    self.take_grad_to_overwrite(x),
+                    self.take_opt(w),
+                    self.take_opt(b),
+                );
+                let (mut gx, overwrite) = gx.map_or((None, false), |(g, o)| (Some(g), o));
                 let d = self.shape(x).to_vec();
                 let (c, h, wd) = (d[1], d[2], d[3]);
                 let aux = std::mem::take(&mut self.slots[i].aux);
@@ -255,7 +281,9 @@ impl Graph {
                     } else {
                         (alpha, None)
                     };
-                    bn_relu_pool::backward_input(gx, dy, y, argmax, xv, mean, k1, coef, h, wd);
+                    bn_relu_pool::backward_input(
+                        gx, overwrite, dy, y, argmax, xv, mean, k1, coef, h, wd,
+                    );
                 }
                 self.slots[i].aux = aux;
                 self.put_grad(x, gx);

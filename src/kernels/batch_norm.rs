@@ -34,8 +34,8 @@ fn channel_runs(x: &[f32], c: usize, s: usize, ch: usize) -> impl Iterator<Item 
         .map(move |sample| &sample[ch * s..(ch + 1) * s])
 }
 
-/// Per-channel mean and biased variance (two passes: the mean first, then squared deviations,
-/// which keeps the variance accurate when |mean| >> std).
+/// Per-channel mean and biased variance, from squared deviations about a mean (not the sum of
+/// squares, which loses the variance when |mean| >> std).
 /// x: (N, C, S); mean, var: (C)
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f32]) {
@@ -60,15 +60,22 @@ pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f
             .zip(var.par_iter_mut())
             .enumerate()
             .for_each(|(ch, (mu, var))| {
-                *mu = channel_runs(x, c, s, ch)
-                    .map(|run| lane_sum(run, |v| v))
-                    .sum::<f32>()
-                    / m;
-                let centre = *mu;
-                *var = channel_runs(x, c, s, ch)
-                    .map(|run| lane_sum(run, |v| (v - centre) * (v - centre)))
-                    .sum::<f32>()
-                    / m;
+                // Each run (one sample's S values, in L1 once read) gets its own mean and sum of
+                // squared deviations, two passes over cached data; runs are then merged in
+                // sample order (Chan et al.'s pairwise update, in f64). One read of x from
+                // memory instead of two, and as robust as the two-pass formula.
+                let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+                for run in channel_runs(x, c, s, ch) {
+                    let run_mean = lane_sum(run, |v| v) / s as f32;
+                    let run_m2 = lane_sum(run, |v| (v - run_mean) * (v - run_mean));
+                    let (nb, delta) = (s as f64, run_mean as f64 - mean);
+                    let total = count + nb;
+                    mean += delta * nb / total;
+                    m2 += run_m2 as f64 + delta * delta * count * nb / total;
+                    count = total;
+                }
+                *mu = mean as f32;
+                *var = (m2 / m as f64) as f32;
             });
     }
 }

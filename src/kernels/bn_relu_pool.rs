@@ -213,13 +213,15 @@ fn plane_sums(
     }
 }
 
-/// The input's gradient, dx += ... for every plane.
+/// The input's gradient, dx += ... for every plane (dx = ... when `overwrite`: dx holds
+/// garbage, and every value is written).
 /// Training (`coef` = Some((k2, k3))): dx_i += k1 * (g_i - k2 - (x_i - mean) * k3), with
 /// k1 = w * rstd, k2 = mean g, k3 = mean (g * xhat) * rstd, the same expression as
 /// `batch_norm::backward_train`; fixed statistics (`coef` = None): dx_i += k1 * g_i.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_input(
     dx: &mut [f32],
+    overwrite: bool,
     dy: &[f32],
     y: &[f32],
     argmax: &[u32],
@@ -240,7 +242,7 @@ pub fn backward_input(
             let (dy, y, argmax) = (&dy[out.clone()], &y[out.clone()], &argmax[out]);
             G.with_borrow_mut(|g| {
                 backward_planes(
-                    dxp, xp, dy, y, argmax, mean, k1, coef, c, first, g, plane_in,
+                    dxp, overwrite, xp, dy, y, argmax, mean, k1, coef, c, first, g, plane_in,
                 )
             })
         });
@@ -255,6 +257,7 @@ thread_local! {
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn backward_planes(
     dx: &mut [f32],
+    overwrite: bool,
     x: &[f32],
     dy: &[f32],
     y: &[f32],
@@ -284,14 +287,20 @@ fn backward_planes(
                     g[a as usize] = if v > 0.0 { d } else { 0.0 };
                 }
                 let (a, b, mu, q) = (k1[ch], k2[ch], mean[ch], k3[ch]);
-                for ((o, &gi), &v) in dxp.iter_mut().zip(g.iter()).zip(xp) {
-                    *o += a * (gi - b - (v - mu) * q);
+                let terms = dxp.iter_mut().zip(g.iter()).zip(xp);
+                if overwrite {
+                    terms.for_each(|((o, &gi), &v)| *o = a * (gi - b - (v - mu) * q));
+                } else {
+                    terms.for_each(|((o, &gi), &v)| *o += a * (gi - b - (v - mu) * q));
                 }
                 for &a in ap {
                     g[a as usize] = 0.0;
                 }
             }
             None => {
+                if overwrite {
+                    dxp.fill(0.0);
+                }
                 for ((&d, &v), &a) in dyp.iter().zip(yp).zip(ap) {
                     if v > 0.0 {
                         dxp[a as usize] += k1[ch] * d;
