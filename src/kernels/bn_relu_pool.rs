@@ -86,66 +86,68 @@ fn forward_planes(
     w: usize,
 ) {
     let (ho, wo) = (pooled(h), pooled(w));
-    // each output's window: its top-left input, as an index into the plane
-    let corner: Vec<u32> = (0..ho * wo)
-        .map(|o| (2 * (o / wo) * w + 2 * (o % wo)) as u32)
-        .collect();
     let planes = x.chunks_exact(h * w).enumerate();
     let outs = y
         .chunks_exact_mut(ho * wo)
         .zip(argmax.chunks_exact_mut(ho * wo))
         .zip(x_at.chunks_exact_mut(ho * wo));
+    // the winner of each row's horizontal pairs: value, offset (0 or 1), input there
+    let (mut pair_best, mut pair_off, mut pair_x) = (
+        vec![0.0f32; 2 * ho * wo],
+        vec![0u32; 2 * ho * wo],
+        vec![0.0f32; 2 * ho * wo],
+    );
     for ((i, xp), ((yp, ap), xap)) in planes.zip(outs) {
         let ch = (first_plane + i) % c;
         let (a, b) = (alpha[ch], beta[ch]);
-        // LANES outputs at a time: the four candidates of each are gathered into arrays, then
-        // every lane runs the same selects, which the compiler turns into vector instructions
-        for (o0, corners) in (0..ho * wo).step_by(LANES).zip(corner.chunks(LANES)) {
-            let mut cand = [[0.0f32; LANES]; 4];
-            for (j, &at) in corners.iter().enumerate() {
-                let at = at as usize;
-                cand[0][j] = xp[at];
-                cand[1][j] = xp[at + 1];
-                cand[2][j] = xp[at + w];
-                cand[3][j] = xp[at + w + 1];
+        // Two passes of selects (which candidate wins is data: branches would be mispredicted
+        // half the time), each a plain loop the compiler vectorises. The scan order's first
+        // maximum is the first maximum of the top pair unless the bottom pair's beats it.
+        // Horizontal: left and right of each pair, in every row that a window covers.
+        for (r, row) in xp.chunks_exact(w).take(2 * ho).enumerate() {
+            let out = r * wo..(r + 1) * wo;
+            let pairs = row.chunks_exact(2).take(wo);
+            let dst = pair_best[out.clone()]
+                .iter_mut()
+                .zip(&mut pair_off[out.clone()])
+                .zip(&mut pair_x[out]);
+            for (((best, off), bx), pair) in dst.zip(pairs) {
+                let (l, r) = (bn_relu(pair[0], a, b), bn_relu(pair[1], a, b));
+                let take = later_wins(l, r);
+                *best = if take { r } else { l };
+                *off = take as u32;
+                *bx = if take { pair[1] } else { pair[0] };
             }
-            let (best, off, best_x) = pool_lanes(&cand, a, b, w as u32);
-            let n = corners.len();
-            yp[o0..o0 + n].copy_from_slice(&best[..n]);
-            xap[o0..o0 + n].copy_from_slice(&best_x[..n]);
-            for ((a, &c), &k) in ap[o0..o0 + n].iter_mut().zip(corners).zip(&off) {
-                *a = c + k;
+        }
+        // Vertical: the top pair's winner against the bottom pair's.
+        for oy in 0..ho {
+            let (top, bottom) = (2 * oy * wo, (2 * oy + 1) * wo);
+            for ox in 0..wo {
+                let (t, u) = (pair_best[top + ox], pair_best[bottom + ox]);
+                let take = later_wins(t, u);
+                let o = oy * wo + ox;
+                yp[o] = if take { u } else { t };
+                let (row, off) = if take {
+                    (2 * oy + 1, pair_off[bottom + ox])
+                } else {
+                    (2 * oy, pair_off[top + ox])
+                };
+                ap[o] = (row * w + 2 * ox) as u32 + off;
+                xap[o] = if take {
+                    pair_x[bottom + ox]
+                } else {
+                    pair_x[top + ox]
+                };
             }
         }
     }
 }
 
-const LANES: usize = 16;
-
-/// The pooled value, the argmax's offset from the window's corner and the input there, for
-/// LANES windows given their four candidates in scan order (top-left, top-right, bottom-left,
-/// bottom-right). A later candidate takes over only when strictly greater, or NaN
-/// (max_pool2d's rule). Selects, not branches: which candidate wins is data, and mispredicted
-/// branches cost more than the rest.
+/// Whether a later candidate takes over from the current best: strictly greater, or NaN, and
+/// never from a NaN (max_pool2d's rule).
 #[inline(always)]
-fn pool_lanes(
-    cand: &[[f32; LANES]; 4],
-    a: f32,
-    b: f32,
-    w: u32,
-) -> ([f32; LANES], [u32; LANES], [f32; LANES]) {
-    let mut best = cand[0].map(|v| bn_relu(v, a, b));
-    let (mut off, mut best_x) = ([0u32; LANES], cand[0]);
-    for (xs, k) in cand[1..].iter().zip([1, w, w + 1]) {
-        for j in 0..LANES {
-            let r = bn_relu(xs[j], a, b);
-            let take = !best[j].is_nan() & ((r > best[j]) | r.is_nan());
-            best[j] = if take { r } else { best[j] };
-            off[j] = if take { k } else { off[j] };
-            best_x[j] = if take { xs[j] } else { best_x[j] };
-        }
-    }
-    (best, off, best_x)
+fn later_wins(best: f32, later: f32) -> bool {
+    !best.is_nan() & ((later > best) | later.is_nan())
 }
 
 /// Per-channel sums for the backward: sum_g[c] = sum of g, sum_g_xhat[c] = sum of g * xhat, with
