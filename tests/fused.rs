@@ -167,7 +167,10 @@ fn nan_reaches_the_output_as_the_separate_layers_let_it() {
     };
     // running statistics keep the NaN in its own window; each corner of a window in turn
     for poison in [0, 1, 4, 5, 10, 15] {
-        let (f, s) = (run(&case, true, Some(poison)), run(&case, false, Some(poison)));
+        let (f, s) = (
+            run(&case, true, Some(poison)),
+            run(&case, false, Some(poison)),
+        );
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert!(f.y.iter().any(|v| v.is_nan()), "NaN at {poison}");
         assert_eq!(bits(&f.y), bits(&s.y), "NaN at {poison}");
