@@ -21,6 +21,6 @@ pub mod tensor;
 pub mod tensor_fmt;
 pub mod train;
 
-pub use graph::{BnStats, Graph, ParamId, ParamStore, Var};
+pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
 pub use rng::Rng;
 pub use tensor::Tensor;

@@ -3,8 +3,8 @@
 //! forward must give the same values bit for bit (the same arithmetic); gradients may differ
 //! only by summation order.
 
-use bnlab::nn::{set_training, BatchNorm, Layer, MaxPool2d, Module, ReLU, Sequential};
-use bnlab::{BnStats, Graph, Rng, Tensor, Var};
+use bnlab::nn::{set_training, BatchNorm, Conv2d, Layer, MaxPool2d, Module, ReLU, Sequential};
+use bnlab::{BnStats, ConvArgs, Graph, Rng, Tensor, Var};
 
 struct Case {
     shape: [usize; 4],
@@ -80,9 +80,17 @@ fn run(case: &Case, fused: bool, poison: Option<usize>) -> Run {
     }
 }
 
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
 fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+    assert_close_to_scale(what, a, b, max_abs(b).max(1e-3));
+}
+
+/// |a - b| within 1e-5 of `scale` (the size of the terms that were summed) plus 1e-6 of |b|.
+fn assert_close_to_scale(what: &str, a: &[f32], b: &[f32], scale: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert!(
             (x - y).abs() <= 1e-5 * scale + 1e-6 * y.abs(),
@@ -222,4 +230,207 @@ fn sequential_updates_running_statistics_like_the_separate_layers() {
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(states[0], states[1]);
     assert_eq!(states[0].2, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2) as one op
+
+struct ConvCase {
+    x: [usize; 4],
+    cout: usize,
+    kernel: usize,
+    pad: usize,
+    conv_bias: bool,
+    running: bool,
+    seed: u64,
+}
+
+/// Output, then the gradients of x, conv weight, conv bias, bn weight, bn bias; and the batch mean.
+fn run_conv(case: &ConvCase, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>, Option<Vec<f32>>) {
+    let [n, cin, h, w] = case.x;
+    let (c, k) = (case.cout, case.kernel);
+    let mut rng = Rng::seed(case.seed);
+    let xs = random(&mut rng, n * cin * h * w, -1.0, 1.0);
+    let cw = random(&mut rng, c * cin * k * k, -0.5, 0.5);
+    let cb = random(&mut rng, c, -0.5, 0.5);
+    let (bw, bb) = (
+        random(&mut rng, c, -1.5, 1.5),
+        random(&mut rng, c, -0.5, 0.5),
+    );
+    let (rmean, rvar) = (
+        random(&mut rng, c, -0.5, 0.5),
+        random(&mut rng, c, 0.5, 2.0),
+    );
+    let mut g = Graph::new(0);
+    let x = g.input(&Tensor::new(&case.x, xs).unwrap(), true).unwrap();
+    let param = |g: &mut Graph, shape: &[usize], v: Vec<f32>| {
+        let id = g.params.add(Tensor::new(shape, v).unwrap()).unwrap();
+        g.param(id)
+    };
+    let cwv = param(&mut g, &[c, cin, k, k], cw);
+    let cbv = case.conv_bias.then(|| param(&mut g, &[c], cb));
+    let (bwv, bbv) = (param(&mut g, &[c], bw), param(&mut g, &[c], bb));
+    let stats = if case.running {
+        BnStats::Running {
+            mean: &rmean,
+            var: &rvar,
+            eps: 1e-5,
+        }
+    } else {
+        BnStats::Batch { eps: 1e-5 }
+    };
+    let (y, bn) = if fused {
+        let conv = ConvArgs {
+            w: cwv,
+            b: cbv,
+            stride: 1,
+            pad: case.pad,
+        };
+        let y = g
+            .conv_bn_relu_pool(x, conv, Some(bwv), Some(bbv), stats)
+            .unwrap();
+        (y, y)
+    } else {
+        let z = g.conv2d(x, cwv, cbv, 1, case.pad).unwrap();
+        let z = g.batch_norm(z, Some(bwv), Some(bbv), stats).unwrap();
+        let r = g.relu(z).unwrap();
+        (g.max_pool2d(r, 2, 2).unwrap(), z)
+    };
+    let mean = g.batch_stats(bn).map(|(m, _)| m.to_vec());
+    let yv = g.value(y).to_vec();
+    let dy = random(&mut rng, yv.len(), -1.0, 1.0);
+    g.backward_from(y, &dy).unwrap();
+    let grads = [Some(x), Some(cwv), cbv, Some(bwv), Some(bbv)]
+        .into_iter()
+        .flatten()
+        .map(|v| g.grad(v).unwrap().to_vec())
+        .collect();
+    (yv, grads, mean)
+}
+
+fn check_conv(case: ConvCase) {
+    let ((fy, fg, fm), (sy, sg, sm)) = (run_conv(&case, true), run_conv(&case, false));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&fy), bits(&sy), "forward values differ");
+    assert_eq!(fm, sm, "statistics differ");
+    assert_eq!(fg.len(), sg.len());
+    for (i, (a, b)) in fg.iter().zip(&sg).enumerate() {
+        if i == 2 && case.conv_bias && !case.running {
+            continue; // below
+        }
+        assert_close(&format!("gradient {i}"), a, b);
+    }
+    if case.conv_bias && !case.running {
+        // a bias before batch statistics gets exactly zero gradient (the mean removes it):
+        // both sides must be rounding noise next to the weight gradient, the same sums weighted
+        assert_close_to_scale("conv bias gradient", &fg[2], &sg[2], max_abs(&sg[1]));
+        assert!(max_abs(&fg[2]) <= 1e-5 * max_abs(&sg[1]));
+    }
+}
+
+#[test]
+fn conv_block_with_batch_statistics() {
+    check_conv(ConvCase {
+        x: [3, 2, 8, 6],
+        cout: 4,
+        kernel: 3,
+        pad: 1,
+        conv_bias: true,
+        running: false,
+        seed: 11,
+    });
+}
+
+#[test]
+fn conv_block_without_conv_bias_odd_output_and_no_padding() {
+    check_conv(ConvCase {
+        x: [2, 3, 7, 9],
+        cout: 3,
+        kernel: 2,
+        pad: 0,
+        conv_bias: false,
+        running: false,
+        seed: 12,
+    });
+}
+
+#[test]
+fn conv_block_with_running_statistics() {
+    check_conv(ConvCase {
+        x: [2, 1, 6, 6],
+        cout: 5,
+        kernel: 3,
+        pad: 1,
+        conv_bias: true,
+        running: true,
+        seed: 13,
+    });
+}
+
+#[test]
+fn conv_block_at_the_cnn_presets_size_over_many_chunks() {
+    check_conv(ConvCase {
+        x: [20, 1, 28, 28],
+        cout: 8,
+        kernel: 3,
+        pad: 1,
+        conv_bias: true,
+        running: false,
+        seed: 14,
+    });
+}
+
+/// Sequential fuses Conv2d, BatchNorm2d, ReLU, MaxPool2d(2): outputs, running statistics and
+/// parameter gradients as when the layers run one by one.
+#[test]
+fn sequential_fuses_the_conv_block_like_the_separate_layers() {
+    let shape = [4, 2, 6, 6];
+    let n: usize = shape.iter().product();
+    let mut rng = Rng::seed(15);
+    let xs = Tensor::new(&shape, random(&mut rng, n, -1.0, 3.0)).unwrap();
+    let mut results = Vec::new();
+    for fused in [true, false] {
+        let mut g = Graph::new(0);
+        let mut init = Rng::seed(16);
+        let conv = Conv2d::new(&mut g.params, 2, 3, 3, 1, 1, true, &mut init).unwrap();
+        let bn = BatchNorm::d2(&mut g.params, 3).unwrap();
+        let mut seq = Sequential::new(vec![
+            Layer::Conv2d(conv),
+            Layer::BatchNorm(bn),
+            Layer::ReLU(ReLU),
+            Layer::MaxPool2d(MaxPool2d::new(2)),
+        ]);
+        set_training(&mut seq, true);
+        let x = g.input(&xs, false).unwrap();
+        let y = if fused {
+            seq.forward(&mut g, x).unwrap()
+        } else {
+            let mut v = x;
+            for l in &mut seq.layers {
+                v = l.forward(&mut g, v).unwrap();
+            }
+            v
+        };
+        let out = g.value(y).to_vec();
+        let ones = vec![1.0; out.len()];
+        g.backward_from(y, &ones).unwrap();
+        let Layer::Conv2d(conv) = &seq.layers[0] else {
+            unreachable!()
+        };
+        let conv_grad = g.params.grad(conv.weight).unwrap().to_vec();
+        let Layer::BatchNorm(bn) = &seq.layers[1] else {
+            unreachable!()
+        };
+        results.push((
+            out,
+            conv_grad,
+            bn.running_mean.data.clone(),
+            bn.running_var.data.clone(),
+            bn.num_batches_tracked,
+        ));
+    }
+    let (f, s) = (&results[0], &results[1]);
+    assert_eq!(f.0, s.0);
+    assert_close("conv weight gradient", &f.1, &s.1);
+    assert_eq!((&f.2, &f.3, f.4), (&s.2, &s.3, s.4));
 }

@@ -832,6 +832,35 @@ fn batch_norm_relu_pool_running_stats() {
     bn_relu_pool_case("bn-relu-pool running", &[2, 3, 4, 6], true, 61);
 }
 
+#[test]
+fn conv_bn_relu_pool_block() {
+    // conv (2 -> 3 channels, 3x3, padding 1) then the fused tail, batch statistics. No conv
+    // bias: before batch statistics its gradient is exactly zero (tests/fused.rs checks it).
+    let mut rng = Rng::seed(63);
+    let args = [
+        input(uniform(&mut rng, &[2, 2, 4, 6], -1.0, 1.0)),
+        param(uniform(&mut rng, &[3, 2, 3, 3], -0.5, 0.5)),
+        param(uniform(&mut rng, &[3], 0.5, 1.5)),
+        param(uniform(&mut rng, &[3], -0.5, 0.5)),
+    ];
+    check("conv-bn-relu-pool", &args, |g, v| {
+        let conv = bnlab::ConvArgs {
+            w: v[1],
+            b: None,
+            stride: 1,
+            pad: 1,
+        };
+        g.conv_bn_relu_pool(
+            v[0],
+            conv,
+            Some(v[2]),
+            Some(v[3]),
+            BnStats::Batch { eps: 1e-5 },
+        )
+        .unwrap()
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // reshape, flatten, add, mul
 

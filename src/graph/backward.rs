@@ -290,6 +290,94 @@ impl Graph {
                 self.put_opt(w, gw);
                 self.put_opt(b, gb);
             }
+            Op::ConvBnReluPool {
+                x,
+                conv_w,
+                conv_b,
+                geom,
+                w,
+                b,
+                batch,
+            } => {
+                let (mut gx, mut gcw, mut gcb) = (
+                    self.take_grad(x),
+                    self.take_grad(conv_w),
+                    self.take_opt(conv_b),
+                );
+                let (mut gw, mut gb) = (self.take_opt(w), self.take_opt(b));
+                let (c, h, wd) = (geom.cout, geom.ho(), geom.wo());
+                let plane_out = bn_relu_pool::pooled(h) * bn_relu_pool::pooled(wd);
+                let aux = std::mem::take(&mut self.slots[i].aux);
+                let (bn_stats, rest) = aux.split_at(5 * c);
+                let (x_at, conv_y) = rest.split_at(self.nodes[i].shape.numel());
+                let (mean, rest) = bn_stats.split_at(c);
+                let (rstd, alpha) = (&rest[c..2 * c], &rest[2 * c..3 * c]);
+                let (mut sum_g, mut sum_g_xhat) = (vec![0.0; c], vec![0.0; c]);
+                let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
+                bn_relu_pool::grad_sums(
+                    dy,
+                    y,
+                    x_at,
+                    mean,
+                    rstd,
+                    plane_out,
+                    &mut sum_g,
+                    &mut sum_g_xhat,
+                );
+                if let Some(gw) = gw.as_deref_mut() {
+                    elementwise::accumulate(gw, &sum_g_xhat);
+                }
+                if let Some(gb) = gb.as_deref_mut() {
+                    elementwise::accumulate(gb, &sum_g);
+                }
+                if gx.is_some() || gcw.is_some() || gcb.is_some() {
+                    let v = self.values_all();
+                    let m = (conv_y.len() / c) as f32;
+                    let weight = v.opt(w);
+                    let k1: Vec<f32> = (0..c)
+                        .map(|ch| weight.map_or(1.0, |w| w[ch]) * rstd[ch])
+                        .collect();
+                    let k2: Vec<f32> = sum_g.iter().map(|s| s / m).collect();
+                    let k3: Vec<f32> = (0..c).map(|ch| sum_g_xhat[ch] / m * rstd[ch]).collect();
+                    let (k1, coef) = if batch {
+                        (&k1[..], Some((&k2[..], &k3[..])))
+                    } else {
+                        (alpha, None)
+                    };
+                    let (conv_plane, n_out) = (h * wd, c * plane_out);
+                    // the convolution's output gradient for sample n, made when its loop needs it
+                    let upstream = |n: usize, dy_conv: &mut [f32]| {
+                        let outs = n * n_out..(n + 1) * n_out;
+                        bn_relu_pool::sample_input_grad(
+                            dy_conv,
+                            &conv_y[n * c * conv_plane..][..c * conv_plane],
+                            &dy[outs.clone()],
+                            &y[outs.clone()],
+                            &argmax[outs],
+                            mean,
+                            k1,
+                            coef,
+                            h,
+                            wd,
+                        )
+                    };
+                    conv2d::backward(
+                        conv2d::Upstream::PerSample(&upstream),
+                        v.get(x),
+                        v.get(conv_w),
+                        gx.as_deref_mut(),
+                        gcw.as_deref_mut(),
+                        gcb.as_deref_mut(),
+                        &geom,
+                    );
+                }
+                self.slots[i].aux = aux;
+                self.put_grad(x, gx);
+                self.put_grad(conv_w, gcw);
+                self.put_opt(conv_b, gcb);
+                self.put_opt(w, gw);
+                self.put_opt(b, gb);
+            }
             Op::Relu { x } => {
                 let mut gx = self.take_grad(x);
                 if let Some(g) = gx.as_deref_mut() {
@@ -309,7 +397,7 @@ impl Graph {
                     (self.take_grad(x), self.take_grad(w), self.take_opt(b));
                 let v = self.values_all();
                 conv2d::backward(
-                    dy,
+                    conv2d::Upstream::Dense(dy),
                     v.get(x),
                     v.get(w),
                     gx.as_deref_mut(),

@@ -3,7 +3,7 @@
 
 use super::ops::BnStats;
 use super::{Graph, Op, Var};
-use crate::kernels::bn_relu_pool;
+use crate::kernels::{batch_norm, bn_relu_pool, conv2d};
 use crate::tensor::Shape;
 use crate::{Error, Result};
 
@@ -50,6 +50,113 @@ impl Graph {
             h,
             wd,
         );
+        Ok(Graph::node_var(k))
+    }
+}
+
+/// A convolution's operands and hyperparameters.
+pub struct ConvArgs {
+    pub w: Var,
+    pub b: Option<Var>,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Graph {
+    /// max_pool2d(relu(batch_norm(conv2d(x))), 2, 2), the cnn preset's whole block, as one op.
+    /// Besides `batch_norm_relu_pool`'s savings, the BatchNorm's statistics are taken from each
+    /// sample's convolution output while it is in cache, and in the backward the gradient of the
+    /// convolution's output is made sample by sample inside the convolution's own loop, never
+    /// written to memory. `batch_stats` gives the statistics used.
+    pub fn conv_bn_relu_pool(
+        &mut self,
+        x: Var,
+        conv: ConvArgs,
+        w: Option<Var>,
+        b: Option<Var>,
+        stats: BnStats,
+    ) -> Result<Var> {
+        let geom = self.check_conv2d(x, conv.w, conv.b, conv.stride, conv.pad)?;
+        let (n, c, h, wd) = (geom.n, geom.cout, geom.ho(), geom.wo());
+        for p in [w, b].into_iter().flatten() {
+            if self.shape(p) != [c] {
+                return Err(Error::Shape(format!(
+                    "batch_norm: weight/bias {:?} must be [{c}] for {c} channels",
+                    self.shape(p)
+                )));
+            }
+        }
+        let (ho, wo) = (bn_relu_pool::pooled(h), bn_relu_pool::pooled(wd));
+        if ho == 0 || wo == 0 {
+            return Err(Error::Shape(format!(
+                "conv_bn_relu_pool: the convolution's output {h}x{wd} is too small to pool"
+            )));
+        }
+        let out = Shape::new(&[n, c, ho, wo])?;
+        let rg = self.requires_grad(x)
+            || [Some(conv.w), conv.b, w, b]
+                .into_iter()
+                .flatten()
+                .any(|p| self.requires_grad(p));
+        let batch = matches!(stats, BnStats::Batch { .. });
+        let op = Op::ConvBnReluPool {
+            x,
+            conv_w: conv.w,
+            conv_b: conv.b,
+            geom,
+            w,
+            b,
+            batch,
+        };
+        let k = self.push(op, out, rg);
+        let (v, slot) = self.split(k);
+        let conv_len = n * c * h * wd;
+        // aux: mean var rstd alpha beta (C each) | x at each argmax | the convolution's output
+        super::fit_len(&mut slot.aux, 5 * c + out.numel() + conv_len);
+        super::fit_len(&mut slot.idx, out.numel());
+        let (bn_stats, rest) = slot.aux.split_at_mut(5 * c);
+        let (x_at, conv_y) = rest.split_at_mut(out.numel());
+        let mut runs = vec![[0.0f32; 2]; if batch { n * c } else { 0 }];
+        let run_stats = batch.then_some(&mut runs[..]);
+        conv2d::forward(
+            conv_y,
+            v.get(x),
+            v.get(conv.w),
+            v.opt(conv.b),
+            &geom,
+            run_stats,
+        );
+        let (mean, rest) = bn_stats.split_at_mut(c);
+        let (var, rest) = rest.split_at_mut(c);
+        let (rstd, rest) = rest.split_at_mut(c);
+        let (alpha, beta) = rest.split_at_mut(c);
+        let eps = match stats {
+            BnStats::Batch { eps } => {
+                // merged in sample order, as batch_norm::batch_stats merges the same runs
+                for ch in 0..c {
+                    let channel = (0..n).map(|i| runs[i * c + ch]);
+                    (mean[ch], var[ch]) = batch_norm::merge_runs(channel, h * wd);
+                }
+                eps
+            }
+            BnStats::Running {
+                mean: m,
+                var: s,
+                eps,
+            } => {
+                if m.len() != c || s.len() != c {
+                    return Err(Error::Shape(format!(
+                        "batch_norm: running statistics must have {c} values"
+                    )));
+                }
+                mean.copy_from_slice(m);
+                var.copy_from_slice(s);
+                eps
+            }
+        };
+        batch_norm::fold(mean, var, eps, v.opt(w), v.opt(b), alpha, beta, rstd);
+        let (x_at, idx) = (x_at, &mut slot.idx);
+        bn_relu_pool::forward(&mut slot.value, idx, x_at, conv_y, alpha, beta, h, wd);
         Ok(Graph::node_var(k))
     }
 }

@@ -11,6 +11,7 @@ mod fused;
 mod ops;
 mod params;
 
+pub use fused::ConvArgs;
 pub use ops::BnStats;
 pub use params::{ParamId, ParamStore};
 
@@ -59,6 +60,18 @@ enum Op {
     /// x at each output's argmax; idx: the argmax of each output in its input plane.
     BatchNormReluPool {
         x: Var,
+        w: Option<Var>,
+        b: Option<Var>,
+        batch: bool,
+    },
+    /// max_pool2d(relu(batch_norm(conv2d(x, conv_w, conv_b), w, b)), 2, 2). aux: mean, var,
+    /// rstd, alpha, beta (C each), x at each output's argmax, then the convolution's output;
+    /// idx: the argmax of each output in its plane.
+    ConvBnReluPool {
+        x: Var,
+        conv_w: Var,
+        conv_b: Option<Var>,
+        geom: ConvGeom,
         w: Option<Var>,
         b: Option<Var>,
         batch: bool,

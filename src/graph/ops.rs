@@ -206,6 +206,10 @@ impl Graph {
     pub fn batch_stats(&self, y: Var) -> Option<(&[f32], &[f32])> {
         match y.0 {
             VarKind::Node(i) => match self.nodes[i].op {
+                Op::ConvBnReluPool { geom, .. } => {
+                    let (c, aux) = (geom.cout, &self.slots[i].aux);
+                    Some((&aux[..c], &aux[c..2 * c]))
+                }
                 Op::BatchNorm { x, .. } | Op::BatchNormReluPool { x, .. } => {
                     let c = self.shape(x)[1];
                     let aux = &self.slots[i].aux;
@@ -243,15 +247,15 @@ impl Graph {
         Ok(Graph::node_var(k))
     }
 
-    /// 2-d convolution. x: (N, Cin, H, W), w: (Cout, Cin, kh, kw), b: (Cout).
-    pub fn conv2d(
-        &mut self,
+    /// The geometry of a convolution, after checking that its operands fit.
+    pub(super) fn check_conv2d(
+        &self,
         x: Var,
         w: Var,
         b: Option<Var>,
         stride: usize,
         pad: usize,
-    ) -> Result<Var> {
+    ) -> Result<conv2d::ConvGeom> {
         let (xs, ws) = (self.shape_inline(x), self.shape_inline(w));
         let (xd, wd) = (xs.dims(), ws.dims());
         if xd.len() != 4 || wd.len() != 4 || xd[1] != wd[1] {
@@ -278,7 +282,7 @@ impl Graph {
                 ));
             }
         }
-        let geom = conv2d::ConvGeom {
+        Ok(conv2d::ConvGeom {
             n: xd[0],
             cin: xd[1],
             h: xd[2],
@@ -288,14 +292,26 @@ impl Graph {
             kw: wd[3],
             stride,
             pad,
-        };
+        })
+    }
+
+    /// 2-d convolution. x: (N, Cin, H, W), w: (Cout, Cin, kh, kw), b: (Cout).
+    pub fn conv2d(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Var> {
+        let geom = self.check_conv2d(x, w, b, stride, pad)?;
         let out = Shape::new(&[geom.n, geom.cout, geom.ho(), geom.wo()])?;
         let rg = self.requires_grad(x)
             || self.requires_grad(w)
             || b.is_some_and(|b| self.requires_grad(b));
         let k = self.push(Op::Conv2d { x, w, b, geom }, out, rg);
         let (v, slot) = self.split(k);
-        conv2d::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), &geom);
+        conv2d::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), &geom, None);
         Ok(Graph::node_var(k))
     }
 

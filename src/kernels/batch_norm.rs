@@ -34,6 +34,28 @@ fn channel_runs(x: &[f32], c: usize, s: usize, ch: usize) -> impl Iterator<Item 
         .map(move |sample| &sample[ch * s..(ch + 1) * s])
 }
 
+/// One run's mean and sum of squared deviations from it (two passes over the run, which is in
+/// L1 by the second).
+#[inline(always)]
+pub fn run_stats(run: &[f32]) -> [f32; 2] {
+    let mean = lane_sum(run, |v| v) / run.len() as f32;
+    [mean, lane_sum(run, |v| (v - mean) * (v - mean))]
+}
+
+/// A channel's mean and biased variance from its runs' `run_stats` (S values each), merged in
+/// the order given (Chan et al.'s pairwise update, in f64).
+pub fn merge_runs(runs: impl Iterator<Item = [f32; 2]>, s: usize) -> (f32, f32) {
+    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    for [run_mean, run_m2] in runs {
+        let (nb, delta) = (s as f64, run_mean as f64 - mean);
+        let total = count + nb;
+        mean += delta * nb / total;
+        m2 += run_m2 as f64 + delta * delta * count * nb / total;
+        count = total;
+    }
+    (mean as f32, (m2 / count) as f32)
+}
+
 /// Per-channel mean and biased variance, from squared deviations about a mean (not the sum of
 /// squares, which loses the variance when |mean| >> std).
 /// x: (N, C, S); mean, var: (C)
@@ -61,21 +83,10 @@ pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f
             .enumerate()
             .for_each(|(ch, (mu, var))| {
                 // Each run (one sample's S values, in L1 once read) gets its own mean and sum of
-                // squared deviations, two passes over cached data; runs are then merged in
-                // sample order (Chan et al.'s pairwise update, in f64). One read of x from
-                // memory instead of two, and as robust as the two-pass formula.
-                let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
-                for run in channel_runs(x, c, s, ch) {
-                    let run_mean = lane_sum(run, |v| v) / s as f32;
-                    let run_m2 = lane_sum(run, |v| (v - run_mean) * (v - run_mean));
-                    let (nb, delta) = (s as f64, run_mean as f64 - mean);
-                    let total = count + nb;
-                    mean += delta * nb / total;
-                    m2 += run_m2 as f64 + delta * delta * count * nb / total;
-                    count = total;
-                }
-                *mu = mean as f32;
-                *var = (m2 / m as f64) as f32;
+                // squared deviations: one read of x from memory, and as robust as the
+                // two-pass formula.
+                let runs = channel_runs(x, c, s, ch).map(run_stats);
+                (*mu, *var) = merge_runs(runs, s);
             });
     }
 }

@@ -394,9 +394,9 @@ fn backward_planes(
                 } else {
                     terms.for_each(|((o, &gi), &v)| *o += a * (gi - b - (v - mu) * q));
                 }
-                for &a in ap {
-                    g[a as usize] = 0.0;
-                }
+                // back to zeros for the next plane: one vectorised fill beats a scalar store per
+                // argmax
+                g.fill(0.0);
             }
             None => {
                 if overwrite {
@@ -410,4 +410,40 @@ fn backward_planes(
             }
         }
     }
+}
+
+/// One sample's input gradient, dx_n = ... (overwritten), for a layer that consumes it sample by
+/// sample (the fused convolution's backward, `conv2d::Upstream::PerSample`).
+/// x_n (C, H, W), dy_n, y_n, argmax_n (C, Ho, Wo); the rest as in `backward_input`.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_input_grad(
+    dx_n: &mut [f32],
+    x_n: &[f32],
+    dy_n: &[f32],
+    y_n: &[f32],
+    argmax_n: &[u32],
+    mean: &[f32],
+    k1: &[f32],
+    coef: Option<(&[f32], &[f32])>,
+    h: usize,
+    w: usize,
+) {
+    let c = mean.len();
+    G.with_borrow_mut(|g| {
+        backward_planes(
+            dx_n,
+            true,
+            x_n,
+            dy_n,
+            y_n,
+            argmax_n,
+            mean,
+            k1,
+            coef,
+            c,
+            0,
+            g,
+            h * w,
+        )
+    })
 }

@@ -16,7 +16,7 @@
 //! Determinism: the chunks depend on N only, and the per-chunk partial sums of dw and db are
 //! added in chunk order, so results do not depend on the thread count or on scheduling.
 
-use super::batch_norm::lane_sum;
+use super::batch_norm::{lane_sum, run_stats};
 use crate::matmul::{matmul_serial, Mat};
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -70,8 +70,10 @@ fn chunk_len(n: usize) -> usize {
 }
 
 thread_local! {
-    /// A thread's column matrix and its gradient, reused from sample to sample and step to step.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// A thread's column matrix, its gradient and one sample's output gradient, reused from
+    /// sample to sample and step to step.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 fn fit(v: &mut Vec<f32>, len: usize) {
@@ -216,17 +218,33 @@ fn col2im_sample(dx: &mut [f32], dcols: &mut [f32], g: &ConvGeom) {
 }
 
 /// Forward. y_n (Cout, P) = w (Cout, K) . cols_n (K, P) + b, for every sample n.
-pub fn forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeom) {
+/// `out_stats` (N, Cout), if given, receives each output run's mean and sum of squared
+/// deviations (`batch_norm::run_stats`), taken while the run is in cache, for a BatchNorm that
+/// follows (the same numbers `batch_norm::batch_stats` would read back from memory).
+pub fn forward(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    g: &ConvGeom,
+    out_stats: Option<&mut [[f32; 2]]>,
+) {
     let (k, p, cl) = (g.k(), g.p(), chunk_len(g.n));
+    let stats: Vec<Option<&mut [[f32; 2]]>> = match out_stats {
+        Some(s) => s.chunks_mut(cl * g.cout).map(Some).collect(),
+        None => (0..g.n.div_ceil(cl)).map(|_| None).collect(),
+    };
     y.par_chunks_mut(cl * g.y_len())
         .zip(x.par_chunks(cl * g.x_len()))
-        .for_each(|(ys, xs)| {
-            SCRATCH.with_borrow_mut(|(cols, _)| {
+        .zip(stats)
+        .for_each(|((ys, xs), mut stats)| {
+            SCRATCH.with_borrow_mut(|(cols, _, _)| {
                 fit(cols, k * p);
                 let cols = &mut cols[..k * p];
-                for (yn, xn) in ys
+                for (i, (yn, xn)) in ys
                     .chunks_exact_mut(g.y_len())
                     .zip(xs.chunks_exact(g.x_len()))
+                    .enumerate()
                 {
                     im2col_sample(cols, xn, g);
                     matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cols, k, p), false);
@@ -235,9 +253,24 @@ pub fn forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvG
                             run.iter_mut().for_each(|v| *v += bc);
                         }
                     }
+                    if let Some(stats) = stats.as_deref_mut() {
+                        let dst = &mut stats[i * g.cout..(i + 1) * g.cout];
+                        for (d, run) in dst.iter_mut().zip(yn.chunks_exact(p)) {
+                            *d = run_stats(run);
+                        }
+                    }
                 }
             })
         });
+}
+
+/// Where the backward finds the gradient of the output.
+pub enum Upstream<'a> {
+    /// dy (N, Cout, P) in memory.
+    Dense(&'a [f32]),
+    /// dy_n computed on demand, sample by sample, into a (Cout, P) buffer: a fused layer's
+    /// backward that would otherwise write all of dy to memory for this one to read back.
+    PerSample(&'a (dyn Fn(usize, &mut [f32]) + Sync)),
 }
 
 /// Backward. dy (N, Cout, P). Gradients are accumulated. From y_n = w . cols_n + b:
@@ -247,7 +280,7 @@ pub fn forward(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvG
 /// Each chunk of samples sums its own dw and db; the partials are added in chunk order.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
-    dy: &[f32],
+    dy: Upstream,
     x: &[f32],
     w: &[f32],
     dx: Option<&mut [f32]>,
@@ -284,12 +317,19 @@ pub fn backward(
         .for_each(|(c, (dxs, part))| {
             let n0 = c * cl;
             let n1 = (n0 + cl).min(g.n);
-            SCRATCH.with_borrow_mut(|(cols, dcols)| {
+            SCRATCH.with_borrow_mut(|(cols, dcols, dy_buf)| {
                 fit(cols, k * p);
                 fit(dcols, k * p);
+                fit(dy_buf, g.y_len());
                 let (cols, dcols) = (&mut cols[..k * p], &mut dcols[..k * p]);
                 for n in n0..n1 {
-                    let dyn_ = &dy[n * g.y_len()..][..g.y_len()];
+                    let dyn_: &[f32] = match dy {
+                        Upstream::Dense(dy) => &dy[n * g.y_len()..][..g.y_len()],
+                        Upstream::PerSample(f) => {
+                            f(n, &mut dy_buf[..g.y_len()]);
+                            &dy_buf[..g.y_len()]
+                        }
+                    };
                     if let Some(part) = part.as_deref_mut() {
                         let (pw, pb) = part.split_at_mut(g.cout * k);
                         if want_w {

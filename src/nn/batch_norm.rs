@@ -1,7 +1,7 @@
 //! nn.BatchNorm1d and nn.BatchNorm2d, with every option PyTorch has and its exact semantics.
 
-use super::{Module, StateRef};
-use crate::graph::{BnStats, Graph, ParamId, ParamStore, Var};
+use super::{Conv2d, Module, StateRef};
+use crate::graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -147,19 +147,41 @@ impl BatchNorm {
     /// (`Graph::batch_norm_relu_pool`); the same values, state updates and errors as the three
     /// layers one after the other. `Sequential` uses it where it finds those three layers.
     pub fn forward_relu_pool(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
-        self.forward_then(g, x, true)
+        let shape = g.shape(x).to_vec();
+        self.forward_with(g, &shape, |g, w, b, stats| {
+            g.batch_norm_relu_pool(x, w, b, stats)
+        })
     }
 
-    fn forward_then(&mut self, g: &mut Graph, x: Var, relu_pool: bool) -> Result<Var> {
-        let op = |g: &mut Graph, w, b, stats| {
-            if relu_pool {
-                g.batch_norm_relu_pool(x, w, b, stats)
-            } else {
-                g.batch_norm(x, w, b, stats)
-            }
+    /// `conv`, this layer, ReLU and MaxPool2d(2, 2) as one op (`Graph::conv_bn_relu_pool`).
+    /// None if x does not fit `conv` (the layers one by one then say why).
+    pub fn forward_after_conv_relu_pool(
+        &mut self,
+        g: &mut Graph,
+        conv: &Conv2d,
+        x: Var,
+    ) -> Option<Result<Var>> {
+        let shape = conv.output_shape(g.shape(x))?;
+        let args = ConvArgs {
+            w: g.param(conv.weight),
+            b: conv.bias.map(|b| g.param(b)),
+            stride: conv.stride,
+            pad: conv.padding,
         };
-        let shape = g.shape(x).to_vec();
-        self.check_input(&shape)?;
+        Some(self.forward_with(g, &shape, |g, w, b, stats| {
+            g.conv_bn_relu_pool(x, args, w, b, stats)
+        }))
+    }
+
+    /// The layer's logic around `op`, which applies BatchNorm (and whatever is fused with it)
+    /// given weight, bias and statistics; `shape` is the BatchNorm's input shape.
+    fn forward_with(
+        &mut self,
+        g: &mut Graph,
+        shape: &[usize],
+        op: impl FnOnce(&mut Graph, Option<Var>, Option<Var>, BnStats) -> Result<Var>,
+    ) -> Result<Var> {
+        self.check_input(shape)?;
         let cfg = self.config;
         let (w, b) = (
             self.weight.map(|p| g.param(p)),
@@ -202,7 +224,8 @@ impl BatchNorm {
 
 impl Module for BatchNorm {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
-        self.forward_then(g, x, false)
+        let shape = g.shape(x).to_vec();
+        self.forward_with(g, &shape, |g, w, b, stats| g.batch_norm(x, w, b, stats))
     }
 
     fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {

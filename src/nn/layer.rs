@@ -130,8 +130,20 @@ impl Module for Sequential {
     fn forward(&mut self, g: &mut Graph, mut x: Var) -> Result<Var> {
         let mut i = 0;
         while i < self.layers.len() {
-            // BatchNorm2d -> ReLU -> MaxPool2d(2, 2) runs as one op: the same values with a
-            // fraction of the memory traffic (kernels/bn_relu_pool.rs)
+            // Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2), and the same without the
+            // convolution, run as one op: the same values with a fraction of the memory
+            // traffic (graph/fused.rs, kernels/bn_relu_pool.rs)
+            if let [Layer::Conv2d(conv), Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..] =
+                &mut self.layers[i..]
+            {
+                if pool.kernel_size == 2 && pool.stride == 2 {
+                    if let Some(y) = bn.forward_after_conv_relu_pool(g, conv, x) {
+                        x = y?;
+                        i += 4;
+                        continue;
+                    }
+                }
+            }
             if let [Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..] =
                 &mut self.layers[i..]
             {
