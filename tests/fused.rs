@@ -434,3 +434,25 @@ fn sequential_fuses_the_conv_block_like_the_separate_layers() {
     assert_close("conv weight gradient", &f.1, &s.1);
     assert_eq!((&f.2, &f.3, f.4), (&s.2, &s.3, s.4));
 }
+
+/// Where pooling cannot apply (a 1 x 1 map), Sequential runs the layers one by one, so the
+/// error is MaxPool2d's own.
+#[test]
+fn a_map_too_small_to_pool_gets_max_pool2ds_error() {
+    let mut g = Graph::new(0);
+    let mut init = Rng::seed(17);
+    let conv = Conv2d::new(&mut g.params, 1, 2, 3, 1, 1, true, &mut init).unwrap();
+    let bn = BatchNorm::d2(&mut g.params, 2).unwrap();
+    let mut seq = Sequential::new(vec![
+        Layer::Conv2d(conv),
+        Layer::BatchNorm(bn),
+        Layer::ReLU(ReLU),
+        Layer::MaxPool2d(MaxPool2d::new(2)),
+    ]);
+    set_training(&mut seq, true);
+    let x = g
+        .input(&Tensor::new(&[2, 1, 1, 1], vec![0.5, -0.5]).unwrap(), false)
+        .unwrap();
+    let err = seq.forward(&mut g, x).unwrap_err().to_string();
+    assert!(err.contains("max_pool2d"), "{err}");
+}

@@ -94,13 +94,15 @@ fn is_same_size(g: &ConvGeom) -> bool {
 }
 
 /// For row (ky, kx) in the same-size case: the output positions [lo, hi) whose flat source
-/// q + shift lies inside the plane, and the shift.
-fn same_size_range(g: &ConvGeom, ky: usize, kx: usize) -> (usize, usize, isize) {
+/// q + shift lies inside the plane, and where that range starts in the plane (0 if it is
+/// empty: a kernel row or column that reaches past a plane smaller than the kernel).
+fn same_size_range(g: &ConvGeom, ky: usize, kx: usize) -> (usize, usize, usize) {
     let p = g.p() as isize;
     let shift = (ky as isize - g.pad as isize) * g.w as isize + kx as isize - g.pad as isize;
     let lo = (-shift).clamp(0, p);
     let hi = (p - shift).clamp(lo, p);
-    (lo as usize, hi as usize, shift)
+    let src = if hi > lo { (lo + shift) as usize } else { 0 };
+    (lo as usize, hi as usize, src)
 }
 
 /// Zero the output columns ox whose source column ox + kx - pad is outside [0, W).
@@ -127,9 +129,9 @@ fn im2col_sample(cols: &mut [f32], x: &[f32], g: &ConvGeom) {
         for (k, row) in cols.chunks_exact_mut(p).enumerate() {
             let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
             let plane = &x[ci * p..][..p];
-            let (lo, hi, shift) = same_size_range(g, ky, kx);
+            let (lo, hi, src) = same_size_range(g, ky, kx);
             row[..lo].fill(0.0);
-            row[lo..hi].copy_from_slice(&plane[(lo as isize + shift) as usize..][..hi - lo]);
+            row[lo..hi].copy_from_slice(&plane[src..][..hi - lo]);
             row[hi..].fill(0.0);
             zero_wrapped_columns(row, g, kx);
         }
@@ -177,10 +179,10 @@ fn col2im_sample(dx: &mut [f32], dcols: &mut [f32], g: &ConvGeom) {
         for (k, row) in dcols.chunks_exact_mut(p).enumerate() {
             let (ci, ky, kx) = (k / (g.kh * g.kw), (k / g.kw) % g.kh, k % g.kw);
             let plane = &mut dx[ci * p..][..p];
-            let (lo, hi, shift) = same_size_range(g, ky, kx);
+            let (lo, hi, src) = same_size_range(g, ky, kx);
             // the wrapped columns read padding, not the neighbouring row: they send nothing
             zero_wrapped_columns(row, g, kx);
-            let dst = &mut plane[(lo as isize + shift) as usize..][..hi - lo];
+            let dst = &mut plane[src..][..hi - lo];
             for (d, &v) in dst.iter_mut().zip(&row[lo..hi]) {
                 *d += v;
             }

@@ -154,7 +154,8 @@ impl BatchNorm {
     }
 
     /// `conv`, this layer, ReLU and MaxPool2d(2, 2) as one op (`Graph::conv_bn_relu_pool`).
-    /// None if x does not fit `conv` (the layers one by one then say why).
+    /// None if x does not fit `conv` or the output is too small to pool (the layers one by one
+    /// then say why).
     pub fn forward_after_conv_relu_pool(
         &mut self,
         g: &mut Graph,
@@ -162,6 +163,9 @@ impl BatchNorm {
         x: Var,
     ) -> Option<Result<Var>> {
         let shape = conv.output_shape(g.shape(x))?;
+        if shape[2] < 2 || shape[3] < 2 {
+            return None;
+        }
         let args = ConvArgs {
             w: g.param(conv.weight),
             b: conv.bias.map(|b| g.param(b)),
