@@ -380,6 +380,21 @@ fn conv_block_at_the_cnn_presets_size_over_many_chunks() {
     });
 }
 
+/// Conv2d(cin, cout, 3, padding 1) -> BatchNorm2d -> ReLU -> MaxPool2d(2), in training mode.
+fn conv_block(g: &mut Graph, cin: usize, cout: usize, seed: u64) -> Sequential {
+    let mut init = Rng::seed(seed);
+    let conv = Conv2d::new(&mut g.params, cin, cout, 3, 1, 1, true, &mut init).unwrap();
+    let bn = BatchNorm::d2(&mut g.params, cout).unwrap();
+    let mut seq = Sequential::new(vec![
+        Layer::Conv2d(conv),
+        Layer::BatchNorm(bn),
+        Layer::ReLU(ReLU),
+        Layer::MaxPool2d(MaxPool2d::new(2)),
+    ]);
+    set_training(&mut seq, true);
+    seq
+}
+
 /// Sequential fuses Conv2d, BatchNorm2d, ReLU, MaxPool2d(2): outputs, running statistics and
 /// parameter gradients as when the layers run one by one.
 #[test]
@@ -391,16 +406,7 @@ fn sequential_fuses_the_conv_block_like_the_separate_layers() {
     let mut results = Vec::new();
     for fused in [true, false] {
         let mut g = Graph::new(0);
-        let mut init = Rng::seed(16);
-        let conv = Conv2d::new(&mut g.params, 2, 3, 3, 1, 1, true, &mut init).unwrap();
-        let bn = BatchNorm::d2(&mut g.params, 3).unwrap();
-        let mut seq = Sequential::new(vec![
-            Layer::Conv2d(conv),
-            Layer::BatchNorm(bn),
-            Layer::ReLU(ReLU),
-            Layer::MaxPool2d(MaxPool2d::new(2)),
-        ]);
-        set_training(&mut seq, true);
+        let mut seq = conv_block(&mut g, 2, 3, 16);
         let x = g.input(&xs, false).unwrap();
         let y = if fused {
             seq.forward(&mut g, x).unwrap()
@@ -440,16 +446,7 @@ fn sequential_fuses_the_conv_block_like_the_separate_layers() {
 #[test]
 fn a_map_too_small_to_pool_gets_max_pool2ds_error() {
     let mut g = Graph::new(0);
-    let mut init = Rng::seed(17);
-    let conv = Conv2d::new(&mut g.params, 1, 2, 3, 1, 1, true, &mut init).unwrap();
-    let bn = BatchNorm::d2(&mut g.params, 2).unwrap();
-    let mut seq = Sequential::new(vec![
-        Layer::Conv2d(conv),
-        Layer::BatchNorm(bn),
-        Layer::ReLU(ReLU),
-        Layer::MaxPool2d(MaxPool2d::new(2)),
-    ]);
-    set_training(&mut seq, true);
+    let mut seq = conv_block(&mut g, 1, 2, 17);
     let x = g
         .input(&Tensor::new(&[2, 1, 1, 1], vec![0.5, -0.5]).unwrap(), false)
         .unwrap();

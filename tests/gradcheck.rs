@@ -650,34 +650,15 @@ fn conv2d_stride1_pad0_bias() {
 
 #[test]
 fn conv2d_same_size_on_planes_smaller_than_the_kernel() {
-    // 3x3, padding 1 on 1 x 2 and 2 x 1 planes: most kernel taps read only padding
-    conv_case(
-        "conv 1x2 plane",
-        &[2, 2, 1, 2],
-        &[3, 2, 3, 3],
-        true,
-        1,
-        1,
-        47,
-    );
-    conv_case(
-        "conv 2x1 plane",
-        &[2, 2, 2, 1],
-        &[3, 2, 3, 3],
-        false,
-        1,
-        1,
-        48,
-    );
-    conv_case(
-        "conv 1x1 plane",
-        &[3, 1, 1, 1],
-        &[2, 1, 3, 3],
-        true,
-        1,
-        1,
-        49,
-    );
+    // 3x3, padding 1 on planes smaller than the kernel: most kernel taps read only padding
+    let cases = [
+        ("conv 1x2 plane", [2, 2, 1, 2], [3, 2, 3, 3], true, 47),
+        ("conv 2x1 plane", [2, 2, 2, 1], [3, 2, 3, 3], false, 48),
+        ("conv 1x1 plane", [3, 1, 1, 1], [2, 1, 3, 3], true, 49),
+    ];
+    for (name, x, w, bias, seed) in cases {
+        conv_case(name, &x, &w, bias, 1, 1, seed);
+    }
 }
 
 #[test]

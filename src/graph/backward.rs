@@ -241,48 +241,38 @@ impl Graph {
                 let (mut gx, overwrite) = gx.map_or((None, false), |(g, o)| (Some(g), o));
                 let d = self.shape(x).to_vec();
                 let (c, h, wd) = (d[1], d[2], d[3]);
+                let plane_out = bn_relu_pool::pooled(h) * bn_relu_pool::pooled(wd);
                 let aux = std::mem::take(&mut self.slots[i].aux);
                 let (stats, x_at) = aux.split_at(5 * c);
-                let (mean, rest) = stats.split_at(c);
-                let (rstd, alpha) = (&rest[c..2 * c], &rest[2 * c..3 * c]);
-                let (mut sum_g, mut sum_g_xhat) = (vec![0.0; c], vec![0.0; c]);
-                let y = &self.slots[i].value;
-                let plane_out = bn_relu_pool::pooled(h) * bn_relu_pool::pooled(wd);
-                bn_relu_pool::grad_sums(
+                let v = self.values_all();
+                let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
+                let xv = v.get(x);
+                let coef = bn_relu_pool::backward_params(
                     dy,
                     y,
                     x_at,
-                    mean,
-                    rstd,
+                    stats,
                     plane_out,
-                    &mut sum_g,
-                    &mut sum_g_xhat,
+                    (xv.len() / c) as f32,
+                    v.opt(w),
+                    batch,
+                    gw.as_deref_mut(),
+                    gb.as_deref_mut(),
                 );
-                if let Some(gw) = gw.as_deref_mut() {
-                    elementwise::accumulate(gw, &sum_g_xhat);
-                }
-                if let Some(gb) = gb.as_deref_mut() {
-                    elementwise::accumulate(gb, &sum_g);
-                }
                 if let Some(gx) = gx.as_deref_mut() {
-                    let v = self.values_all();
-                    let xv = v.get(x);
-                    let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
-                    // the coefficients of batch_norm::backward_train, per channel
-                    let m = (xv.len() / c) as f32;
-                    let weight = v.opt(w);
-                    let k1: Vec<f32> = (0..c)
-                        .map(|ch| weight.map_or(1.0, |w| w[ch]) * rstd[ch])
-                        .collect();
-                    let k2: Vec<f32> = sum_g.iter().map(|s| s / m).collect();
-                    let k3: Vec<f32> = (0..c).map(|ch| sum_g_xhat[ch] / m * rstd[ch]).collect();
-                    let (k1, coef) = if batch {
-                        (&k1[..], Some((&k2[..], &k3[..])))
-                    } else {
-                        (alpha, None)
-                    };
+                    let (mean, k1) = (&stats[..c], &coef.k1[..]);
                     bn_relu_pool::backward_input(
-                        gx, overwrite, dy, y, argmax, xv, mean, k1, coef, h, wd,
+                        gx,
+                        overwrite,
+                        dy,
+                        y,
+                        argmax,
+                        xv,
+                        mean,
+                        k1,
+                        coef.coef(),
+                        h,
+                        wd,
                     );
                 }
                 self.slots[i].aux = aux;
@@ -310,40 +300,22 @@ impl Graph {
                 let aux = std::mem::take(&mut self.slots[i].aux);
                 let (bn_stats, rest) = aux.split_at(5 * c);
                 let (x_at, conv_y) = rest.split_at(self.nodes[i].shape.numel());
-                let (mean, rest) = bn_stats.split_at(c);
-                let (rstd, alpha) = (&rest[c..2 * c], &rest[2 * c..3 * c]);
-                let (mut sum_g, mut sum_g_xhat) = (vec![0.0; c], vec![0.0; c]);
+                let v = self.values_all();
                 let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
-                bn_relu_pool::grad_sums(
+                let coef = bn_relu_pool::backward_params(
                     dy,
                     y,
                     x_at,
-                    mean,
-                    rstd,
+                    bn_stats,
                     plane_out,
-                    &mut sum_g,
-                    &mut sum_g_xhat,
+                    (conv_y.len() / c) as f32,
+                    v.opt(w),
+                    batch,
+                    gw.as_deref_mut(),
+                    gb.as_deref_mut(),
                 );
-                if let Some(gw) = gw.as_deref_mut() {
-                    elementwise::accumulate(gw, &sum_g_xhat);
-                }
-                if let Some(gb) = gb.as_deref_mut() {
-                    elementwise::accumulate(gb, &sum_g);
-                }
                 if gx.is_some() || gcw.is_some() || gcb.is_some() {
-                    let v = self.values_all();
-                    let m = (conv_y.len() / c) as f32;
-                    let weight = v.opt(w);
-                    let k1: Vec<f32> = (0..c)
-                        .map(|ch| weight.map_or(1.0, |w| w[ch]) * rstd[ch])
-                        .collect();
-                    let k2: Vec<f32> = sum_g.iter().map(|s| s / m).collect();
-                    let k3: Vec<f32> = (0..c).map(|ch| sum_g_xhat[ch] / m * rstd[ch]).collect();
-                    let (k1, coef) = if batch {
-                        (&k1[..], Some((&k2[..], &k3[..])))
-                    } else {
-                        (alpha, None)
-                    };
+                    let (mean, k1, coef) = (&bn_stats[..c], &coef.k1[..], coef.coef());
                     let (conv_plane, n_out) = (h * wd, c * plane_out);
                     // the convolution's output gradient for sample n, made when its loop needs it
                     let upstream = |n: usize, dy_conv: &mut [f32]| {

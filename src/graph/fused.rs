@@ -1,7 +1,7 @@
 //! Ops that stand for several layers at once, for the memory traffic they save. Each gives
 //! exactly the value the separate ops give (see the kernels' notes).
 
-use super::ops::BnStats;
+use super::ops::{fill_bn_stats, BnStats};
 use super::{Graph, Op, Var};
 use crate::kernels::{batch_norm, bn_relu_pool, conv2d};
 use crate::tensor::Shape;
@@ -126,35 +126,14 @@ impl Graph {
             &geom,
             run_stats,
         );
-        let (mean, rest) = bn_stats.split_at_mut(c);
-        let (var, rest) = rest.split_at_mut(c);
-        let (rstd, rest) = rest.split_at_mut(c);
-        let (alpha, beta) = rest.split_at_mut(c);
-        let eps = match stats {
-            BnStats::Batch { eps } => {
-                // merged in sample order, as batch_norm::batch_stats merges the same runs
-                for ch in 0..c {
-                    let channel = (0..n).map(|i| runs[i * c + ch]);
-                    (mean[ch], var[ch]) = batch_norm::merge_runs(channel, h * wd);
-                }
-                eps
+        fill_bn_stats(bn_stats, stats, v.opt(w), v.opt(b), |mean, var| {
+            // merged in sample order, as batch_norm::batch_stats merges the same runs
+            for ch in 0..c {
+                let channel = (0..n).map(|i| runs[i * c + ch]);
+                (mean[ch], var[ch]) = batch_norm::merge_runs(channel, h * wd);
             }
-            BnStats::Running {
-                mean: m,
-                var: s,
-                eps,
-            } => {
-                if m.len() != c || s.len() != c {
-                    return Err(Error::Shape(format!(
-                        "batch_norm: running statistics must have {c} values"
-                    )));
-                }
-                mean.copy_from_slice(m);
-                var.copy_from_slice(s);
-                eps
-            }
-        };
-        batch_norm::fold(mean, var, eps, v.opt(w), v.opt(b), alpha, beta, rstd);
+        })?;
+        let (alpha, beta) = bn_stats[3 * c..].split_at(c);
         let (x_at, idx) = (x_at, &mut slot.idx);
         bn_relu_pool::forward(&mut slot.value, idx, x_at, conv_y, alpha, beta, h, wd);
         Ok(Graph::node_var(k))

@@ -24,6 +24,45 @@ pub enum BnStats<'a> {
     },
 }
 
+/// Fill a BatchNorm statistics block [mean var rstd alpha beta] (C each): mean and biased
+/// variance from `batch` (this batch's) or copied from the running statistics, then the
+/// per-channel affine map (`batch_norm::fold`).
+pub(super) fn fill_bn_stats(
+    block: &mut [f32],
+    stats: BnStats,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    batch: impl FnOnce(&mut [f32], &mut [f32]),
+) -> Result<()> {
+    let c = block.len() / 5;
+    let (mean, rest) = block.split_at_mut(c);
+    let (var, rest) = rest.split_at_mut(c);
+    let (rstd, rest) = rest.split_at_mut(c);
+    let (alpha, beta) = rest.split_at_mut(c);
+    let eps = match stats {
+        BnStats::Batch { eps } => {
+            batch(mean, var);
+            eps
+        }
+        BnStats::Running {
+            mean: m,
+            var: s,
+            eps,
+        } => {
+            if m.len() != c || s.len() != c {
+                return shape_err(format!(
+                    "batch_norm: running statistics must have {c} values"
+                ));
+            }
+            mean.copy_from_slice(m);
+            var.copy_from_slice(s);
+            eps
+        }
+    };
+    batch_norm::fold(mean, var, eps, weight, bias, alpha, beta, rstd);
+    Ok(())
+}
+
 fn shape_err<T>(msg: String) -> Result<T> {
     Err(Error::Shape(msg))
 }
@@ -174,32 +213,14 @@ impl Graph {
     ) -> Result<()> {
         let (v, slot) = self.split(k);
         fit_len(&mut slot.aux, 5 * c + extra);
-        let (mean, rest) = slot.aux.split_at_mut(c);
-        let (var, rest) = rest.split_at_mut(c);
-        let (rstd, rest) = rest.split_at_mut(c);
-        let (alpha, beta) = rest[..2 * c].split_at_mut(c);
-        let eps = match stats {
-            BnStats::Batch { eps } => {
-                batch_norm::batch_stats(v.get(x), c, spatial, mean, var);
-                eps
-            }
-            BnStats::Running {
-                mean: m,
-                var: s,
-                eps,
-            } => {
-                if m.len() != c || s.len() != c {
-                    return shape_err(format!(
-                        "batch_norm: running statistics must have {c} values"
-                    ));
-                }
-                mean.copy_from_slice(m);
-                var.copy_from_slice(s);
-                eps
-            }
-        };
-        batch_norm::fold(mean, var, eps, v.opt(w), v.opt(b), alpha, beta, rstd);
-        Ok(())
+        let xv = v.get(x);
+        fill_bn_stats(
+            &mut slot.aux[..5 * c],
+            stats,
+            v.opt(w),
+            v.opt(b),
+            |mean, var| batch_norm::batch_stats(xv, c, spatial, mean, var),
+        )
     }
 
     /// The mean and biased variance a `batch_norm` node used (C each).

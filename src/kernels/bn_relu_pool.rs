@@ -451,3 +451,71 @@ pub fn sample_input_grad(
         )
     })
 }
+
+/// The coefficients of the input gradient (see `backward_input`): k1 per channel, and with
+/// batch statistics k2 and k3.
+pub struct InputGradCoef {
+    pub k1: Vec<f32>,
+    pub k2_k3: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl InputGradCoef {
+    pub fn coef(&self) -> Option<(&[f32], &[f32])> {
+        self.k2_k3.as_ref().map(|(a, b)| (&a[..], &b[..]))
+    }
+}
+
+/// The BatchNorm part of the backward, shared by both fused ops: from dy and the forward's
+/// y, x_at and statistics block [mean var rstd alpha beta] (C each), the BatchNorm's weight
+/// and bias gradients (dweight += sum g xhat, dbias += sum g) and the input gradient's
+/// coefficients. `m`: values per channel (N H W); `batch`: batch statistics were used.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_params(
+    dy: &[f32],
+    y: &[f32],
+    x_at: &[f32],
+    stats: &[f32],
+    plane_out: usize,
+    m: f32,
+    weight: Option<&[f32]>,
+    batch: bool,
+    dweight: Option<&mut [f32]>,
+    dbias: Option<&mut [f32]>,
+) -> InputGradCoef {
+    let c = stats.len() / 5;
+    let (mean, rstd, alpha) = (&stats[..c], &stats[2 * c..3 * c], &stats[3 * c..4 * c]);
+    let (mut sum_g, mut sum_g_xhat) = (vec![0.0; c], vec![0.0; c]);
+    grad_sums(
+        dy,
+        y,
+        x_at,
+        mean,
+        rstd,
+        plane_out,
+        &mut sum_g,
+        &mut sum_g_xhat,
+    );
+    if let Some(dw) = dweight {
+        dw.iter_mut().zip(&sum_g_xhat).for_each(|(d, s)| *d += s);
+    }
+    if let Some(db) = dbias {
+        db.iter_mut().zip(&sum_g).for_each(|(d, s)| *d += s);
+    }
+    if !batch {
+        // fixed statistics: dx = alpha * g
+        return InputGradCoef {
+            k1: alpha.to_vec(),
+            k2_k3: None,
+        };
+    }
+    // the coefficients of batch_norm::backward_train, per channel
+    InputGradCoef {
+        k1: (0..c)
+            .map(|ch| weight.map_or(1.0, |w| w[ch]) * rstd[ch])
+            .collect(),
+        k2_k3: Some((
+            sum_g.iter().map(|s| s / m).collect(),
+            (0..c).map(|ch| sum_g_xhat[ch] / m * rstd[ch]).collect(),
+        )),
+    }
+}
