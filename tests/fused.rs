@@ -453,3 +453,30 @@ fn a_map_too_small_to_pool_gets_max_pool2ds_error() {
     let err = seq.forward(&mut g, x).unwrap_err().to_string();
     assert!(err.contains("max_pool2d"), "{err}");
 }
+
+/// The fused block's results do not depend on how many threads run it: samples are split into
+/// chunks that depend on the batch size only, and partial sums are added in a fixed order.
+#[test]
+fn conv_block_results_do_not_depend_on_the_thread_count() {
+    let case = ConvCase {
+        x: [37, 2, 10, 10],
+        cout: 6,
+        kernel: 3,
+        pad: 1,
+        conv_bias: true,
+        running: false,
+        seed: 18,
+    };
+    let one = bnlab::matmul::with_threads(1, || run_conv(&case, true)).unwrap();
+    let two = bnlab::matmul::with_threads(2, || run_conv(&case, true)).unwrap();
+    let three = bnlab::matmul::with_threads(3, || run_conv(&case, true)).unwrap();
+    let bits = |r: &(Vec<f32>, Vec<Vec<f32>>, Option<Vec<f32>>)| {
+        let mut all: Vec<u32> = r.0.iter().map(|v| v.to_bits()).collect();
+        for g in &r.1 {
+            all.extend(g.iter().map(|v| v.to_bits()));
+        }
+        all
+    };
+    assert_eq!(bits(&one), bits(&two));
+    assert_eq!(bits(&one), bits(&three));
+}
