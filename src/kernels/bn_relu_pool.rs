@@ -10,6 +10,9 @@
 //!             only the pooled outputs, their argmax and x at each argmax (a quarter each);
 //!   backward: per-channel sums from the quarter-sized tensors, then one read of x that writes
 //!             dx.
+//! When a convolution comes first (`Graph::conv_bn_relu_pool`), the statistics come from the
+//! convolution's loop instead, and dx is made one sample at a time inside the convolution's
+//! backward (`sample_input_grad`), so it never goes to memory either.
 //!
 //! The arithmetic is the layers' own, value for value: z = x * alpha + beta (BatchNorm as one
 //! affine map per channel), r = relu(z) with NaN passing through, the window's first maximum in
