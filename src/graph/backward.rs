@@ -67,31 +67,23 @@ impl Graph {
     /// Take the gradient buffer of an input out for a kernel to accumulate into, or None when
     /// that input needs no gradient.
     fn take_grad(&mut self, v: Var) -> Option<Vec<f32>> {
-        match v.0 {
-            VarKind::Param(p) => self.grad_enabled.then(|| self.params.take_grad(p)),
-            VarKind::Node(j) => {
-                if !self.nodes[j].requires_grad {
-                    return None;
-                }
-                let len = self.nodes[j].shape.numel();
-                let slot = &mut self.slots[self.nodes[j].storage];
-                let mut g = std::mem::take(&mut slot.grad);
-                if !slot.grad_live {
-                    g.clear();
-                    g.resize(len, 0.0);
-                    slot.grad_live = true;
-                }
-                Some(g)
+        self.take_grad_to_overwrite(v).map(|(mut g, fresh)| {
+            if fresh {
+                g.fill(0.0);
             }
-        }
+            g
+        })
     }
 
     /// Like `take_grad`, but a gradient not yet started this step comes back unzeroed, with
     /// `true`: the caller must overwrite every value (saving a pass that zeroes the buffer and
-    /// one that reads the zeros back). `false`: accumulate, as with `take_grad`.
+    /// one that reads the zeros back). `false`: accumulate into it.
     fn take_grad_to_overwrite(&mut self, v: Var) -> Option<(Vec<f32>, bool)> {
-        let VarKind::Node(j) = v.0 else {
-            return self.take_grad(v).map(|g| (g, false));
+        let j = match v.0 {
+            VarKind::Param(p) => {
+                return self.grad_enabled.then(|| (self.params.take_grad(p), false))
+            }
+            VarKind::Node(j) => j,
         };
         if !self.nodes[j].requires_grad {
             return None;
@@ -242,8 +234,13 @@ impl Graph {
                 let d = self.shape(x).to_vec();
                 let (c, h, wd) = (d[1], d[2], d[3]);
                 let plane_out = bn_relu_pool::pooled(h) * bn_relu_pool::pooled(wd);
-                let aux = std::mem::take(&mut self.slots[i].aux);
-                let (stats, x_at) = aux.split_at(5 * c);
+                // scratch for the sums at the end of the node's own aux, dropped afterwards
+                let mut aux = std::mem::take(&mut self.slots[i].aux);
+                let kept = aux.len();
+                let planes = dy.len() / plane_out;
+                aux.resize(kept + bn_relu_pool::backward_scratch_len(c, planes), 0.0);
+                let (kept_aux, work) = aux.split_at_mut(kept);
+                let (stats, x_at) = kept_aux.split_at(5 * c);
                 let v = self.values_all();
                 let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
                 let xv = v.get(x);
@@ -258,23 +255,15 @@ impl Graph {
                     batch,
                     gw.as_deref_mut(),
                     gb.as_deref_mut(),
+                    work,
                 );
                 if let Some(gx) = gx.as_deref_mut() {
-                    let (mean, k1) = (&stats[..c], &coef.k1[..]);
+                    let mean = &stats[..c];
                     bn_relu_pool::backward_input(
-                        gx,
-                        overwrite,
-                        dy,
-                        y,
-                        argmax,
-                        xv,
-                        mean,
-                        k1,
-                        coef.coef(),
-                        h,
-                        wd,
+                        gx, overwrite, dy, y, argmax, xv, mean, coef.k1, coef.coef, h, wd,
                     );
                 }
+                aux.truncate(kept);
                 self.slots[i].aux = aux;
                 self.put_grad(x, gx);
                 self.put_opt(w, gw);
@@ -297,9 +286,16 @@ impl Graph {
                 let (mut gw, mut gb) = (self.take_opt(w), self.take_opt(b));
                 let (c, h, wd) = (geom.cout, geom.ho(), geom.wo());
                 let plane_out = bn_relu_pool::pooled(h) * bn_relu_pool::pooled(wd);
-                let aux = std::mem::take(&mut self.slots[i].aux);
-                let (bn_stats, rest) = aux.split_at(5 * c);
-                let (x_at, conv_y) = rest.split_at(self.nodes[i].shape.numel());
+                // scratch for the sums at the end of the node's own aux, dropped afterwards
+                let mut aux = std::mem::take(&mut self.slots[i].aux);
+                let kept = aux.len();
+                let planes = dy.len() / plane_out;
+                aux.resize(kept + bn_relu_pool::backward_scratch_len(c, planes), 0.0);
+                let mut partials = std::mem::take(&mut self.scratch);
+                let (kept_aux, work) = aux.split_at_mut(kept);
+                let (bn_stats, rest) = kept_aux.split_at(5 * c);
+                let (x_at, rest) = rest.split_at(self.nodes[i].shape.numel());
+                let conv_y = &rest[..geom.n * c * h * wd];
                 let v = self.values_all();
                 let (y, argmax) = (&self.slots[i].value, &self.slots[i].idx);
                 let coef = bn_relu_pool::backward_params(
@@ -313,9 +309,10 @@ impl Graph {
                     batch,
                     gw.as_deref_mut(),
                     gb.as_deref_mut(),
+                    work,
                 );
                 if gx.is_some() || gcw.is_some() || gcb.is_some() {
-                    let (mean, k1, coef) = (&bn_stats[..c], &coef.k1[..], coef.coef());
+                    let (mean, k1, coef) = (&bn_stats[..c], coef.k1, coef.coef);
                     let (conv_plane, n_out) = (h * wd, c * plane_out);
                     // the convolution's output gradient for sample n, made when its loop needs it
                     let upstream = |n: usize, dy_conv: &mut [f32]| {
@@ -341,8 +338,11 @@ impl Graph {
                         gcw.as_deref_mut(),
                         gcb.as_deref_mut(),
                         &geom,
+                        &mut partials,
                     );
                 }
+                self.scratch = partials;
+                aux.truncate(kept);
                 self.slots[i].aux = aux;
                 self.put_grad(x, gx);
                 self.put_grad(conv_w, gcw);
@@ -367,6 +367,7 @@ impl Graph {
             Op::Conv2d { x, w, b, geom } => {
                 let (mut gx, mut gw, mut gb) =
                     (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+                let mut partials = std::mem::take(&mut self.scratch);
                 let v = self.values_all();
                 conv2d::backward(
                     conv2d::Upstream::Dense(dy),
@@ -376,7 +377,9 @@ impl Graph {
                     gw.as_deref_mut(),
                     gb.as_deref_mut(),
                     &geom,
+                    &mut partials,
                 );
+                self.scratch = partials;
                 self.put_grad(x, gx);
                 self.put_grad(w, gw);
                 self.put_opt(b, gb);

@@ -78,14 +78,7 @@ impl Graph {
     ) -> Result<Var> {
         let geom = self.check_conv2d(x, conv.w, conv.b, conv.stride, conv.pad)?;
         let (n, c, h, wd) = (geom.n, geom.cout, geom.ho(), geom.wo());
-        for p in [w, b].into_iter().flatten() {
-            if self.shape(p) != [c] {
-                return Err(Error::Shape(format!(
-                    "batch_norm: weight/bias {:?} must be [{c}] for {c} channels",
-                    self.shape(p)
-                )));
-            }
-        }
+        self.check_channel_params(w, b, &[n, c, h, wd])?;
         let (ho, wo) = (bn_relu_pool::pooled(h), bn_relu_pool::pooled(wd));
         if ho == 0 || wo == 0 {
             return Err(Error::Shape(format!(
@@ -111,25 +104,19 @@ impl Graph {
         let k = self.push(op, out, rg);
         let (v, slot) = self.split(k);
         let conv_len = n * c * h * wd;
-        // aux: mean var rstd alpha beta (C each) | x at each argmax | the convolution's output
-        super::fit_len(&mut slot.aux, 5 * c + out.numel() + conv_len);
+        // aux: mean var rstd alpha beta (C each) | x at each argmax | the convolution's output |
+        // each (sample, channel) run's mean and squared deviations (2 N C)
+        super::fit_len(&mut slot.aux, 5 * c + out.numel() + conv_len + 2 * n * c);
         super::fit_len(&mut slot.idx, out.numel());
         let (bn_stats, rest) = slot.aux.split_at_mut(5 * c);
-        let (x_at, conv_y) = rest.split_at_mut(out.numel());
-        let mut runs = vec![[0.0f32; 2]; if batch { n * c } else { 0 }];
-        let run_stats = batch.then_some(&mut runs[..]);
-        conv2d::forward(
-            conv_y,
-            v.get(x),
-            v.get(conv.w),
-            v.opt(conv.b),
-            &geom,
-            run_stats,
-        );
+        let (x_at, rest) = rest.split_at_mut(out.numel());
+        let (conv_y, runs) = rest.split_at_mut(conv_len);
+        let (xv, cw, cb) = (v.get(x), v.get(conv.w), v.opt(conv.b));
+        conv2d::forward(conv_y, xv, cw, cb, &geom, batch.then_some(&mut *runs));
         fill_bn_stats(bn_stats, stats, v.opt(w), v.opt(b), |mean, var| {
             // merged in sample order, as batch_norm::batch_stats merges the same runs
             for ch in 0..c {
-                let channel = (0..n).map(|i| runs[i * c + ch]);
+                let channel = (0..n).map(|i| [runs[2 * (i * c + ch)], runs[2 * (i * c + ch) + 1]]);
                 (mean[ch], var[ch]) = batch_norm::merge_runs(channel, h * wd);
             }
         })?;

@@ -152,6 +152,9 @@ pub struct Graph {
     /// The generator for dropout masks.
     pub rng: Rng,
     grad_enabled: bool,
+    /// Scratch for backward kernels (a convolution's per-chunk weight-gradient partials),
+    /// reused from step to step.
+    scratch: Vec<f32>,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -191,6 +194,7 @@ impl Graph {
             slots: Vec::new(),
             rng: Rng::seed(seed),
             grad_enabled: true,
+            scratch: Vec::new(),
         }
     }
 

@@ -187,15 +187,27 @@ impl Graph {
         }
         let c = xd[1];
         let spatial: usize = xd[2..].iter().product();
+        self.check_channel_params(w, b, xd)?;
+        Ok((xs, c, spatial))
+    }
+
+    /// BatchNorm's weight and bias, if present, must have one value per channel of `input`.
+    pub(super) fn check_channel_params(
+        &self,
+        w: Option<Var>,
+        b: Option<Var>,
+        input: &[usize],
+    ) -> Result<()> {
+        let c = input[1];
         for p in [w, b].into_iter().flatten() {
             if self.shape(p) != [c] {
                 return shape_err(format!(
-                    "batch_norm: weight/bias {:?} must be [{c}] for input {xd:?}",
+                    "batch_norm: weight/bias {:?} must be [{c}] for input {input:?}",
                     self.shape(p)
                 ));
             }
         }
-        Ok((xs, c, spatial))
+        Ok(())
     }
 
     /// Size node k's aux to 5 C + `extra` values and fill the first 5 C with mean, var, rstd,

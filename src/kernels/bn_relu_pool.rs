@@ -70,8 +70,28 @@ pub fn forward(
     outs.zip(x.par_chunks(plane_in * PLANES))
         .enumerate()
         .for_each(|(task, (((yp, ap), xap), xp))| {
-            forward_planes(yp, ap, xap, xp, alpha, beta, c, task * PLANES, h, w)
+            POOL_SCRATCH.with_borrow_mut(|scratch| {
+                scratch.fit(2 * plane_out);
+                forward_planes(
+                    yp,
+                    ap,
+                    xap,
+                    xp,
+                    alpha,
+                    beta,
+                    c,
+                    task * PLANES,
+                    h,
+                    w,
+                    scratch,
+                )
+            })
         });
+}
+
+thread_local! {
+    /// A thread's pooling scratch, reused from task to task and step to step.
+    static POOL_SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -87,6 +107,7 @@ fn forward_planes(
     first_plane: usize,
     h: usize,
     w: usize,
+    scratch: &mut Scratch,
 ) {
     let (ho, wo) = (pooled(h), pooled(w));
     let planes = x.chunks_exact(h * w).enumerate();
@@ -94,7 +115,6 @@ fn forward_planes(
         .chunks_exact_mut(ho * wo)
         .zip(argmax.chunks_exact_mut(ho * wo))
         .zip(x_at.chunks_exact_mut(ho * wo));
-    let mut scratch = Scratch::new(2 * ho * wo);
     for ((i, xp), ((yp, ap), xap)) in planes.zip(outs) {
         let ch = (first_plane + i) % c;
         let (a, b) = (alpha[ch], beta[ch]);
@@ -103,8 +123,8 @@ fn forward_planes(
             argmax: ap,
             x_at: xap,
         };
-        if !w.is_multiple_of(2) || !plane_without_nan(&mut out, xp, a, b, h, w, &mut scratch) {
-            plane_any(&mut out, xp, a, b, h, w, &mut scratch);
+        if !w.is_multiple_of(2) || !plane_without_nan(&mut out, xp, a, b, h, w, scratch) {
+            plane_any(&mut out, xp, a, b, h, w, scratch);
         }
     }
 }
@@ -117,6 +137,7 @@ struct Out<'a> {
 }
 
 /// Per pair of horizontal neighbours, then per window: the winner's value, its offset, the input.
+#[derive(Default)]
 struct Scratch {
     best: Vec<f32>,
     at: Vec<u32>,
@@ -127,14 +148,19 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(pairs: usize) -> Scratch {
-        Scratch {
-            best: vec![0.0; pairs],
-            at: vec![0; pairs],
-            x: vec![0.0; pairs],
-            win_best: vec![0.0; pairs],
-            win_at: vec![0; pairs],
-            win_x: vec![0.0; pairs],
+    /// Room for `pairs` pairs in every buffer.
+    fn fit(&mut self, pairs: usize) {
+        if self.best.len() < pairs {
+            for v in [
+                &mut self.best,
+                &mut self.x,
+                &mut self.win_best,
+                &mut self.win_x,
+            ] {
+                v.resize(pairs, 0.0);
+            }
+            self.at.resize(pairs, 0);
+            self.win_at.resize(pairs, 0);
         }
     }
 }
@@ -258,8 +284,8 @@ fn later_wins(best: f32, later: f32) -> bool {
 
 /// Per-channel sums for the backward: sum_g[c] = sum of g, sum_g_xhat[c] = sum of g * xhat, with
 /// g = dy * [y > 0] at each output (see the module's derivation). Each (sample, channel) plane
-/// is summed on its own, then the planes of a channel are added in sample order, so the result
-/// does not depend on the thread count.
+/// is summed on its own into `per_plane` (2 values a plane, scratch), then the planes of a
+/// channel are added in sample order, so the result does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_sums(
     dy: &[f32],
@@ -268,19 +294,18 @@ pub fn grad_sums(
     mean: &[f32],
     rstd: &[f32],
     plane_out: usize,
+    per_plane: &mut [f32],
     sum_g: &mut [f32],
     sum_g_xhat: &mut [f32],
 ) {
     let c = mean.len();
-    let planes = dy.len() / plane_out;
-    let mut per_plane = vec![[0.0f32; 2]; planes];
     per_plane
-        .par_chunks_mut(PLANES)
+        .par_chunks_mut(2 * PLANES)
         .enumerate()
         .for_each(|(task, sums)| plane_sums(sums, dy, y, x_at, mean, c, task * PLANES, plane_out));
     sum_g.fill(0.0);
     sum_g_xhat.fill(0.0);
-    for (p, s) in per_plane.iter().enumerate() {
+    for (p, s) in per_plane.chunks_exact(2).enumerate() {
         sum_g[p % c] += s[0];
         sum_g_xhat[p % c] += s[1];
     }
@@ -292,7 +317,7 @@ pub fn grad_sums(
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn plane_sums(
-    sums: &mut [[f32; 2]],
+    sums: &mut [f32],
     dy: &[f32],
     y: &[f32],
     x_at: &[f32],
@@ -301,7 +326,7 @@ fn plane_sums(
     first_plane: usize,
     plane_out: usize,
 ) {
-    for (i, s) in sums.iter_mut().enumerate() {
+    for (i, s) in sums.chunks_exact_mut(2).enumerate() {
         let p = first_plane + i;
         let mu = mean[p % c];
         let range = p * plane_out..(p + 1) * plane_out;
@@ -317,7 +342,7 @@ fn plane_sums(
             a[j % 8] += g;
             b[j % 8] += g * (xv - mu);
         }
-        *s = [a.iter().sum(), b.iter().sum()];
+        s.copy_from_slice(&[a.iter().sum(), b.iter().sum()]);
     }
 }
 
@@ -457,68 +482,66 @@ pub fn sample_input_grad(
 
 /// The coefficients of the input gradient (see `backward_input`): k1 per channel, and with
 /// batch statistics k2 and k3.
-pub struct InputGradCoef {
-    pub k1: Vec<f32>,
-    pub k2_k3: Option<(Vec<f32>, Vec<f32>)>,
+pub struct InputGradCoef<'a> {
+    pub k1: &'a [f32],
+    pub coef: Option<(&'a [f32], &'a [f32])>,
 }
 
-impl InputGradCoef {
-    pub fn coef(&self) -> Option<(&[f32], &[f32])> {
-        self.k2_k3.as_ref().map(|(a, b)| (&a[..], &b[..]))
-    }
+/// Scratch values `backward_params` needs: 5 per channel and 2 per (sample, channel) plane.
+pub fn backward_scratch_len(c: usize, planes: usize) -> usize {
+    5 * c + 2 * planes
 }
 
 /// The BatchNorm part of the backward, shared by both fused ops: from dy and the forward's
 /// y, x_at and statistics block [mean var rstd alpha beta] (C each), the BatchNorm's weight
 /// and bias gradients (dweight += sum g xhat, dbias += sum g) and the input gradient's
-/// coefficients. `m`: values per channel (N H W); `batch`: batch statistics were used.
+/// coefficients, kept in `work` (`backward_scratch_len` values). `m`: values per channel
+/// (N H W); `batch`: batch statistics were used.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_params(
+pub fn backward_params<'a>(
     dy: &[f32],
     y: &[f32],
     x_at: &[f32],
-    stats: &[f32],
+    stats: &'a [f32],
     plane_out: usize,
     m: f32,
     weight: Option<&[f32]>,
     batch: bool,
     dweight: Option<&mut [f32]>,
     dbias: Option<&mut [f32]>,
-) -> InputGradCoef {
+    work: &'a mut [f32],
+) -> InputGradCoef<'a> {
     let c = stats.len() / 5;
     let (mean, rstd, alpha) = (&stats[..c], &stats[2 * c..3 * c], &stats[3 * c..4 * c]);
-    let (mut sum_g, mut sum_g_xhat) = (vec![0.0; c], vec![0.0; c]);
+    let (sums, rest) = work.split_at_mut(2 * c);
+    let (sum_g, sum_g_xhat) = sums.split_at_mut(c);
+    let (k, per_plane) = rest.split_at_mut(3 * c);
     grad_sums(
-        dy,
-        y,
-        x_at,
-        mean,
-        rstd,
-        plane_out,
-        &mut sum_g,
-        &mut sum_g_xhat,
+        dy, y, x_at, mean, rstd, plane_out, per_plane, sum_g, sum_g_xhat,
     );
     if let Some(dw) = dweight {
-        dw.iter_mut().zip(&sum_g_xhat).for_each(|(d, s)| *d += s);
+        dw.iter_mut().zip(&*sum_g_xhat).for_each(|(d, s)| *d += s);
     }
     if let Some(db) = dbias {
-        db.iter_mut().zip(&sum_g).for_each(|(d, s)| *d += s);
+        db.iter_mut().zip(&*sum_g).for_each(|(d, s)| *d += s);
     }
     if !batch {
         // fixed statistics: dx = alpha * g
         return InputGradCoef {
-            k1: alpha.to_vec(),
-            k2_k3: None,
+            k1: alpha,
+            coef: None,
         };
     }
     // the coefficients of batch_norm::backward_train, per channel
+    let (k1, rest) = k.split_at_mut(c);
+    let (k2, k3) = rest.split_at_mut(c);
+    for ch in 0..c {
+        k1[ch] = weight.map_or(1.0, |w| w[ch]) * rstd[ch];
+        k2[ch] = sum_g[ch] / m;
+        k3[ch] = sum_g_xhat[ch] / m * rstd[ch];
+    }
     InputGradCoef {
-        k1: (0..c)
-            .map(|ch| weight.map_or(1.0, |w| w[ch]) * rstd[ch])
-            .collect(),
-        k2_k3: Some((
-            sum_g.iter().map(|s| s / m).collect(),
-            (0..c).map(|ch| sum_g_xhat[ch] / m * rstd[ch]).collect(),
-        )),
+        k1,
+        coef: Some((k2, k3)),
     }
 }

@@ -220,7 +220,7 @@ fn col2im_sample(dx: &mut [f32], dcols: &mut [f32], g: &ConvGeom) {
 }
 
 /// Forward. y_n (Cout, P) = w (Cout, K) . cols_n (K, P) + b, for every sample n.
-/// `out_stats` (N, Cout), if given, receives each output run's mean and sum of squared
+/// `out_stats` (N, Cout, 2), if given, receives each output run's mean and sum of squared
 /// deviations (`batch_norm::run_stats`), taken while the run is in cache, for a BatchNorm that
 /// follows (the same numbers `batch_norm::batch_stats` would read back from memory).
 pub fn forward(
@@ -229,41 +229,52 @@ pub fn forward(
     w: &[f32],
     b: Option<&[f32]>,
     g: &ConvGeom,
-    out_stats: Option<&mut [[f32; 2]]>,
+    out_stats: Option<&mut [f32]>,
 ) {
-    let (k, p, cl) = (g.k(), g.p(), chunk_len(g.n));
-    let stats: Vec<Option<&mut [[f32; 2]]>> = match out_stats {
-        Some(s) => s.chunks_mut(cl * g.cout).map(Some).collect(),
-        None => (0..g.n.div_ceil(cl)).map(|_| None).collect(),
-    };
-    y.par_chunks_mut(cl * g.y_len())
-        .zip(x.par_chunks(cl * g.x_len()))
-        .zip(stats)
-        .for_each(|((ys, xs), mut stats)| {
-            SCRATCH.with_borrow_mut(|(cols, _, _)| {
-                fit(cols, k * p);
-                let cols = &mut cols[..k * p];
-                for (i, (yn, xn)) in ys
-                    .chunks_exact_mut(g.y_len())
-                    .zip(xs.chunks_exact(g.x_len()))
-                    .enumerate()
-                {
-                    im2col_sample(cols, xn, g);
-                    matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cols, k, p), false);
-                    if let Some(b) = b {
-                        for (run, &bc) in yn.chunks_exact_mut(p).zip(b) {
-                            run.iter_mut().for_each(|v| *v += bc);
-                        }
-                    }
-                    if let Some(stats) = stats.as_deref_mut() {
-                        let dst = &mut stats[i * g.cout..(i + 1) * g.cout];
-                        for (d, run) in dst.iter_mut().zip(yn.chunks_exact(p)) {
-                            *d = run_stats(run);
-                        }
-                    }
+    let cl = chunk_len(g.n);
+    let chunks = y
+        .par_chunks_mut(cl * g.y_len())
+        .zip(x.par_chunks(cl * g.x_len()));
+    match out_stats {
+        Some(stats) => chunks
+            .zip(stats.par_chunks_mut(cl * g.cout * 2))
+            .for_each(|((ys, xs), st)| forward_chunk(ys, xs, w, b, g, Some(st))),
+        None => chunks.for_each(|(ys, xs)| forward_chunk(ys, xs, w, b, g, None)),
+    }
+}
+
+/// The forward of one chunk of samples, on the calling thread.
+fn forward_chunk(
+    ys: &mut [f32],
+    xs: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    g: &ConvGeom,
+    mut stats: Option<&mut [f32]>,
+) {
+    let (k, p) = (g.k(), g.p());
+    SCRATCH.with_borrow_mut(|(cols, _, _)| {
+        fit(cols, k * p);
+        let cols = &mut cols[..k * p];
+        let samples = ys
+            .chunks_exact_mut(g.y_len())
+            .zip(xs.chunks_exact(g.x_len()));
+        for (i, (yn, xn)) in samples.enumerate() {
+            im2col_sample(cols, xn, g);
+            matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cols, k, p), false);
+            if let Some(b) = b {
+                for (run, &bc) in yn.chunks_exact_mut(p).zip(b) {
+                    run.iter_mut().for_each(|v| *v += bc);
                 }
-            })
-        });
+            }
+            if let Some(stats) = stats.as_deref_mut() {
+                let dst = stats[2 * i * g.cout..2 * (i + 1) * g.cout].chunks_exact_mut(2);
+                for (d, run) in dst.zip(yn.chunks_exact(p)) {
+                    d.copy_from_slice(&run_stats(run));
+                }
+            }
+        }
+    })
 }
 
 /// Where the backward finds the gradient of the output.
@@ -279,7 +290,8 @@ pub enum Upstream<'a> {
 ///   dw (Cout, K)      += sum over n of dy_n (Cout, P) . cols_n^T (P, K)
 ///   db[co]            += sum over n and p of dy_n[co, p]
 ///   dcols_n (K, P)     = w^T (K, Cout) . dy_n (Cout, P),  then dx_n += col2im(dcols_n)
-/// Each chunk of samples sums its own dw and db; the partials are added in chunk order.
+/// Each chunk of samples sums its own dw and db into `partials` (scratch the caller keeps from
+/// step to step); the partials are then added in chunk order.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dy: Upstream,
@@ -289,69 +301,25 @@ pub fn backward(
     dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
     g: &ConvGeom,
+    partials: &mut Vec<f32>,
 ) {
-    let (k, p, cl) = (g.k(), g.p(), chunk_len(g.n));
-    let chunks = g.n.div_ceil(cl);
-    let (want_w, want_b) = (dw.is_some(), db.is_some());
+    let (k, cl) = (g.k(), chunk_len(g.n));
+    let want = (dw.is_some(), db.is_some());
     // per chunk: dw partial (Cout K), then db partial (Cout)
     let part_len = g.cout * k + g.cout;
-    let mut partials = vec![
-        0.0f32;
-        if want_w || want_b {
-            chunks * part_len
-        } else {
-            0
-        }
-    ];
-    let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
-        Some(dx) => dx.chunks_mut(cl * g.x_len()).map(Some).collect(),
-        None => (0..chunks).map(|_| None).collect(),
+    partials.clear();
+    partials.resize(g.n.div_ceil(cl) * part_len, 0.0);
+    let parts = partials.par_chunks_mut(part_len).enumerate();
+    let chunk = |c: usize, part: &mut [f32], dxs: Option<&mut [f32]>| {
+        let samples = c * cl..((c + 1) * cl).min(g.n);
+        backward_chunk(&dy, x, w, samples, part, dxs, want, g)
     };
-    let mut part_chunks: Vec<Option<&mut [f32]>> = if partials.is_empty() {
-        (0..chunks).map(|_| None).collect()
-    } else {
-        partials.chunks_mut(part_len).map(Some).collect()
-    };
-    dx_chunks
-        .par_iter_mut()
-        .zip(part_chunks.par_iter_mut())
-        .enumerate()
-        .for_each(|(c, (dxs, part))| {
-            let n0 = c * cl;
-            let n1 = (n0 + cl).min(g.n);
-            SCRATCH.with_borrow_mut(|(cols, dcols, dy_buf)| {
-                fit(cols, k * p);
-                fit(dcols, k * p);
-                fit(dy_buf, g.y_len());
-                let (cols, dcols) = (&mut cols[..k * p], &mut dcols[..k * p]);
-                for n in n0..n1 {
-                    let dyn_: &[f32] = match dy {
-                        Upstream::Dense(dy) => &dy[n * g.y_len()..][..g.y_len()],
-                        Upstream::PerSample(f) => {
-                            f(n, &mut dy_buf[..g.y_len()]);
-                            &dy_buf[..g.y_len()]
-                        }
-                    };
-                    if let Some(part) = part.as_deref_mut() {
-                        let (pw, pb) = part.split_at_mut(g.cout * k);
-                        if want_w {
-                            im2col_sample(cols, &x[n * g.x_len()..][..g.x_len()], g);
-                            let d = Mat::new(dyn_, g.cout, p);
-                            matmul_serial(pw, d, Mat::new(cols, k, p).t(), true);
-                        }
-                        for (s, run) in pb.iter_mut().zip(dyn_.chunks_exact(p)) {
-                            *s += lane_sum(run, |v| v);
-                        }
-                    }
-                    if let Some(dxs) = dxs.as_deref_mut() {
-                        let d = Mat::new(dyn_, g.cout, p);
-                        matmul_serial(dcols, Mat::new(w, g.cout, k).t(), d, false);
-                        let dxn = &mut dxs[(n - n0) * g.x_len()..][..g.x_len()];
-                        col2im_sample(dxn, dcols, g);
-                    }
-                }
-            })
-        });
+    match dx {
+        Some(dx) => parts
+            .zip(dx.par_chunks_mut(cl * g.x_len()))
+            .for_each(|((c, part), dxs)| chunk(c, part, Some(dxs))),
+        None => parts.for_each(|(c, part)| chunk(c, part, None)),
+    }
     let (mut dw, mut db) = (dw, db);
     for part in partials.chunks_exact(part_len) {
         let (pw, pb) = part.split_at(g.cout * k);
@@ -362,4 +330,51 @@ pub fn backward(
             db.iter_mut().zip(pb).for_each(|(d, s)| *d += s);
         }
     }
+}
+
+/// The backward of one chunk of samples, on the calling thread: its dw and db partials in
+/// `part` (when `want` says they are needed) and, if given, dx of its samples.
+#[allow(clippy::too_many_arguments)]
+fn backward_chunk(
+    dy: &Upstream,
+    x: &[f32],
+    w: &[f32],
+    samples: std::ops::Range<usize>,
+    part: &mut [f32],
+    mut dxs: Option<&mut [f32]>,
+    (want_w, want_b): (bool, bool),
+    g: &ConvGeom,
+) {
+    let (k, p, n0) = (g.k(), g.p(), samples.start);
+    let (pw, pb) = part.split_at_mut(g.cout * k);
+    SCRATCH.with_borrow_mut(|(cols, dcols, dy_buf)| {
+        fit(cols, k * p);
+        fit(dcols, k * p);
+        fit(dy_buf, g.y_len());
+        let (cols, dcols) = (&mut cols[..k * p], &mut dcols[..k * p]);
+        for n in samples {
+            let dyn_: &[f32] = match dy {
+                Upstream::Dense(dy) => &dy[n * g.y_len()..][..g.y_len()],
+                Upstream::PerSample(f) => {
+                    f(n, &mut dy_buf[..g.y_len()]);
+                    &dy_buf[..g.y_len()]
+                }
+            };
+            let d = Mat::new(dyn_, g.cout, p);
+            if want_w {
+                im2col_sample(cols, &x[n * g.x_len()..][..g.x_len()], g);
+                matmul_serial(pw, d, Mat::new(cols, k, p).t(), true);
+            }
+            if want_b {
+                for (s, run) in pb.iter_mut().zip(dyn_.chunks_exact(p)) {
+                    *s += lane_sum(run, |v| v);
+                }
+            }
+            if let Some(dxs) = dxs.as_deref_mut() {
+                matmul_serial(dcols, Mat::new(w, g.cout, k).t(), d, false);
+                let dxn = &mut dxs[(n - n0) * g.x_len()..][..g.x_len()];
+                col2im_sample(dxn, dcols, g);
+            }
+        }
+    })
 }

@@ -146,11 +146,13 @@ impl BatchNorm {
     /// This layer followed by ReLU and MaxPool2d(2, 2), run as one op
     /// (`Graph::batch_norm_relu_pool`); the same values, state updates and errors as the three
     /// layers one after the other. `Sequential` uses it where it finds those three layers.
-    pub fn forward_relu_pool(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+    /// None if x is not (N, C, H, W) with H, W >= 2 (the layers one by one then say why).
+    pub fn forward_relu_pool(&mut self, g: &mut Graph, x: Var) -> Option<Result<Var>> {
         let shape = g.shape(x).to_vec();
-        self.forward_with(g, &shape, |g, w, b, stats| {
+        poolable(&shape)?;
+        Some(self.forward_with(g, &shape, |g, w, b, stats| {
             g.batch_norm_relu_pool(x, w, b, stats)
-        })
+        }))
     }
 
     /// `conv`, this layer, ReLU and MaxPool2d(2, 2) as one op (`Graph::conv_bn_relu_pool`).
@@ -163,9 +165,7 @@ impl BatchNorm {
         x: Var,
     ) -> Option<Result<Var>> {
         let shape = conv.output_shape(g.shape(x))?;
-        if shape[2] < 2 || shape[3] < 2 {
-            return None;
-        }
+        poolable(&shape)?;
         let args = ConvArgs {
             w: g.param(conv.weight),
             b: conv.bias.map(|b| g.param(b)),
@@ -224,6 +224,11 @@ impl BatchNorm {
         }
         Ok(y)
     }
+}
+
+/// Some if `shape` is (N, C, H, W) with H, W >= 2: what 2 x 2 pooling needs.
+fn poolable(shape: &[usize]) -> Option<()> {
+    matches!(shape, &[_, _, h, w] if h >= 2 && w >= 2).then_some(())
 }
 
 impl Module for BatchNorm {

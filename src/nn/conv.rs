@@ -95,6 +95,11 @@ impl MaxPool2d {
         }
     }
 
+    /// 2 x 2 windows with stride 2, the case the fused ops cover.
+    pub fn is_2x2(&self) -> bool {
+        self.kernel_size == 2 && self.stride == 2
+    }
+
     pub fn output_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
         use crate::kernels::max_pool2d::out_size;
         if input.len() != 4 {

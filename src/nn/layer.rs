@@ -131,28 +131,25 @@ impl Module for Sequential {
         let mut i = 0;
         while i < self.layers.len() {
             // Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2), and the same without the
-            // convolution, run as one op: the same values with a fraction of the memory
-            // traffic (graph/fused.rs, kernels/bn_relu_pool.rs)
-            if let [Layer::Conv2d(conv), Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..] =
-                &mut self.layers[i..]
-            {
-                if pool.kernel_size == 2 && pool.stride == 2 {
-                    if let Some(y) = bn.forward_after_conv_relu_pool(g, conv, x) {
-                        x = y?;
-                        i += 4;
-                        continue;
-                    }
+            // convolution, run as one op where the input allows: the same values with a
+            // fraction of the memory traffic (graph/fused.rs, kernels/bn_relu_pool.rs)
+            let fused = match &mut self.layers[i..] {
+                [Layer::Conv2d(conv), Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..]
+                    if pool.is_2x2() =>
+                {
+                    bn.forward_after_conv_relu_pool(g, conv, x).map(|y| (y, 4))
                 }
-            }
-            if let [Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..] =
-                &mut self.layers[i..]
-            {
-                let poolable = matches!(g.shape(x), &[_, _, h, w] if h >= 2 && w >= 2);
-                if pool.kernel_size == 2 && pool.stride == 2 && poolable {
-                    x = bn.forward_relu_pool(g, x)?;
-                    i += 3;
-                    continue;
+                [Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..]
+                    if pool.is_2x2() =>
+                {
+                    bn.forward_relu_pool(g, x).map(|y| (y, 3))
                 }
+                _ => None,
+            };
+            if let Some((y, layers)) = fused {
+                x = y?;
+                i += layers;
+                continue;
             }
             x = self.layers[i].forward(g, x)?;
             i += 1;
