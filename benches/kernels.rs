@@ -44,7 +44,16 @@ fn main() {
     println!("threads: {}", bnlab::matmul::threads());
     println!(
         "dense  forward   {:8.1} us",
-        median_us(reps, || linear::forward(&mut y, &x, &w, Some(&b), n, i, o))
+        median_us(reps, || linear::forward(
+            &mut y,
+            &x,
+            &w,
+            false,
+            Some(&b),
+            n,
+            i,
+            o
+        ))
     );
     println!(
         "dense  dW        {:8.1} us",
@@ -52,6 +61,7 @@ fn main() {
             &dy,
             &x,
             &w,
+            false,
             None,
             Some(&mut dw),
             None,
@@ -86,6 +96,12 @@ fn main() {
         "sparse dW        {:8.1} us",
         median_us(reps, || sparse_linear::backward_weight(
             &mut dw, &dy, &csc, o, i
+        ))
+    );
+    println!(
+        "sparse dW^T      {:8.1} us   (weight stored transposed, overwritten)",
+        median_us(reps, || sparse_linear::backward_weight_t(
+            &mut wt, &dy, &csc, o, true
         ))
     );
 }

@@ -109,7 +109,13 @@ pub fn mlp(params: &mut ParamStore, preset: Preset, dims: &[usize], rng: &mut Rn
     let mut blocks = Vec::new();
     for (k, w) in dims[..dims.len() - 1].windows(2).enumerate() {
         let (i, o) = (w[0], w[1]);
-        let linear: Layer = Linear::new(params, i, o, rng)?.into();
+        // the first layer reads the images, mostly exact zeros: its weight is kept as W^T
+        // for the sparse kernels (same values, same state dict)
+        let linear: Layer = if k == 0 {
+            Linear::with_stored_transpose(params, i, o, rng)?.into()
+        } else {
+            Linear::new(params, i, o, rng)?.into()
+        };
         let layers: Vec<Layer> = match preset {
             Preset::Bn => vec![linear, BatchNorm::d1(params, o)?.into(), ReLU.into()],
             Preset::Plain => vec![linear, ReLU.into()],

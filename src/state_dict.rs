@@ -16,8 +16,8 @@ pub fn state_dict(model: &mut dyn Module, params: &ParamStore) -> Vec<(String, S
     visit_state(model, "", &mut |name, entry| {
         let t = match entry {
             StateRef::Param(id) => StateTensor::F32(Tensor {
-                shape: params.shape(id).to_vec(),
-                data: params.value(id).to_vec(),
+                shape: params.torch_shape(id),
+                data: params.to_torch_layout(id, params.value(id)).into_owned(),
             }),
             StateRef::Buffer(t) => StateTensor::F32(t.clone()),
             StateRef::Counter(c) => StateTensor::I64 {
@@ -49,7 +49,7 @@ pub fn load_state_dict(
     visit_state(model, "", &mut |name, entry| {
         seen.push(name.to_string());
         let (want_shape, want_dtype) = match &entry {
-            StateRef::Param(id) => (params.shape(*id).to_vec(), "F32"),
+            StateRef::Param(id) => (params.torch_shape(*id), "F32"),
             StateRef::Buffer(t) => (t.shape.clone(), "F32"),
             StateRef::Counter(_) => (vec![], "I64"),
         };
@@ -78,7 +78,10 @@ pub fn load_state_dict(
     }
     // Second pass: copy.
     visit_state(model, "", &mut |name, entry| match (entry, wanted[name]) {
-        (StateRef::Param(id), StateTensor::F32(t)) => params.value_mut(id).copy_from_slice(&t.data),
+        (StateRef::Param(id), StateTensor::F32(t)) => {
+            let stored = params.from_torch_layout(id, &t.data).into_owned();
+            params.value_mut(id).copy_from_slice(&stored)
+        }
         (StateRef::Buffer(b), StateTensor::F32(t)) => b.data.copy_from_slice(&t.data),
         (StateRef::Counter(c), StateTensor::I64 { data, .. }) => *c = data[0],
         _ => unreachable!("dtypes were checked above"),

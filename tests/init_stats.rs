@@ -314,8 +314,8 @@ fn seed_model_preset_initialises_every_layer_as_pytorch() {
                 } else if name.ends_with(".1.bias") {
                     assert!(v.iter().all(|&x| x == 0.0), "{name}");
                 } else if name.ends_with(".weight") {
-                    // Linear weight (out, in): fan_in = in
-                    let fan_in = params.shape(id)[1];
+                    // Linear weight (out, in) in PyTorch's layout: fan_in = in
+                    let fan_in = params.torch_shape(id)[1];
                     bounds_of_linear.insert(layer.to_string(), fan_in);
                     assert_in_bounds(name, v, kaiming_bound(fan_in));
                     assert_uniform(name, v, kaiming_bound(fan_in));

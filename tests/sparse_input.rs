@@ -1,6 +1,7 @@
 //! The sparse first layer: a batch handed over with its CSR (as training does, from the
 //! dataset's nonzeros) gives exactly what the same batch gives as dense values, and both agree
-//! with the dense matrix product within float rounding.
+//! with the dense matrix product within float rounding. A Linear whose weight is stored
+//! transposed (as the presets' first layer is) computes the same values and gradients.
 
 use bnlab::data::{gather_batch, Dataset};
 use bnlab::nn::{Linear, Module};
@@ -21,10 +22,23 @@ fn dataset(n: usize, rng: &mut Rng) -> Dataset {
     Dataset::new(images, labels, [1, 6, 6], 10).unwrap()
 }
 
-/// Outputs and weight gradient of a Linear(36, 5) on the batch, its input given three ways.
-fn run(ds: &Dataset, indices: &[u32], how: &str) -> (Vec<f32>, Vec<f32>) {
+/// Outputs and weight gradient (in PyTorch's layout) of a Linear(36, 5) on the batch, its
+/// input given three ways, its weight stored as W or W^T. `twice`: the layer is applied twice
+/// and the two outputs added, so that its weight gradient accumulates over two nodes.
+fn run_with(
+    ds: &Dataset,
+    indices: &[u32],
+    how: &str,
+    stored_transposed: bool,
+    twice: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let mut g = Graph::new(0);
-    let mut lin = Linear::new(&mut g.params, 36, 5, &mut Rng::seed(7)).unwrap();
+    let rng = &mut Rng::seed(7);
+    let mut lin = if stored_transposed {
+        Linear::with_stored_transpose(&mut g.params, 36, 5, rng).unwrap()
+    } else {
+        Linear::new(&mut g.params, 36, 5, rng).unwrap()
+    };
     let n = indices.len();
     let mut labels = vec![0u32; n];
     let x = match how {
@@ -48,13 +62,32 @@ fn run(ds: &Dataset, indices: &[u32], how: &str) -> (Vec<f32>, Vec<f32>) {
         }
     };
     let flat = g.flatten(x).unwrap();
-    let y = lin.forward(&mut g, flat).unwrap();
+    let mut y = lin.forward(&mut g, flat).unwrap();
+    if twice {
+        let again = lin.forward(&mut g, flat).unwrap();
+        y = g.add(y, again).unwrap();
+    }
     let upstream: Vec<f32> = (0..n * 5).map(|i| (i as f32 * 0.37).sin()).collect();
     g.backward_from(y, &upstream).unwrap();
+    let dw = g.params.grad(lin.weight).unwrap();
     (
         g.value(y).to_vec(),
-        g.params.grad(lin.weight).unwrap().to_vec(),
+        g.params.to_torch_layout(lin.weight, dw).to_vec(),
     )
+}
+
+fn run(ds: &Dataset, indices: &[u32], how: &str) -> (Vec<f32>, Vec<f32>) {
+    run_with(ds, indices, how, false, false)
+}
+
+fn assert_close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
+            "{what}: {x} against {y}"
+        );
+    }
 }
 
 #[test]
@@ -76,4 +109,75 @@ fn csr_from_the_dataset_equals_dense_input_and_the_dense_product() {
             "sparse {a} against dense {b}"
         );
     }
+}
+
+#[test]
+fn a_weight_stored_transposed_gives_the_same_values_and_gradients() {
+    let mut rng = Rng::seed(2);
+    let ds = dataset(40, &mut rng);
+    let indices: Vec<u32> = vec![5, 1, 33, 12, 12, 27, 0];
+    for how in ["csr", "dense-sparse-kernels", "gemm"] {
+        for twice in [false, true] {
+            let (y, dw) = run_with(&ds, &indices, how, false, twice);
+            let (y_t, dw_t) = run_with(&ds, &indices, how, true, twice);
+            if how == "gemm" {
+                // the GEMM may order its sums differently for the other layout
+                assert_close(&y_t, &y, "output");
+                assert_close(&dw_t, &dw, "weight gradient");
+            } else {
+                // the sparse kernels read the same W^T and sum in the same order
+                assert_eq!(y_t, y, "{how}, twice {twice}: output");
+                assert_eq!(dw_t, dw, "{how}, twice {twice}: weight gradient");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_weight_stored_transposed_keeps_pytorchs_layout_in_the_state_dict() {
+    use bnlab::graph::{ParamLayout, ParamStore};
+    use bnlab::state_dict::{load_state_dict, state_dict};
+    let (mut pa, mut pb) = (ParamStore::new(), ParamStore::new());
+    let mut a = Linear::new(&mut pa, 3, 2, &mut Rng::seed(4)).unwrap();
+    let mut b = Linear::with_stored_transpose(&mut pb, 3, 2, &mut Rng::seed(4)).unwrap();
+    assert_eq!(pb.layout(b.weight), ParamLayout::Transposed);
+    assert_eq!(pb.shape(b.weight), [3, 2], "stored as W^T");
+    assert_eq!(pb.torch_shape(b.weight), vec![2, 3]);
+    // same initial values, same state dict (PyTorch's (out, in) weight)
+    let (sa, sb) = (state_dict(&mut a, &pa), state_dict(&mut b, &pb));
+    assert_eq!(format!("{sa:?}"), format!("{sb:?}"));
+    // W^T in memory: stored[i * 2 + o] = W[o, i]
+    let w = pa.value(a.weight).to_vec();
+    for o in 0..2 {
+        for i in 0..3 {
+            assert_eq!(pb.value(b.weight)[i * 2 + o], w[o * 3 + i]);
+        }
+    }
+    // loading a state dict (PyTorch's layout) stores the transpose
+    let tensors: std::collections::BTreeMap<_, _> = vec![
+        (
+            "weight".to_string(),
+            bnlab::io::StateTensor::F32(
+                Tensor::new(&[2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap(),
+            ),
+        ),
+        (
+            "bias".to_string(),
+            bnlab::io::StateTensor::F32(Tensor::new(&[2], vec![0.5, -0.5]).unwrap()),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    load_state_dict(&mut b, &mut pb, &tensors, "").unwrap();
+    assert_eq!(pb.value(b.weight), [1., 4., 2., 5., 3., 6.]);
+    // and a wrong shape is reported in PyTorch's terms
+    let mut bad = tensors.clone();
+    bad.insert(
+        "weight".to_string(),
+        bnlab::io::StateTensor::F32(Tensor::new(&[3, 2], vec![0.; 6]).unwrap()),
+    );
+    let err = load_state_dict(&mut b, &mut pb, &bad, "")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[3, 2]") && err.contains("[2, 3]"), "{err}");
 }

@@ -81,7 +81,9 @@ impl Graph {
     fn take_grad_to_overwrite(&mut self, v: Var) -> Option<(Vec<f32>, bool)> {
         let j = match v.0 {
             VarKind::Param(p) => {
-                return self.grad_enabled.then(|| (self.params.take_grad(p), false))
+                return self
+                    .grad_enabled
+                    .then(|| self.params.take_grad_to_overwrite(p))
             }
             VarKind::Node(j) => j,
         };
@@ -125,31 +127,45 @@ impl Graph {
         let op = self.nodes[i].op;
         match op {
             Op::Leaf | Op::Alias => {}
-            Op::Linear { x, w, b, sparse } => {
-                let (mut gx, mut gw, mut gb) =
-                    (self.take_grad(x), self.take_grad(w), self.take_opt(b));
+            Op::Linear {
+                x,
+                w,
+                b,
+                sparse,
+                transposed,
+            } => {
+                let (mut gx, gw, mut gb) = (
+                    self.take_grad(x),
+                    self.take_grad_to_overwrite(w),
+                    self.take_opt(b),
+                );
                 let ws = self.shape_inline(w);
-                let (o, inner) = (ws.dims()[0], ws.dims()[1]);
+                let (o, inner) = if transposed {
+                    (ws.dims()[1], ws.dims()[0])
+                } else {
+                    (ws.dims()[0], ws.dims()[1])
+                };
+                let mut gw = gw.map(|(mut g, fresh)| {
+                    // only the sparse kernel for W^T overwrites; the others accumulate
+                    if fresh && !(transposed && sparse.is_some()) {
+                        g.fill(0.0);
+                    }
+                    (g, fresh)
+                });
                 if let Some(src) = sparse {
-                    // x needs no gradient; dw from the nonzeros of x, transposed back
-                    if let Some(gw) = gw.as_deref_mut() {
+                    // x needs no gradient; dw from the nonzeros of x, by columns of x
+                    if let Some((gw, fresh)) = gw.as_mut() {
                         let mut csc = std::mem::take(&mut self.slots[i].csc);
                         sparse_linear::csr_to_csc(&self.slots[src].csr, inner, &mut csc);
-                        sparse_linear::backward_weight(gw, dy, &csc, o, inner);
+                        if transposed {
+                            sparse_linear::backward_weight_t(gw, dy, &csc, o, *fresh);
+                        } else {
+                            sparse_linear::backward_weight(gw, dy, &csc, o, inner);
+                        }
                         self.slots[i].csc = csc;
                     }
                     if let Some(gb) = gb.as_deref_mut() {
-                        linear::backward(
-                            dy,
-                            &[],
-                            &[],
-                            None,
-                            None,
-                            Some(gb),
-                            dy.len() / o,
-                            inner,
-                            o,
-                        );
+                        linear::bias_grad(gb, dy, o);
                     }
                 } else {
                     let v = self.values_all();
@@ -158,8 +174,9 @@ impl Graph {
                         dy,
                         v.get(x),
                         v.get(w),
+                        transposed,
                         gx.as_deref_mut(),
-                        gw.as_deref_mut(),
+                        gw.as_mut().map(|(g, _)| &mut g[..]),
                         gb.as_deref_mut(),
                         n,
                         inner,
@@ -167,7 +184,7 @@ impl Graph {
                     );
                 }
                 self.put_grad(x, gx);
-                self.put_grad(w, gw);
+                self.put_grad(w, gw.map(|(g, _)| g));
                 self.put_opt(b, gb);
             }
             Op::BatchNorm {

@@ -13,7 +13,7 @@ mod params;
 
 pub use fused::ConvArgs;
 pub use ops::BnStats;
-pub use params::{ParamId, ParamStore};
+pub use params::{ParamId, ParamLayout, ParamStore};
 
 use crate::kernels::conv2d::ConvGeom;
 use crate::rng::Rng;
@@ -46,6 +46,8 @@ enum Op {
         w: Var,
         b: Option<Var>,
         sparse: Option<usize>,
+        /// w is a parameter stored as W^T (I, O)
+        transposed: bool,
     },
     /// aux: mean, var, rstd, alpha, beta (C each); `batch` says whether mean and var are this
     /// batch's statistics (training) or fixed running statistics (eval).
@@ -261,6 +263,11 @@ impl Graph {
             VarKind::Node(i) => self.nodes[i].shape,
             VarKind::Param(p) => self.params.shape_inline(p),
         }
+    }
+
+    /// Whether v is a parameter stored as the transpose of PyTorch's layout.
+    fn stored_transposed(&self, v: Var) -> bool {
+        matches!(v.0, VarKind::Param(p) if self.params.layout(p) == ParamLayout::Transposed)
     }
 
     /// A copy of a value with its shape.

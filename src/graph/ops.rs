@@ -69,8 +69,13 @@ fn shape_err<T>(msg: String) -> Result<T> {
 
 impl Graph {
     /// y = x W^T + b. x: (*, I), w: (O, I), b: (O); y: (*, O).
+    /// A parameter stored transposed (`ParamLayout::Transposed`) is W^T (I, O) in memory.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
-        let (xs, ws) = (self.shape_inline(x), self.shape_inline(w));
+        let transposed = self.stored_transposed(w);
+        let (xs, mut ws) = (self.shape_inline(x), self.shape_inline(w));
+        if transposed {
+            ws = Shape::new(&[ws.dims()[1], ws.dims()[0]])?;
+        }
         let (xd, wd) = (xs.dims(), ws.dims());
         if wd.len() != 2 || xd.is_empty() || xd[xd.len() - 1] != wd[1] {
             return shape_err(format!(
@@ -111,21 +116,42 @@ impl Graph {
             }
             _ => None,
         };
-        let k = self.push(Op::Linear { x, w, b, sparse }, Shape::new(&out)?, rg);
+        let k = self.push(
+            Op::Linear {
+                x,
+                w,
+                b,
+                sparse,
+                transposed,
+            },
+            Shape::new(&out)?,
+            rg,
+        );
         let (v, slot) = self.split(k);
         let Some(src) = sparse else {
-            linear::forward(&mut slot.value, v.get(x), v.get(w), v.opt(b), n, i, o);
+            linear::forward(
+                &mut slot.value,
+                v.get(x),
+                v.get(w),
+                transposed,
+                v.opt(b),
+                n,
+                i,
+                o,
+            );
             return Ok(Graph::node_var(k));
         };
         if src == k {
             sparse_linear::to_csr(v.get(x), i, &mut slot.csr);
             slot.csr_width = i;
         }
+        // the forward reads rows of W^T: the stored weight itself, or a transposed copy kept
+        // in aux until the weight changes
         let key = match w.0 {
             VarKind::Param(p) => Some((p, v.params.version(p))),
             VarKind::Node(_) => None,
         };
-        if key.is_none() || slot.transposed != key || slot.aux.len() != o * i {
+        if !transposed && (key.is_none() || slot.transposed != key || slot.aux.len() != o * i) {
             fit_len(&mut slot.aux, o * i);
             sparse_linear::transpose(&mut slot.aux, v.get(w), o, i);
             slot.transposed = key;
@@ -135,7 +161,8 @@ impl Graph {
         } else {
             &v.slots[src].csr
         };
-        sparse_linear::forward(&mut slot.value, csr, &slot.aux, v.opt(b), o);
+        let wt = if transposed { v.get(w) } else { &slot.aux };
+        sparse_linear::forward(&mut slot.value, csr, wt, v.opt(b), o);
         Ok(Graph::node_var(k))
     }
 
@@ -406,7 +433,10 @@ impl Graph {
             }
             VarKind::Param(p) => {
                 // a parameter viewed with another shape: a copy (its gradient is not tracked)
-                let data = self.params.value(p).to_vec();
+                let data = self
+                    .params
+                    .to_torch_layout(p, self.params.value(p))
+                    .to_vec();
                 let t = crate::tensor::Tensor::new(shape, data)?;
                 self.input(&t, false)
             }

@@ -3,6 +3,7 @@
 
 use crate::tensor::{Shape, Tensor};
 use crate::{Error, Result};
+use std::borrow::Cow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ParamId(pub(crate) usize);
@@ -11,6 +12,17 @@ impl ParamId {
     pub fn index(self) -> usize {
         self.0
     }
+}
+
+/// How a parameter's values are stored, against PyTorch's layout of the same tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamLayout {
+    /// As PyTorch stores it.
+    Torch,
+    /// The transpose of PyTorch's 2-D (rows, cols) tensor, stored (cols, rows). A Linear fed
+    /// by a sparse input keeps W^T so that its kernels read rows of W^T without transposing
+    /// the weight every step (see `Linear::with_stored_transpose`).
+    Transposed,
 }
 
 #[derive(Default)]
@@ -24,6 +36,7 @@ pub struct ParamStore {
     /// Bumped whenever a value may have changed, so that derived data (a transposed weight)
     /// can be cached until then.
     versions: Vec<u64>,
+    layouts: Vec<ParamLayout>,
 }
 
 impl ParamStore {
@@ -38,7 +51,65 @@ impl ParamStore {
         self.has_grad.push(false);
         self.shapes.push(shape);
         self.versions.push(0);
+        self.layouts.push(ParamLayout::Torch);
         Ok(ParamId(self.values.len() - 1))
+    }
+
+    /// Add a 2-D parameter given in PyTorch's layout (rows, cols), stored transposed as
+    /// (cols, rows). `shape` and `value` then give the stored form; the state dict and
+    /// `to_torch_layout` give PyTorch's.
+    pub fn add_transposed(&mut self, t: Tensor) -> Result<ParamId> {
+        let &[rows, cols] = t.shape.as_slice() else {
+            return Err(Error::Shape(format!(
+                "only a 2-D parameter can be stored transposed, not {:?}",
+                t.shape
+            )));
+        };
+        let mut data = vec![0.0; t.data.len()];
+        crate::kernels::sparse_linear::transpose(&mut data, &t.data, rows, cols);
+        let id = self.add(Tensor::new(&[cols, rows], data)?)?;
+        self.layouts[id.0] = ParamLayout::Transposed;
+        Ok(id)
+    }
+
+    pub fn layout(&self, id: ParamId) -> ParamLayout {
+        self.layouts[id.0]
+    }
+
+    /// The shape PyTorch gives this parameter.
+    pub fn torch_shape(&self, id: ParamId) -> Vec<usize> {
+        let mut d = self.shape(id).to_vec();
+        if self.layouts[id.0] == ParamLayout::Transposed {
+            d.reverse();
+        }
+        d
+    }
+
+    /// Values laid out as this parameter is stored (its value, gradient, or an optimizer's
+    /// moment of it), in PyTorch's layout.
+    pub fn to_torch_layout<'a>(&self, id: ParamId, stored: &'a [f32]) -> Cow<'a, [f32]> {
+        match self.layouts[id.0] {
+            ParamLayout::Torch => Cow::Borrowed(stored),
+            ParamLayout::Transposed => {
+                let d = self.shape(id);
+                let mut out = vec![0.0; stored.len()];
+                crate::kernels::sparse_linear::transpose(&mut out, stored, d[0], d[1]);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// Values in PyTorch's layout, laid out as this parameter is stored.
+    pub fn from_torch_layout<'a>(&self, id: ParamId, torch: &'a [f32]) -> Cow<'a, [f32]> {
+        match self.layouts[id.0] {
+            ParamLayout::Torch => Cow::Borrowed(torch),
+            ParamLayout::Transposed => {
+                let d = self.shape(id);
+                let mut out = vec![0.0; torch.len()];
+                crate::kernels::sparse_linear::transpose(&mut out, torch, d[1], d[0]);
+                Cow::Owned(out)
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -101,16 +172,17 @@ impl ParamStore {
         self.has_grad.iter_mut().for_each(|h| *h = false);
     }
 
-    /// Take the gradient buffer out for a backward kernel to accumulate into: zero-filled
-    /// if no gradient has been written since `zero_grad`.
-    pub(crate) fn take_grad(&mut self, id: ParamId) -> Vec<f32> {
+    /// Take the gradient buffer out for a backward kernel. A gradient not yet started since
+    /// `zero_grad` comes back unzeroed, with `true`: the caller must then either overwrite
+    /// every value or zero it first; `false`: accumulate into it.
+    pub(crate) fn take_grad_to_overwrite(&mut self, id: ParamId) -> (Vec<f32>, bool) {
         let mut g = std::mem::take(&mut self.grads[id.0]);
-        if !self.has_grad[id.0] {
-            g.clear();
+        let fresh = !self.has_grad[id.0];
+        if fresh {
             g.resize(self.values[id.0].len(), 0.0);
             self.has_grad[id.0] = true;
         }
-        g
+        (g, fresh)
     }
 
     pub(crate) fn put_grad(&mut self, id: ParamId, g: Vec<f32>) {

@@ -174,12 +174,23 @@ fn accumulate<const L: usize>(
     }
 }
 
-/// out[j] = init[j] + sum over (k, v) of v * mat[k * stride + col0 + j] for j < out.len(),
+/// Where a sparse combination starts from.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Zero,
+    /// A bias added to every row.
+    Bias(&'a [f32]),
+    /// Zero, the finished sum then added to the output's values (accumulating a gradient:
+    /// the new gradient is summed on its own, as when it is written fresh, then added).
+    AddToOut,
+}
+
+/// out[j] = start[j] + sum over (k, v) of v * mat[k * stride + col0 + j] for j < out.len(),
 /// in register blocks of BLOCK with a scalar tail.
 #[inline(always)]
 fn sparse_combination(
     out: &mut [f32],
-    init: Option<&[f32]>,
+    start: Start,
     pairs: impl Iterator<Item = (usize, f32)> + Clone,
     mat: &[f32],
     stride: usize,
@@ -189,19 +200,30 @@ fn sparse_combination(
     let mut j0 = 0;
     while j0 + BLOCK <= width {
         let mut acc = [0.0f32; BLOCK];
-        if let Some(init) = init {
-            acc.copy_from_slice(&init[j0..j0 + BLOCK]);
+        if let Start::Bias(b) = start {
+            acc.copy_from_slice(&b[j0..j0 + BLOCK]);
         }
         accumulate(&mut acc, pairs.clone(), mat, stride, col0 + j0);
-        out[j0..j0 + BLOCK].copy_from_slice(&acc);
+        let out = &mut out[j0..j0 + BLOCK];
+        if let Start::AddToOut = start {
+            out.iter_mut().zip(&acc).for_each(|(o, a)| *o += a);
+        } else {
+            out.copy_from_slice(&acc);
+        }
         j0 += BLOCK;
     }
     for j in j0..width {
-        let mut s = init.map_or(0.0, |b| b[j]);
+        let mut s = match start {
+            Start::Bias(b) => b[j],
+            _ => 0.0,
+        };
         for (k, v) in pairs.clone() {
             s += v * mat[k * stride + col0 + j];
         }
-        out[j] = s;
+        out[j] = match start {
+            Start::AddToOut => out[j] + s,
+            _ => s,
+        };
     }
 }
 
@@ -216,7 +238,14 @@ fn forward_rows(
     o: usize,
 ) {
     for (r, yr) in ys.chunks_exact_mut(o).enumerate() {
-        sparse_combination(yr, b, csr.line(first + r), wt, o, 0);
+        sparse_combination(
+            yr,
+            b.map_or(Start::Zero, Start::Bias),
+            csr.line(first + r),
+            wt,
+            o,
+            0,
+        );
     }
 }
 
@@ -261,7 +290,7 @@ fn backward_band_into(
         for k in k0..k1 {
             sparse_combination(
                 &mut block[(k - k0) * width..(k - k0 + 1) * width],
-                None,
+                Start::Zero,
                 csc.line(k),
                 dy,
                 o,
@@ -289,6 +318,40 @@ pub fn backward_weight(dw: &mut [f32], dy: &[f32], csc: &Compressed, o: usize, i
         .for_each(|(p, band)| {
             backward_band(band, p * per, dy, csc, o, i);
         });
+}
+
+/// The weight gradient for a weight stored transposed, into dwt (I, O), row k of which is
+/// column k of dw:
+///   dwt[k, :] (+)= sum over the nonzeros (n, v) of column k of x of v * dy[n, :]
+/// Each row is one sparse combination of rows of dy, written contiguously: no transpose and
+/// no scattered adds. `overwrite`: dwt holds no gradient yet, so every row is written, not
+/// added to (rows of columns without nonzeros become zeros). Rows are split across threads;
+/// each sum runs over its column's nonzeros in row order, so the split changes nothing.
+pub fn backward_weight_t(dwt: &mut [f32], dy: &[f32], csc: &Compressed, o: usize, overwrite: bool) {
+    const ROWS: usize = 16;
+    dwt.par_chunks_mut(o * ROWS)
+        .enumerate()
+        .for_each(|(chunk, rows)| backward_rows_t(rows, chunk * ROWS, dy, csc, o, overwrite));
+}
+
+/// Rows [first, first + rows.len() / o) of `backward_weight_t`.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn backward_rows_t(
+    rows: &mut [f32],
+    first: usize,
+    dy: &[f32],
+    csc: &Compressed,
+    o: usize,
+    overwrite: bool,
+) {
+    let start = if overwrite {
+        Start::Zero
+    } else {
+        Start::AddToOut
+    };
+    for (r, row) in rows.chunks_exact_mut(o).enumerate() {
+        sparse_combination(row, start, csc.line(first + r), dy, o, 0);
+    }
 }
 
 #[cfg(test)]

@@ -33,11 +33,38 @@ impl Linear {
         bias: bool,
         rng: &mut Rng,
     ) -> Result<Linear> {
-        let weight = params.add(kaiming_uniform(
-            &[out_features, in_features],
-            in_features,
-            rng,
-        )?)?;
+        Linear::build(params, in_features, out_features, bias, false, rng)
+    }
+
+    /// The same layer, with the same initial values for the same `rng`, but its weight stored
+    /// as W^T (in_features, out_features) (`ParamLayout::Transposed`). For a first layer fed by
+    /// a mostly-zero input such as images: its sparse kernels read rows of W^T, which would
+    /// otherwise be transposed from W every training step (6% of an epoch of the seed's
+    /// model at batch 256, 12% at batch 32), and its weight gradient is written row by row.
+    /// The state dict still holds PyTorch's (out_features, in_features).
+    pub fn with_stored_transpose(
+        params: &mut ParamStore,
+        in_features: usize,
+        out_features: usize,
+        rng: &mut Rng,
+    ) -> Result<Linear> {
+        Linear::build(params, in_features, out_features, true, true, rng)
+    }
+
+    fn build(
+        params: &mut ParamStore,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        stored_transposed: bool,
+        rng: &mut Rng,
+    ) -> Result<Linear> {
+        let w = kaiming_uniform(&[out_features, in_features], in_features, rng)?;
+        let weight = if stored_transposed {
+            params.add_transposed(w)?
+        } else {
+            params.add(w)?
+        };
         let bias = if bias {
             Some(params.add(kaiming_uniform(&[out_features], in_features, rng)?)?)
         } else {

@@ -217,7 +217,8 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
             let key = format!("step{s}.grad.{name}");
             r.close(
                 &key,
-                g.params.grad(id).unwrap_or(&[]),
+                &g.params
+                    .to_torch_layout(id, g.params.grad(id).unwrap_or(&[])),
                 f32t(file, &key, path)?,
                 atol,
                 0.0,
