@@ -1,5 +1,6 @@
 //! Kernel timings on the seed's shapes (batch 256), for profiling work:
-//! `cargo bench --bench kernels`. Prints the median of repeated runs of each kernel.
+//! `cargo bench --bench kernels` (`THREADS=1 cargo bench --bench kernels` for one thread).
+//! Prints the median of repeated runs of each kernel.
 
 use bnlab::kernels::{linear, sparse_linear};
 use bnlab::Rng;
@@ -19,7 +20,12 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    bnlab::matmul::set_threads(0);
+    // inside a pool with its workers kept awake, as the training loop runs (THREADS=1 for one)
+    let threads = std::env::var("THREADS").map_or(0, |t| t.parse().expect("THREADS: a number"));
+    bnlab::matmul::with_threads(threads, run).expect("a thread pool");
+}
+
+fn run() {
     let (n, i, o) = (256, 784, 256);
     let mut rng = Rng::seed(0);
     // MNIST-like input: 19% nonzeros

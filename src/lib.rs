@@ -20,6 +20,7 @@ pub mod summary;
 pub mod tensor;
 pub mod tensor_fmt;
 pub mod train;
+pub mod workers;
 
 pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
 pub use rng::Rng;

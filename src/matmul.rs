@@ -73,7 +73,8 @@ pub fn set_threads(n: usize) {
 /// Run `f` on a pool of `n` threads (0: all cores), with the calling thread's work done inside
 /// the pool. Parallel kernels then split work with the pool's own workers instead of handing
 /// every job from an outside thread to sleeping workers and waiting, which on two cores cost
-/// more than some of the kernels themselves.
+/// more than some of the kernels themselves. The other workers are kept awake until `f` returns
+/// (`workers::with_workers_awake`).
 pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
     crate::alloc_tuning::keep_freed_memory();
     let n = resolve(n);
@@ -82,7 +83,7 @@ pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> crate::R
         .build()
         .map_err(|e| crate::Error::Invalid(format!("cannot start {n} threads: {e}")))?;
     THREADS.store(n, Ordering::Relaxed);
-    Ok(pool.install(f))
+    Ok(pool.install(|| crate::workers::with_workers_awake(f)))
 }
 
 /// The thread count set by `set_threads` (all cores until it is called).
