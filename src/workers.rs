@@ -68,16 +68,15 @@ mod tests {
     fn parallel_work_runs_and_every_poller_stops() {
         for n in [1, 2, 3] {
             let want: u64 = (0..100_000u64).map(|v| v * v).sum();
-            let got = pool(n).install(|| {
+            let got: Vec<u64> = pool(n).install(|| {
                 with_workers_awake(|| {
                     // many small parallel jobs, as a training step runs
                     (0..50)
                         .map(|_| (0..100_000u64).into_par_iter().map(|v| v * v).sum::<u64>())
-                        .last()
-                        .unwrap()
+                        .collect()
                 })
             });
-            assert_eq!(got, want, "{n} threads");
+            assert!(got.iter().all(|&s| s == want), "{n} threads");
         }
     }
 
