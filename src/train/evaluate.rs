@@ -38,8 +38,12 @@ pub fn run_batch(
     let mut gathered = Ok(());
     // the dense batch, and its nonzeros for a first Linear layer (found once per dataset)
     let x = g.input_with_csr(&shape, |buf, csr| {
-        gathered = gather_batch(ds, indices, buf, &mut bufs.labels);
-        ds.nonzeros().gather(indices, csr);
+        let labels = &mut bufs.labels;
+        gathered = rayon::join(
+            || gather_batch(ds, indices, buf, labels),
+            || ds.nonzeros().gather(indices, csr),
+        )
+        .0;
     })?;
     gathered?;
     let out = model.forward(g, x)?;
