@@ -156,7 +156,9 @@ impl Graph {
                     // x needs no gradient; dw from the nonzeros of x, by columns of x
                     if let Some((gw, fresh)) = gw.as_mut() {
                         let mut csc = std::mem::take(&mut self.slots[i].csc);
-                        sparse_linear::csr_to_csc(&self.slots[src].csr, inner, &mut csc);
+                        if !self.slots[i].csc_ready {
+                            sparse_linear::csr_to_csc(&self.slots[src].csr, inner, &mut csc);
+                        }
                         if transposed {
                             sparse_linear::backward_weight_t(gw, dy, &csc, o, *fresh);
                         } else {

@@ -129,7 +129,7 @@ struct Node {
 
 /// The buffers of one node, reused across steps.
 #[derive(Default)]
-struct Slot {
+pub(crate) struct Slot {
     value: Vec<f32>,
     grad: Vec<f32>,
     /// Whether `grad` holds this step's gradient (otherwise it is zeroed on first use).
@@ -141,6 +141,8 @@ struct Slot {
     csr: crate::kernels::sparse_linear::Compressed,
     csr_width: usize,
     csc: crate::kernels::sparse_linear::Compressed,
+    /// Whether `csc` was built for this step (by a sparse Linear's forward, for its backward).
+    csc_ready: bool,
     /// Which parameter, at which version, `aux` holds transposed (sparse Linear), so that eval
     /// batches with unchanged weights skip the transpose.
     transposed: Option<(ParamId, u64)>,
@@ -323,6 +325,7 @@ impl Graph {
         fit_len(&mut slot.value, shape.numel());
         slot.grad_live = false;
         slot.csr_width = 0;
+        slot.csc_ready = false;
         self.nodes.push(Node {
             op,
             shape,

@@ -1,6 +1,6 @@
 //! The forward ops: check shapes, record a node, run the forward kernel into its buffer.
 
-use super::{fit_len, Graph, Op, Var, VarKind};
+use super::{fit_len, Graph, Op, Slot, Var, VarKind};
 use crate::kernels::{
     batch_norm, conv2d, dropout, elementwise, linear, loss, max_pool2d, relu, sparse_linear,
 };
@@ -127,6 +127,7 @@ impl Graph {
             Shape::new(&out)?,
             rg,
         );
+        let needs_dw = self.grad_enabled() && self.requires_grad(w);
         let (v, slot) = self.split(k);
         let Some(src) = sparse else {
             linear::forward(
@@ -156,13 +157,22 @@ impl Graph {
             sparse_linear::transpose(&mut slot.aux, v.get(w), o, i);
             slot.transposed = key;
         }
-        let csr = if src == k {
-            &slot.csr
-        } else {
-            &v.slots[src].csr
-        };
+        let Slot {
+            value, csr, csc, ..
+        } = slot;
+        let csr = if src == k { &*csr } else { &v.slots[src].csr };
         let wt = if transposed { v.get(w) } else { &slot.aux };
-        sparse_linear::forward(&mut slot.value, csr, wt, v.opt(b), o);
+        // The weight gradient will need x by columns: that form is built here, beside the
+        // forward's parallel rows, instead of alone at the start of the backward.
+        if needs_dw {
+            rayon::join(
+                || sparse_linear::forward(value, csr, wt, v.opt(b), o),
+                || sparse_linear::csr_to_csc(csr, i, csc),
+            );
+        } else {
+            sparse_linear::forward(value, csr, wt, v.opt(b), o);
+        }
+        slot.csc_ready = needs_dw;
         Ok(Graph::node_var(k))
     }
 
