@@ -31,7 +31,10 @@ fn run() {
     // the first 256 MNIST training images (19% nonzeros, clustered as digits are)
     let idx = bnlab::data::idx::read_idx("data/mnist/train-images-idx3-ubyte.gz")
         .expect("data/mnist in the repository");
-    let x: Vec<f32> = idx.data[..n * i].iter().map(|&b| b as f32 / 255.0).collect();
+    let x: Vec<f32> = idx.data[..n * i]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
     let w: Vec<f32> = (0..o * i).map(|_| rng.next_f32() - 0.5).collect();
     let b: Vec<f32> = vec![0.1; o];
     let dy: Vec<f32> = (0..n * o).map(|_| rng.next_f32() - 0.5).collect();
