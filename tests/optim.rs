@@ -586,7 +586,7 @@ fn resume_is_bit_identical(name: &str, used: bool, make: &MakeOptimizer) {
     let mut opt_b = make(b.ids.to_vec());
     run(&mut b, opt_b.as_mut(), 0..CHECKPOINT);
     let saved_values = values(&b);
-    let saved_state = opt_b.state();
+    let saved_state = opt_b.state(&b.g.params);
     drop(opt_b);
     drop(b);
 
@@ -602,10 +602,10 @@ fn resume_is_bit_identical(name: &str, used: bool, make: &MakeOptimizer) {
         run(&mut problem(), opt_c.as_mut(), 0..n);
     }
     opt_c
-        .load_state(&saved_state)
+        .load_state(&saved_state, &c.g.params)
         .unwrap_or_else(|e| panic!("{name}: load_state: {e}"));
     assert_eq!(
-        opt_c.state(),
+        opt_c.state(&c.g.params),
         saved_state,
         "{name}: state() after load_state differs from what was loaded"
     );
@@ -617,8 +617,8 @@ fn resume_is_bit_identical(name: &str, used: bool, make: &MakeOptimizer) {
         "{name}: resumed run differs from the uninterrupted run"
     );
     assert_eq!(
-        opt_c.state(),
-        opt_a.state(),
+        opt_c.state(&c.g.params),
+        opt_a.state(&a.g.params),
         "{name}: optimizer state differs after the resumed run"
     );
     // and resuming without the state would not have matched (the state carries information)
@@ -772,15 +772,15 @@ fn load_state_rejects_state_of_another_optimizer() {
     sgd.step(&mut pr.g.params);
     adam.step(&mut pr.g.params);
     assert!(Adam::new(ids.clone(), AdamConfig::default())
-        .load_state(&sgd.state())
+        .load_state(&sgd.state(&pr.g.params), &pr.g.params)
         .is_err());
     assert!(Sgd::new(ids.clone(), SgdConfig::default())
         .unwrap()
-        .load_state(&adam.state())
+        .load_state(&adam.state(&pr.g.params), &pr.g.params)
         .is_err());
     // a state for fewer parameters
     assert!(Adam::new(ids.clone(), AdamConfig::default())
-        .load_state(&adam.state()[3..])
+        .load_state(&adam.state(&pr.g.params)[3..], &pr.g.params)
         .is_err());
 }
 
@@ -816,20 +816,29 @@ fn failed_load_state_leaves_the_optimizer_unchanged() {
         let mut pr = problem();
         let mut opt = make(pr.ids.to_vec());
         run(&mut pr, opt.as_mut(), 0..3);
-        let own = opt.state();
+        let own = opt.state(&pr.g.params);
         // another run's state (different values), with its last entry renamed
         let mut other_pr = problem();
         let mut other = make(other_pr.ids.to_vec());
         run(&mut other_pr, other.as_mut(), 0..RESUME_PLANS.len());
-        let mut bad = other.state();
-        assert_ne!(bad, own);
+        let other_state = other.state(&other_pr.g.params);
+        assert_ne!(other_state, own);
+        let mut bad = other_state.clone();
         bad.last_mut().unwrap().0 = "bogus".into();
         assert!(
-            opt.load_state(&bad).is_err(),
+            opt.load_state(&bad, &pr.g.params).is_err(),
             "{name}: a state with a bogus key was accepted"
         );
+        // a buffer that does not fit its parameter (silently cut short otherwise)
+        let mut short = other_state;
+        short[0].1.pop();
+        let err = opt
+            .load_state(&short, &pr.g.params)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&short[0].0), "{name}: {err}");
         assert_eq!(
-            opt.state(),
+            opt.state(&pr.g.params),
             own,
             "{name}: a failed load_state changed the optimizer's state"
         );

@@ -1,6 +1,6 @@
 //! Adam and AdamW, as torch.optim.Adam / AdamW compute them (single-tensor path).
 
-use super::{restore, Optimizer};
+use super::{export, import, restore, Optimizer};
 use crate::graph::{ParamId, ParamStore};
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -151,11 +151,11 @@ impl Optimizer for Adam {
         self.config.lr = lr;
     }
 
-    fn state(&self) -> Vec<(String, Vec<f32>)> {
+    fn state(&self, params: &ParamStore) -> Vec<(String, Vec<f32>)> {
         let mut out = Vec::new();
-        for k in 0..self.params.len() {
-            out.push((format!("{k}.exp_avg"), self.m[k].clone()));
-            out.push((format!("{k}.exp_avg_sq"), self.v[k].clone()));
+        for (k, &id) in self.params.iter().enumerate() {
+            out.push((format!("{k}.exp_avg"), export(params, id, &self.m[k])));
+            out.push((format!("{k}.exp_avg_sq"), export(params, id, &self.v[k])));
             // step counts are exact in f32 up to 2^24 steps; stored as two halves to be safe
             let s = self.steps[k];
             out.push((
@@ -166,7 +166,11 @@ impl Optimizer for Adam {
         out
     }
 
-    fn load_state(&mut self, state: &[(String, Vec<f32>)]) -> crate::Result<()> {
+    fn load_state(
+        &mut self,
+        state: &[(String, Vec<f32>)],
+        params: &ParamStore,
+    ) -> crate::Result<()> {
         let n = self.params.len();
         let mut steps: Vec<Vec<f32>> = vec![Vec::new(); n];
         let mut names = Vec::new();
@@ -185,7 +189,12 @@ impl Optimizer for Adam {
             ]);
             bufs.extend([m, v, s]);
         }
-        restore(&mut bufs, &names, state)?;
+        let ids = &self.params;
+        // per parameter: exp_avg, exp_avg_sq (checked and laid out as the parameter), step
+        restore(&mut bufs, &names, state, |i, name, v| match i % 3 {
+            2 => Ok(v.to_vec()),
+            _ => import(params, ids[i / 3], name, v),
+        })?;
         for (k, s) in steps.iter().enumerate() {
             self.steps[k] = match s.as_slice() {
                 [hi, lo] => ((*hi as u64) << 24) | *lo as u64,

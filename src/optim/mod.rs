@@ -7,7 +7,7 @@ mod sgd;
 pub use adam::{Adam, AdamConfig};
 pub use sgd::{Sgd, SgdConfig};
 
-use crate::graph::ParamStore;
+use crate::graph::{ParamId, ParamStore};
 
 pub trait Optimizer {
     /// One update of every parameter that has a gradient.
@@ -15,18 +15,52 @@ pub trait Optimizer {
     fn lr(&self) -> f64;
     /// Change the learning rate (what an LR scheduler does).
     fn set_lr(&mut self, lr: f64);
-    /// The optimizer's state (moments, step counts) as named tensors, for checkpoints.
-    fn state(&self) -> Vec<(String, Vec<f32>)>;
-    /// Restore what `state` gave.
-    fn load_state(&mut self, state: &[(String, Vec<f32>)]) -> crate::Result<()>;
+    /// The optimizer's state (moments, step counts) as named tensors, for checkpoints. Each
+    /// per-parameter buffer is in PyTorch's layout of its parameter (`ParamLayout`), so that a
+    /// checkpoint does not depend on how a layer stores its weight.
+    fn state(&self, params: &ParamStore) -> Vec<(String, Vec<f32>)>;
+    /// Restore what `state` gave, all or nothing: the names must be this optimizer's, and a
+    /// per-parameter buffer must be empty (not started) or as long as its parameter.
+    fn load_state(
+        &mut self,
+        state: &[(String, Vec<f32>)],
+        params: &ParamStore,
+    ) -> crate::Result<()>;
 }
 
-/// Restore a list of buffers by name from saved state, replacing them all, or none when the
-/// state does not fit (wrong count or names).
+/// A per-parameter buffer (empty: not started yet) in PyTorch's layout of its parameter.
+fn export(params: &ParamStore, id: ParamId, buf: &[f32]) -> Vec<f32> {
+    if buf.is_empty() {
+        Vec::new()
+    } else {
+        params.to_torch_layout(id, buf).into_owned()
+    }
+}
+
+/// A saved per-parameter buffer `name`, checked against its parameter and laid out as the
+/// parameter is stored.
+fn import(params: &ParamStore, id: ParamId, name: &str, saved: &[f32]) -> crate::Result<Vec<f32>> {
+    let want = params.value(id).len();
+    if saved.is_empty() {
+        Ok(Vec::new())
+    } else if saved.len() != want {
+        Err(crate::Error::Invalid(format!(
+            "optimizer state: '{name}' has {} values, its parameter has {want}",
+            saved.len()
+        )))
+    } else {
+        Ok(params.from_torch_layout(id, saved).into_owned())
+    }
+}
+
+/// Restore a list of buffers by name from saved state, each through `convert` (buffer index,
+/// name, saved values), replacing them all, or none when the state does not fit (wrong count
+/// or names, or a buffer `convert` rejects).
 fn restore(
     bufs: &mut [&mut Vec<f32>],
     names: &[String],
     state: &[(String, Vec<f32>)],
+    convert: impl Fn(usize, &str, &[f32]) -> crate::Result<Vec<f32>>,
 ) -> crate::Result<()> {
     use crate::Error;
     if state.len() != bufs.len() {
@@ -41,8 +75,13 @@ fn restore(
             "optimizer state: expected '{name}', found '{found}'"
         )));
     }
-    for (buf, (_, v)) in bufs.iter_mut().zip(state) {
-        buf.clone_from(v);
+    let converted = state
+        .iter()
+        .enumerate()
+        .map(|(i, (name, v))| convert(i, name, v))
+        .collect::<crate::Result<Vec<_>>>()?;
+    for (buf, v) in bufs.iter_mut().zip(converted) {
+        **buf = v;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! SGD with momentum, dampening, Nesterov and weight decay, as torch.optim.SGD computes it.
 
-use super::{restore, Optimizer};
+use super::{export, import, restore, Optimizer};
 use crate::graph::{ParamId, ParamStore};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,19 +92,27 @@ impl Optimizer for Sgd {
         self.config.lr = lr;
     }
 
-    fn state(&self) -> Vec<(String, Vec<f32>)> {
+    fn state(&self, params: &ParamStore) -> Vec<(String, Vec<f32>)> {
         self.buf
             .iter()
+            .zip(&self.params)
             .enumerate()
-            .map(|(k, b)| (format!("{k}.momentum_buffer"), b.clone()))
+            .map(|(k, (b, &id))| (format!("{k}.momentum_buffer"), export(params, id, b)))
             .collect()
     }
 
-    fn load_state(&mut self, state: &[(String, Vec<f32>)]) -> crate::Result<()> {
+    fn load_state(
+        &mut self,
+        state: &[(String, Vec<f32>)],
+        params: &ParamStore,
+    ) -> crate::Result<()> {
         let names: Vec<String> = (0..self.buf.len())
             .map(|k| format!("{k}.momentum_buffer"))
             .collect();
+        let ids = &self.params;
         let mut bufs: Vec<&mut Vec<f32>> = self.buf.iter_mut().collect();
-        restore(&mut bufs, &names, state)
+        restore(&mut bufs, &names, state, |k, name, v| {
+            import(params, ids[k], name, v)
+        })
     }
 }

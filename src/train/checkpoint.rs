@@ -52,7 +52,7 @@ pub fn save_checkpoint(
         .into_iter()
         .map(|(k, v)| (format!("model.{k}"), v))
         .collect();
-    for (k, v) in opt.state() {
+    for (k, v) in opt.state(&g.params) {
         let shape = vec![v.len()];
         tensors.push((
             format!("optimizer.{k}"),
@@ -100,7 +100,7 @@ pub fn load_checkpoint(
     }
     // optimizer state in the optimizer's own order (k.exp_avg, k.exp_avg_sq, k.step, ...)
     let order: HashMap<String, usize> = opt
-        .state()
+        .state(&g.params)
         .into_iter()
         .enumerate()
         .map(|(i, (k, _))| (k, i))
@@ -108,10 +108,11 @@ pub fn load_checkpoint(
     opt_state.sort_by_key(|(k, _)| order.get(k).copied().unwrap_or(usize::MAX));
     // each load checks everything before it changes anything; if the model does not fit,
     // the optimizer gets its old state back
-    let old = opt.state();
-    opt.load_state(&opt_state).map_err(|e| bad(e.to_string()))?;
+    let old = opt.state(&g.params);
+    opt.load_state(&opt_state, &g.params)
+        .map_err(|e| bad(e.to_string()))?;
     if let Err(e) = load_state_dict(model, &mut g.params, &model_tensors, "") {
-        opt.load_state(&old)
+        opt.load_state(&old, &g.params)
             .expect("an optimizer takes back its own state");
         return Err(bad(e.to_string()));
     }
