@@ -107,4 +107,35 @@ fn run() {
             &mut wt, &dy, &csc, o, true
         ))
     );
+
+    // a training batch: 256 shuffled MNIST images, dense and as nonzeros
+    let ds = bnlab::data::load(
+        bnlab::data::DatasetKind::Mnist,
+        bnlab::data::Split::Train,
+        std::path::Path::new("data/mnist"),
+    )
+    .expect("data/mnist in the repository");
+    let mut order: Vec<u32> = (0..ds.len as u32).collect();
+    let mut r = Rng::seed(1);
+    for k in (1..order.len()).rev() {
+        order.swap(k, (r.next_f32() * (k + 1) as f32) as usize % (k + 1));
+    }
+    let mut labels = vec![0u32; n];
+    let mut batch = vec![0.0f32; n * i];
+    let mut at = 0;
+    let mut next = || {
+        at = (at + n) % (order.len() - n);
+        order[at..at + n].to_vec()
+    };
+    println!(
+        "gather dense     {:8.1} us",
+        median_us(reps, || {
+            let idx = next();
+            bnlab::data::gather_batch(&ds, &idx, &mut batch, &mut labels).unwrap()
+        })
+    );
+    println!(
+        "gather nonzeros  {:8.1} us",
+        median_us(reps, || ds.nonzeros().gather(&next(), &mut csr))
+    );
 }

@@ -334,8 +334,8 @@ pub fn backward_weight_t(dwt: &mut [f32], dy: &[f32], csc: &Compressed, o: usize
         .for_each(|(chunk, rows)| backward_rows_t(rows, chunk * ROWS, dy, csc, o, overwrite));
 }
 
-/// Rows [first, first + rows.len() / o) of `backward_weight_t`.
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+/// Rows [first, first + rows.len() / o) of `backward_weight_t`, with the merge scratch this
+/// thread keeps (so that a step allocates nothing).
 fn backward_rows_t(
     rows: &mut [f32],
     first: usize,
@@ -344,13 +344,131 @@ fn backward_rows_t(
     o: usize,
     overwrite: bool,
 ) {
+    thread_local! {
+        static UNION: std::cell::RefCell<Vec<(u32, f32, f32)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    UNION.with_borrow_mut(|u| backward_rows_t_with(rows, first, dy, csc, o, overwrite, u));
+}
+
+/// `backward_rows_t`, two rows of dwt (two adjacent pixels) at a time. Adjacent pixels of
+/// MNIST are mostly nonzero in the same images: over a batch the union of two columns' nonzeros
+/// is 58% of their sum, so reading each row of dy once for both cuts the reads by 42% (this
+/// kernel is bound by them) for 17% more multiplies. (A function of its own so that it is
+/// compiled for AVX2 / AVX-512: a closure would not inherit the target features.)
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn backward_rows_t_with(
+    rows: &mut [f32],
+    first: usize,
+    dy: &[f32],
+    csc: &Compressed,
+    o: usize,
+    overwrite: bool,
+    union: &mut Vec<(u32, f32, f32)>,
+) {
     let start = if overwrite {
         Start::Zero
     } else {
         Start::AddToOut
     };
-    for (r, row) in rows.chunks_exact_mut(o).enumerate() {
-        sparse_combination(row, start, csc.line(first + r), dy, o, 0);
+    let last = first + rows.len() / o - 1;
+    let mut pairs = rows.chunks_exact_mut(2 * o);
+    for (p, pair) in pairs.by_ref().enumerate() {
+        let k = first + 2 * p;
+        merge_lines(csc.line(k), csc.line(k + 1), union);
+        let (a, b) = pair.split_at_mut(o);
+        pair_combination(a, b, start, union, dy, o);
+    }
+    let rest = pairs.into_remainder();
+    if !rest.is_empty() {
+        sparse_combination(rest, start, csc.line(last), dy, o, 0);
+    }
+}
+
+/// The union of two lines with ascending indices: (index, value in a, value in b), 0 where a
+/// line has none, ascending.
+#[inline(always)]
+fn merge_lines(
+    a: impl Iterator<Item = (usize, f32)>,
+    b: impl Iterator<Item = (usize, f32)>,
+    out: &mut Vec<(u32, f32, f32)>,
+) {
+    out.clear();
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&(i, va)), Some(&(j, vb))) => {
+                if i == j {
+                    a.next();
+                    b.next();
+                    (i, va, vb)
+                } else if i < j {
+                    a.next();
+                    (i, va, 0.0)
+                } else {
+                    b.next();
+                    (j, 0.0, vb)
+                }
+            }
+            (Some(&(i, va)), None) => {
+                a.next();
+                (i, va, 0.0)
+            }
+            (None, Some(&(j, vb))) => {
+                b.next();
+                (j, 0.0, vb)
+            }
+            (None, None) => break,
+        };
+        out.push((next.0 as u32, next.1, next.2));
+    }
+}
+
+/// Two sparse combinations of the rows of `mat` (stride = out_a.len()) that read each row once:
+/// out_a[j] = start + sum over the union (n, va, vb) of va * mat[n, j], out_b likewise with vb.
+/// The zeros a line has where only the other is nonzero add exact zeros (for finite values),
+/// so each result is `sparse_combination`'s over its own line, to the bit.
+#[inline(always)]
+fn pair_combination(
+    out_a: &mut [f32],
+    out_b: &mut [f32],
+    start: Start,
+    union: &[(u32, f32, f32)],
+    mat: &[f32],
+    stride: usize,
+) {
+    let width = out_a.len();
+    let finish = |out: &mut [f32], acc: &[f32]| {
+        if let Start::AddToOut = start {
+            out.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
+        } else {
+            out.copy_from_slice(acc);
+        }
+    };
+    let mut j0 = 0;
+    while j0 + BLOCK <= width {
+        let (mut acc_a, mut acc_b) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+        for &(n, va, vb) in union {
+            let at = n as usize * stride + j0;
+            let row: &[f32; BLOCK] = mat[at..at + BLOCK].try_into().expect("a block");
+            for j in 0..BLOCK {
+                acc_a[j] += va * row[j];
+                acc_b[j] += vb * row[j];
+            }
+        }
+        finish(&mut out_a[j0..j0 + BLOCK], &acc_a);
+        finish(&mut out_b[j0..j0 + BLOCK], &acc_b);
+        j0 += BLOCK;
+    }
+    for j in j0..width {
+        let (mut sa, mut sb) = (0.0f32, 0.0f32);
+        for &(n, va, vb) in union {
+            let m = mat[n as usize * stride + j];
+            sa += va * m;
+            sb += vb * m;
+        }
+        finish(&mut out_a[j..j + 1], &[sa]);
+        finish(&mut out_b[j..j + 1], &[sb]);
     }
 }
 
@@ -370,6 +488,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_transposed_weight_gradient_equals_the_column_by_column_one_to_the_bit() {
+        // outputs: two register blocks and a tail; an odd number of columns (one left over
+        // after the pairs); columns that share rows and columns that do not
+        let (n, i, o) = (9, 37, 2 * BLOCK + 3);
+        let mut rng = crate::rng::Rng::seed(11);
+        let x: Vec<f32> = (0..n * i)
+            .map(|_| {
+                if rng.next_f32() < 0.6 {
+                    0.0
+                } else {
+                    rng.next_f32() - 0.5
+                }
+            })
+            .collect();
+        let dy: Vec<f32> = (0..n * o).map(|_| rng.next_f32() - 0.5).collect();
+        let (mut csr, mut csc) = (Compressed::default(), Compressed::default());
+        to_csr(&x, i, &mut csr);
+        csr_to_csc(&csr, i, &mut csc);
+        // each column on its own (the natural layout's kernel), into dw (O, I), then transposed
+        let mut dw = vec![0.0; o * i];
+        backward_weight(&mut dw, &dy, &csc, o, i);
+        let mut want = vec![0.0; o * i];
+        transpose(&mut want, &dw, o, i);
+        let mut dwt = vec![f32::NAN; i * o];
+        backward_weight_t(&mut dwt, &dy, &csc, o, true);
+        assert_eq!(dwt, want, "overwritten");
+        // accumulating adds the same gradient again
+        backward_weight_t(&mut dwt, &dy, &csc, o, false);
+        let twice: Vec<f32> = want.iter().map(|v| v + v).collect();
+        assert_eq!(dwt, twice, "accumulated");
     }
 
     #[test]
