@@ -108,6 +108,27 @@ fn run() {
         ))
     );
 
+    // the second layer's backward, 256 -> 128: both products (dx and dW), as training runs it
+    let (i2, o2) = (256, 128);
+    let x2: Vec<f32> = (0..n * i2).map(|_| rng.next_f32() - 0.5).collect();
+    let w2: Vec<f32> = (0..o2 * i2).map(|_| rng.next_f32() - 0.5).collect();
+    let dy2: Vec<f32> = (0..n * o2).map(|_| rng.next_f32() - 0.5).collect();
+    let (mut dx2, mut dw2, mut db2) = (vec![0.0; n * i2], vec![0.0; o2 * i2], vec![0.0; o2]);
+    println!(
+        "layer 2 backward {:8.1} us   (dx and dW, 256 x 256 -> 128)",
+        median_us(reps, || linear::backward(
+            &dy2,
+            &x2,
+            &w2,
+            false,
+            Some(&mut dx2),
+            Some(&mut dw2),
+            Some(&mut db2),
+            n,
+            i2,
+            o2
+        ))
+    );
     // a training batch: 256 shuffled MNIST images, dense and as nonzeros
     let ds = bnlab::data::load(
         bnlab::data::DatasetKind::Mnist,
