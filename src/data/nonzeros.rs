@@ -36,21 +36,53 @@ impl Nonzeros {
     }
 
     /// The CSR form of the batch `indices`, values scaled as `gather_batch` scales them
-    /// (byte / 255), so that it describes exactly the dense batch.
+    /// (byte / 255), so that it describes exactly the dense batch. The row pointers come
+    /// first (a running sum of the images' counts); then every image's nonzeros go to their
+    /// place, halves of the batch on the pool's threads (shuffled images are scattered over
+    /// the dataset, so the copy waits on memory, not on arithmetic).
     pub fn gather(&self, indices: &[u32], csr: &mut Compressed) {
         csr.ptr.clear();
-        csr.idx.clear();
-        csr.vals.clear();
         csr.ptr.push(0);
+        let mut total = 0u32;
+        for &i in indices {
+            total += self.offsets[i as usize + 1] - self.offsets[i as usize];
+            csr.ptr.push(total);
+        }
+        csr.idx.resize(total as usize, 0);
+        csr.vals.resize(total as usize, 0.0);
+        self.fill(indices, &mut csr.idx, &mut csr.vals);
+    }
+
+    /// The nonzeros of the images `indices`, one after the other, into `idx` and `vals`
+    /// (exactly their length).
+    fn fill(&self, indices: &[u32], idx: &mut [u32], vals: &mut [f32]) {
+        const IMAGES_PER_TASK: usize = 64;
+        if indices.len() > IMAGES_PER_TASK {
+            let (first, second) = indices.split_at(indices.len() / 2);
+            let len: u32 = first
+                .iter()
+                .map(|&i| self.offsets[i as usize + 1] - self.offsets[i as usize])
+                .sum();
+            let (idx_a, idx_b) = idx.split_at_mut(len as usize);
+            let (vals_a, vals_b) = vals.split_at_mut(len as usize);
+            rayon::join(
+                || self.fill(first, idx_a, vals_a),
+                || self.fill(second, idx_b, vals_b),
+            );
+            return;
+        }
+        let mut at = 0;
         for &i in indices {
             let (lo, hi) = (
                 self.offsets[i as usize] as usize,
                 self.offsets[i as usize + 1] as usize,
             );
-            csr.idx.extend_from_slice(&self.pos[lo..hi]);
-            csr.vals
-                .extend(self.val[lo..hi].iter().map(|&b| b as f32 / 255.0));
-            csr.ptr.push(csr.idx.len() as u32);
+            let end = at + hi - lo;
+            idx[at..end].copy_from_slice(&self.pos[lo..hi]);
+            for (v, &b) in vals[at..end].iter_mut().zip(&self.val[lo..hi]) {
+                *v = b as f32 / 255.0;
+            }
+            at = end;
         }
     }
 
@@ -58,5 +90,47 @@ impl Nonzeros {
     pub fn density(&self, item: usize) -> f32 {
         let n = self.offsets.len() - 1;
         self.pos.len() as f32 / (n * item).max(1) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::sparse_linear::to_csr;
+
+    #[test]
+    fn a_gathered_batch_is_the_csr_of_its_dense_images() {
+        // enough images that the gather splits the batch between threads, in a shuffled order
+        // with repeats, some images all zero
+        let (n, item) = (300, 20);
+        let mut rng = crate::rng::Rng::seed(3);
+        let images: Vec<u8> = (0..n * item)
+            .map(|p| {
+                if p / item % 7 == 0 || rng.next_f32() < 0.7 {
+                    0
+                } else {
+                    1 + (rng.next_f32() * 254.0) as u8
+                }
+            })
+            .collect();
+        let nz = Nonzeros::new(&images, item);
+        let indices: Vec<u32> = (0..250).map(|k| (k * 37 % n) as u32).collect();
+        let mut got = Compressed::default();
+        nz.gather(&indices, &mut got);
+        let dense: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| &images[i as usize * item..(i as usize + 1) * item])
+            .map(|&b| b as f32 / 255.0)
+            .collect();
+        let mut want = Compressed::default();
+        to_csr(&dense, item, &mut want);
+        assert_eq!(got.ptr, want.ptr);
+        assert_eq!(got.idx, want.idx);
+        assert_eq!(got.vals, want.vals);
+        // a smaller batch into the same buffers leaves nothing of the larger one behind
+        nz.gather(&indices[..3], &mut got);
+        assert_eq!(got.ptr.len(), 4);
+        assert_eq!(got.idx.len(), *got.ptr.last().unwrap() as usize);
+        assert_eq!(got.vals.len(), got.idx.len());
     }
 }
