@@ -86,30 +86,39 @@ impl ParamStore {
     }
 
     /// Values laid out as this parameter is stored (its value, gradient, or an optimizer's
-    /// moment of it), in PyTorch's layout.
+    /// moment of it), in PyTorch's layout. Empty stays empty (a gradient or moment not yet
+    /// started); any other length must be the parameter's.
     pub fn to_torch_layout<'a>(&self, id: ParamId, stored: &'a [f32]) -> Cow<'a, [f32]> {
-        match self.layouts[id.0] {
-            ParamLayout::Torch => Cow::Borrowed(stored),
-            ParamLayout::Transposed => {
-                let d = self.shape(id);
-                let mut out = vec![0.0; stored.len()];
-                crate::kernels::sparse_linear::transpose(&mut out, stored, d[0], d[1]);
-                Cow::Owned(out)
-            }
-        }
+        let d = self.shape(id);
+        self.relayout(id, stored, d[0], d.get(1).copied().unwrap_or(1))
     }
 
-    /// Values in PyTorch's layout, laid out as this parameter is stored.
+    /// Values in PyTorch's layout, laid out as this parameter is stored (the inverse of
+    /// `to_torch_layout`).
     pub fn from_torch_layout<'a>(&self, id: ParamId, torch: &'a [f32]) -> Cow<'a, [f32]> {
-        match self.layouts[id.0] {
-            ParamLayout::Torch => Cow::Borrowed(torch),
-            ParamLayout::Transposed => {
-                let d = self.shape(id);
-                let mut out = vec![0.0; torch.len()];
-                crate::kernels::sparse_linear::transpose(&mut out, torch, d[1], d[0]);
-                Cow::Owned(out)
-            }
+        let d = self.shape(id);
+        self.relayout(id, torch, d.get(1).copied().unwrap_or(1), d[0])
+    }
+
+    /// `values` as a (rows, cols) matrix, transposed if this parameter is stored transposed.
+    fn relayout<'a>(
+        &self,
+        id: ParamId,
+        values: &'a [f32],
+        rows: usize,
+        cols: usize,
+    ) -> Cow<'a, [f32]> {
+        if self.layouts[id.0] == ParamLayout::Torch || values.is_empty() {
+            return Cow::Borrowed(values);
         }
+        assert_eq!(
+            values.len(),
+            self.values[id.0].len(),
+            "values to lay out must be as many as the parameter's"
+        );
+        let mut out = vec![0.0; values.len()];
+        crate::kernels::sparse_linear::transpose(&mut out, values, rows, cols);
+        Cow::Owned(out)
     }
 
     pub fn len(&self) -> usize {
