@@ -157,9 +157,10 @@ fn gather_images(ds: &Dataset, item: usize, indices: &[u32], x_out: &mut [f32], 
     }
 }
 
-/// dst = src / 255, the division (not a multiplication by 1/255) that PyTorch does.
+/// dst = src / 255, the division (not a multiplication by 1/255) that PyTorch does; also the
+/// values of a batch's nonzeros (`Nonzeros::gather`), so that both forms agree to the bit.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn scale_bytes(dst: &mut [f32], src: &[u8]) {
+pub(crate) fn scale_bytes(dst: &mut [f32], src: &[u8]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = s as f32 / 255.0;
     }

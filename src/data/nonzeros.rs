@@ -2,6 +2,7 @@
 //! sparse first layer already in CSR form (81% of MNIST's pixels are zero): gathering a batch's
 //! nonzeros costs a fraction of scanning its dense values.
 
+use super::loader::scale_bytes;
 use crate::kernels::sparse_linear::Compressed;
 
 /// Per image, the positions and byte values of its nonzero pixels.
@@ -50,24 +51,23 @@ impl Nonzeros {
         }
         csr.idx.resize(total as usize, 0);
         csr.vals.resize(total as usize, 0.0);
-        self.fill(indices, &mut csr.idx, &mut csr.vals);
+        self.fill(indices, &csr.ptr, &mut csr.idx, &mut csr.vals);
     }
 
     /// The nonzeros of the images `indices`, one after the other, into `idx` and `vals`
-    /// (exactly their length).
-    fn fill(&self, indices: &[u32], idx: &mut [u32], vals: &mut [f32]) {
+    /// (exactly their length); `ptr` holds the batch's row pointers for these images (one
+    /// more than them), which say where to split.
+    fn fill(&self, indices: &[u32], ptr: &[u32], idx: &mut [u32], vals: &mut [f32]) {
         const IMAGES_PER_TASK: usize = 64;
         if indices.len() > IMAGES_PER_TASK {
-            let (first, second) = indices.split_at(indices.len() / 2);
-            let len: u32 = first
-                .iter()
-                .map(|&i| self.offsets[i as usize + 1] - self.offsets[i as usize])
-                .sum();
-            let (idx_a, idx_b) = idx.split_at_mut(len as usize);
-            let (vals_a, vals_b) = vals.split_at_mut(len as usize);
+            let mid = indices.len() / 2;
+            let (first, second) = indices.split_at(mid);
+            let len = (ptr[mid] - ptr[0]) as usize;
+            let (idx_a, idx_b) = idx.split_at_mut(len);
+            let (vals_a, vals_b) = vals.split_at_mut(len);
             rayon::join(
-                || self.fill(first, idx_a, vals_a),
-                || self.fill(second, idx_b, vals_b),
+                || self.fill(first, &ptr[..=mid], idx_a, vals_a),
+                || self.fill(second, &ptr[mid..], idx_b, vals_b),
             );
             return;
         }
@@ -79,9 +79,7 @@ impl Nonzeros {
             );
             let end = at + hi - lo;
             idx[at..end].copy_from_slice(&self.pos[lo..hi]);
-            for (v, &b) in vals[at..end].iter_mut().zip(&self.val[lo..hi]) {
-                *v = b as f32 / 255.0;
-            }
+            scale_bytes(&mut vals[at..end], &self.val[lo..hi]);
             at = end;
         }
     }

@@ -185,6 +185,18 @@ enum Start<'a> {
     AddToOut,
 }
 
+impl Start<'_> {
+    /// Store a finished block of sums (a bias, if any, is already in them).
+    #[inline(always)]
+    fn finish(self, out: &mut [f32], acc: &[f32]) {
+        if let Start::AddToOut = self {
+            out.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
+        } else {
+            out.copy_from_slice(acc);
+        }
+    }
+}
+
 /// out[j] = start[j] + sum over (k, v) of v * mat[k * stride + col0 + j] for j < out.len(),
 /// in register blocks of BLOCK with a scalar tail.
 #[inline(always)]
@@ -204,12 +216,7 @@ fn sparse_combination(
             acc.copy_from_slice(&b[j0..j0 + BLOCK]);
         }
         accumulate(&mut acc, pairs.clone(), mat, stride, col0 + j0);
-        let out = &mut out[j0..j0 + BLOCK];
-        if let Start::AddToOut = start {
-            out.iter_mut().zip(&acc).for_each(|(o, a)| *o += a);
-        } else {
-            out.copy_from_slice(&acc);
-        }
+        start.finish(&mut out[j0..j0 + BLOCK], &acc);
         j0 += BLOCK;
     }
     for j in j0..width {
@@ -220,10 +227,7 @@ fn sparse_combination(
         for (k, v) in pairs.clone() {
             s += v * mat[k * stride + col0 + j];
         }
-        out[j] = match start {
-            Start::AddToOut => out[j] + s,
-            _ => s,
-        };
+        start.finish(&mut out[j..j + 1], &[s]);
     }
 }
 
@@ -427,7 +431,8 @@ fn merge_lines(
 /// Two sparse combinations of the rows of `mat` (stride = out_a.len()) that read each row once:
 /// out_a[j] = start + sum over the union (n, va, vb) of va * mat[n, j], out_b likewise with vb.
 /// The zeros a line has where only the other is nonzero add exact zeros (for finite values),
-/// so each result is `sparse_combination`'s over its own line, to the bit.
+/// so each result is `sparse_combination`'s over its own line, to the bit. `start`: Zero or
+/// AddToOut (a bias has no place in a gradient).
 #[inline(always)]
 fn pair_combination(
     out_a: &mut [f32],
@@ -437,14 +442,11 @@ fn pair_combination(
     mat: &[f32],
     stride: usize,
 ) {
+    debug_assert!(
+        !matches!(start, Start::Bias(_)),
+        "pair_combination takes no bias"
+    );
     let width = out_a.len();
-    let finish = |out: &mut [f32], acc: &[f32]| {
-        if let Start::AddToOut = start {
-            out.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
-        } else {
-            out.copy_from_slice(acc);
-        }
-    };
     let mut j0 = 0;
     while j0 + BLOCK <= width {
         let (mut acc_a, mut acc_b) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
@@ -456,8 +458,8 @@ fn pair_combination(
                 acc_b[j] += vb * row[j];
             }
         }
-        finish(&mut out_a[j0..j0 + BLOCK], &acc_a);
-        finish(&mut out_b[j0..j0 + BLOCK], &acc_b);
+        start.finish(&mut out_a[j0..j0 + BLOCK], &acc_a);
+        start.finish(&mut out_b[j0..j0 + BLOCK], &acc_b);
         j0 += BLOCK;
     }
     for j in j0..width {
@@ -467,8 +469,8 @@ fn pair_combination(
             sa += va * m;
             sb += vb * m;
         }
-        finish(&mut out_a[j..j + 1], &[sa]);
-        finish(&mut out_b[j..j + 1], &[sb]);
+        start.finish(&mut out_a[j..j + 1], &[sa]);
+        start.finish(&mut out_b[j..j + 1], &[sb]);
     }
 }
 

@@ -30,27 +30,20 @@ pub trait Optimizer {
 
 /// A per-parameter buffer (empty: not started yet) in PyTorch's layout of its parameter.
 fn export(params: &ParamStore, id: ParamId, buf: &[f32]) -> Vec<f32> {
-    if buf.is_empty() {
-        Vec::new()
-    } else {
-        params.to_torch_layout(id, buf).into_owned()
-    }
+    params.to_torch_layout(id, buf).into_owned()
 }
 
-/// A saved per-parameter buffer `name`, checked against its parameter and laid out as the
-/// parameter is stored.
+/// A saved per-parameter buffer `name` (empty: not started), checked against its parameter
+/// and laid out as the parameter is stored.
 fn import(params: &ParamStore, id: ParamId, name: &str, saved: &[f32]) -> crate::Result<Vec<f32>> {
     let want = params.value(id).len();
-    if saved.is_empty() {
-        Ok(Vec::new())
-    } else if saved.len() != want {
-        Err(crate::Error::Invalid(format!(
+    if !saved.is_empty() && saved.len() != want {
+        return Err(crate::Error::Invalid(format!(
             "optimizer state: '{name}' has {} values, its parameter has {want}",
             saved.len()
-        )))
-    } else {
-        Ok(params.from_torch_layout(id, saved).into_owned())
+        )));
     }
+    Ok(params.from_torch_layout(id, saved).into_owned())
 }
 
 /// Restore a list of buffers by name from saved state, each through `convert` (buffer index,
