@@ -39,6 +39,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
+    bnlab::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
     bnlab::matmul::set_threads(threads);
     println!("{threads} threads; GFLOP/s, median of 50 runs");
     println!(

@@ -22,6 +22,7 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     // inside a pool with its workers kept awake, as the training loop runs (THREADS=1 for one)
     let threads = std::env::var("THREADS").map_or(0, |t| t.parse().expect("THREADS: a number"));
+    bnlab::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
     bnlab::matmul::with_threads(threads, run).expect("a thread pool");
 }
 

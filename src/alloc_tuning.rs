@@ -1,5 +1,9 @@
 //! Keep freed memory for reuse instead of returning it to the kernel.
 //!
+//! These are settings of the whole process, so the library never applies them itself: the
+//! `bnlab` command (and the benchmarks, which measure what it does) call
+//! [`keep_freed_memory`] at start; a program that uses bnlab as a library decides for itself.
+//!
 //! The GEMM crate allocates its packing buffers (hundreds of kilobytes) on every call. With
 //! glibc's defaults such blocks are mmapped and unmapped each time, and every step then pays
 //! for page faults and for the kernel zeroing fresh pages (5-10% of a training epoch in `perf`).

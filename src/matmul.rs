@@ -62,7 +62,6 @@ fn resolve(n: usize) -> usize {
 /// Set the number of threads bnlab uses (matrix products and parallel kernels). 0 means all cores.
 /// The global rayon pool is built on the first call; later calls change the GEMM thread count only.
 pub fn set_threads(n: usize) {
-    crate::alloc_tuning::keep_freed_memory();
     let n = resolve(n);
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
@@ -76,7 +75,6 @@ pub fn set_threads(n: usize) {
 /// more than some of the kernels themselves. The other workers are kept awake until `f` returns
 /// (`workers::with_workers_awake`).
 pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
-    crate::alloc_tuning::keep_freed_memory();
     let n = resolve(n);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)

@@ -17,14 +17,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// Run `f` on the current rayon pool's thread with every other worker of the pool polling for
 /// work until `f` returns. Outside a pool, or with one thread, just `f()`.
 pub fn with_workers_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let n = rayon::current_num_threads();
-    if n < 2 || rayon::current_thread_index().is_none() {
+    // No more pollers than the other cores: a poller that shares a core with a worker that
+    // has work only takes turns with it (a pool larger than the machine crawled).
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let pollers = rayon::current_num_threads().min(cores).saturating_sub(1);
+    if pollers == 0 || rayon::current_thread_index().is_none() {
         return f();
     }
     let done = AtomicBool::new(false);
     let polling = AtomicUsize::new(0);
     rayon::scope(|s| {
-        for _ in 1..n {
+        for _ in 0..pollers {
             s.spawn(|_| {
                 polling.fetch_add(1, Ordering::AcqRel);
                 while !done.load(Ordering::Acquire) {
@@ -37,7 +40,7 @@ pub fn with_workers_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         // Wait until the other workers have taken every poller: this thread must never run
         // one itself (from inside a join, say), or it would poll until `f` ends, which it
         // would then never do.
-        while polling.load(Ordering::Acquire) < n - 1 {
+        while polling.load(Ordering::Acquire) < pollers {
             std::thread::yield_now();
         }
         // the pollers stop even if `f` panics, so the scope can end and the panic go on

@@ -109,6 +109,11 @@ pub struct TrainOptions {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// The cosine schedule's period when a resumed run trains for more epochs than its first
+    /// `--epochs` (which stays the period); not an option of its own.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine_t_max: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -119,12 +124,20 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub opts: TrainOptions,
     /// Folder for history.csv, history.json, history.png, last.safetensors, best.safetensors
-    /// and checkpoint.safetensors.
-    #[arg(long, default_value = "runs/train")]
-    pub out: PathBuf,
-    /// Continue the run in this folder from its checkpoint, with the options it was started with.
-    #[arg(long, value_name = "OUT", conflicts_with_all = ["out", "model"])]
+    /// and checkpoint.safetensors [default: runs/train, or runs/train-2, -3, ... when that
+    /// holds a run].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the run already in --out (its files are removed first).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
+    /// Continue the run in this folder from its checkpoint, with the options it was started
+    /// with; --epochs N trains it to N epochs in all.
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["out", "model", "overwrite"])]
     pub resume: Option<PathBuf>,
+    /// The ids of the arguments given on the command line (filled in after parsing).
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -192,7 +205,11 @@ pub struct CompareArgs {
     pub models: String,
     #[command(flatten)]
     pub opts: TrainOptions,
-    /// Folder for compare.png and one folder of results per model.
-    #[arg(long, default_value = "runs/compare")]
-    pub out: PathBuf,
+    /// Folder for compare.png and one folder of results per model [default: runs/compare, or
+    /// runs/compare-2, -3, ... when that holds results].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the results already in --out (their files are removed first).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
 }

@@ -3,11 +3,26 @@
 
 use super::args::CompareArgs;
 use super::data;
-use super::train::{prepare_out, train_preset, validate};
+use super::run_folder::{self, Claim, RUN_FILES};
+use super::train::{train_preset, validate};
 use bnlab::presets::Preset;
-use bnlab::train::History;
+use bnlab::train::{History, RunControl};
 use bnlab::{Error, Result};
 use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The default folder of `bnlab compare`; when it holds results, `runs/compare-2`, `-3`, ...
+const DEFAULT_OUT: &str = "runs/compare";
+
+/// What a comparison of `presets` writes, relative to its folder: its plot and each model's
+/// run files.
+fn outputs(presets: &[Preset]) -> Vec<PathBuf> {
+    let mut files = vec![PathBuf::from("compare.png")];
+    for p in presets {
+        files.extend(RUN_FILES.iter().map(|f| Path::new(&p.to_string()).join(f)));
+    }
+    files
+}
 
 pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     let presets = a
@@ -24,18 +39,32 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     }
     validate(&a.opts)?;
     let kind = data::parse_kind(&a.opts.dataset)?;
-    prepare_out(&a.out)?;
+    let outputs = outputs(&presets);
+    let folder = match &a.out {
+        Some(dir) => {
+            let how = if a.overwrite {
+                Claim::Overwrite
+            } else {
+                Claim::New
+            };
+            run_folder::claim(dir, "--out", how, &outputs)?
+        }
+        None => run_folder::claim_fresh(Path::new(DEFAULT_OUT), &outputs)?,
+    };
+    let root = &folder.path;
     let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
     let mut runs: Vec<(String, History)> = Vec::new();
     for preset in &presets {
         let name = preset.to_string();
         writeln!(out, "--- {name} ---").map_err(super::stdout_err)?;
-        let dir = a.out.join(&name);
-        prepare_out(&dir)?;
-        let config = serde_json::json!({ "model": name, "options": a.opts });
-        let (history, _, _) = train_preset(
-            *preset, &a.opts, &train, &test, &dir, config, out, false, None,
-        )?;
+        let dir = root.join(&name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let control = RunControl {
+            config: serde_json::json!({ "model": name, "options": a.opts }),
+            ..Default::default()
+        };
+        let (history, _, _) =
+            train_preset(*preset, &a.opts, &train, &test, &dir, out, false, control)?;
         runs.push((name, history));
     }
     writeln!(
@@ -58,7 +87,7 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         )
         .map_err(super::stdout_err)?;
     }
-    let plot = a.out.join("compare.png");
+    let plot = root.join("compare.png");
     let refs: Vec<(&str, &History)> = runs.iter().map(|(n, h)| (n.as_str(), h)).collect();
     bnlab::plot::plot_histories(&refs, &plot)?;
     writeln!(out, "Wrote {} and one folder per model", plot.display())

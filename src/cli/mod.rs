@@ -6,11 +6,50 @@ mod compare;
 mod data;
 mod demo;
 mod eval;
+mod pause;
+mod resume;
+mod run_folder;
 mod summary;
 mod train;
 
 pub use args::Cli;
 use args::Command;
+use clap::{CommandFactory, FromArgMatches};
+
+/// Parse the command line, keeping which arguments were given on it (`train --resume` refuses
+/// the options it cannot change instead of ignoring them).
+pub fn parse() -> Result<Cli, clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let (Command::Train(a), Some(("train", sub))) = (&mut cli.command, matches.subcommand()) {
+        let command = Cli::command();
+        let train = command.find_subcommand("train").expect("a train command");
+        // the arguments only: argument groups (a flattened struct's) have ids too
+        a.given = train
+            .get_arguments()
+            .map(|arg| arg.get_id().as_str())
+            .filter(|id| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .map(str::to_string)
+            .collect();
+    }
+    Ok(cli)
+}
+
+/// The thread count to run with: `requested` (0: every core), at most the cores this process
+/// may use. More threads than cores only slow a run down: the pool's workers poll for work
+/// and take turns on the cores (`--threads 1000` did not finish an epoch in a minute), so the
+/// count is capped, with a one-line notice on stderr.
+fn thread_count(requested: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if requested > cores {
+        eprintln!(
+            "note: --threads {requested} is more than the {cores} cores this machine gives bnlab; using {cores}"
+        );
+        cores
+    } else {
+        requested
+    }
+}
 
 /// Run a command inside a thread pool of the size it asks for (--threads; 0 is all cores).
 pub fn run(cli: Cli) -> bnlab::Result<()> {
@@ -21,7 +60,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Bench(a) => a.threads,
         Command::Demo(_) | Command::Summary(_) => 1,
     };
-    bnlab::matmul::with_threads(threads, move || {
+    bnlab::matmul::with_threads(thread_count(threads), move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         match cli.command {

@@ -2,8 +2,10 @@
 
 use super::args::{OptimizerName, SchedulerName, TrainArgs, TrainOptions};
 use super::data;
+use super::pause::pause_hook;
+use super::resume;
+use super::run_folder::{self, Claim};
 use bnlab::data::Dataset;
-use bnlab::io::read_safetensors;
 use bnlab::nn::{parameters, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use bnlab::presets::Preset;
@@ -114,7 +116,7 @@ pub fn scheduler(o: &TrainOptions) -> Scheduler {
             gamma: o.gamma,
         },
         SchedulerName::Cosine => Scheduler::Cosine {
-            t_max: o.epochs,
+            t_max: o.cosine_t_max.unwrap_or(o.epochs),
             eta_min: 0.0,
         },
         SchedulerName::CosineRestarts => Scheduler::CosineRestarts {
@@ -125,18 +127,9 @@ pub fn scheduler(o: &TrainOptions) -> Scheduler {
     }
 }
 
-/// Make sure `out` exists and can be written, before hours of training.
-pub fn prepare_out(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::Invalid(format!("--out {}: cannot create it ({e})", out.display())))?;
-    tempfile::tempfile_in(out).map_err(|e| {
-        Error::Invalid(format!("--out {}: cannot write there ({e})", out.display()))
-    })?;
-    Ok(())
-}
-
 /// Train one preset with the given options, writing a checkpoint after every epoch and the
-/// run's files at the end; `resume` continues the run whose checkpoint is in `out`.
+/// run's files at the end; `resume` continues the run whose checkpoint is in `out`. `control`
+/// brings the interrupt flag and step hook; its checkpoint and state are set here.
 #[allow(clippy::too_many_arguments)]
 pub fn train_preset(
     preset: Preset,
@@ -144,24 +137,23 @@ pub fn train_preset(
     train: &Dataset,
     test: &Dataset,
     out: &Path,
-    config: serde_json::Value,
     log: &mut dyn Write,
     resume: bool,
-    interrupt: Option<Arc<AtomicBool>>,
+    mut control: RunControl,
 ) -> Result<(History, Graph, Net)> {
     let (mut g, mut net) = build_model(preset, train, o.seed)?;
     let mut opt = build_optimizer(o, &mut net)?;
     let checkpoint = out.join(CHECKPOINT);
-    let state = if resume {
-        Some(load_checkpoint(
-            &checkpoint,
-            &mut net,
-            &mut g,
-            opt.as_mut(),
-        )?)
-    } else {
-        None
-    };
+    if resume {
+        let mut state = load_checkpoint(&checkpoint, &mut net, &mut g, opt.as_mut())?;
+        // a run trained for more epochs keeps its new length for the next --resume
+        let options = &mut state.history.config["options"];
+        options["epochs"] = o.epochs.into();
+        if let Some(t_max) = o.cosine_t_max {
+            options["cosine_t_max"] = t_max.into();
+        }
+        control.resume = Some(state);
+    }
     let fit_opts = FitOptions {
         epochs: o.epochs,
         batch_size: o.batch_size,
@@ -172,12 +164,7 @@ pub fn train_preset(
         seed: o.seed,
         progress: !o.quiet,
     };
-    let mut control = RunControl {
-        checkpoint: Some(checkpoint),
-        interrupt,
-        resume: state,
-        config,
-    };
+    control.checkpoint = Some(checkpoint);
     let history = fit_resumable(
         &mut net,
         &mut g,
@@ -198,26 +185,6 @@ pub fn train_preset(
 /// The checkpoint's file name inside a run's folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// The model and options a run in `dir` was started with, from its checkpoint.
-fn resumed_config(dir: &Path) -> Result<(String, TrainOptions)> {
-    let path = dir.join(CHECKPOINT);
-    let file = read_safetensors(&path)?;
-    let bad = |m: &str| Error::bad_file(&path, format!("cannot resume: {m}"));
-    let state: serde_json::Value = file
-        .metadata
-        .get("bnlab_checkpoint")
-        .and_then(|m| serde_json::from_str(m).ok())
-        .ok_or_else(|| bad("not a bnlab checkpoint"))?;
-    let config = &state["history"]["config"];
-    let model = config["model"]
-        .as_str()
-        .ok_or_else(|| bad("no model in its configuration"))?
-        .to_string();
-    let options = serde_json::from_value(config["options"].clone())
-        .map_err(|_| bad("no options in its configuration"))?;
-    Ok((model, options))
-}
-
 /// Ctrl-C sets the flag (the run stops after its current step and writes a checkpoint); a
 /// second Ctrl-C ends the process at once.
 fn interrupt_flag() -> Option<Arc<AtomicBool>> {
@@ -233,38 +200,108 @@ fn interrupt_flag() -> Option<Arc<AtomicBool>> {
 }
 
 pub fn run(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
-    let (model, opts, dir, resume) = match &a.resume {
+    match &a.resume {
+        Some(dir) => resume(a, dir, out),
+        None => start(a, out),
+    }
+}
+
+/// The default folder of `bnlab train`; when it holds a run, `runs/train-2`, `-3`, ...
+pub const DEFAULT_OUT: &str = "runs/train";
+
+/// A new run.
+fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
+    let preset = parse_preset(&a.model)?;
+    validate(&a.opts)?;
+    let kind = data::parse_kind(&a.opts.dataset)?;
+    let outputs = run_folder::train_outputs();
+    let folder = match &a.out {
         Some(dir) => {
-            let (model, opts) = resumed_config(dir)?;
-            (model, opts, dir.clone(), true)
+            let how = if a.overwrite {
+                Claim::Overwrite
+            } else {
+                Claim::New
+            };
+            run_folder::claim(dir, "--out", how, &outputs)?
         }
-        None => (a.model.clone(), a.opts.clone(), a.out.clone(), false),
+        None => {
+            let folder = run_folder::claim_fresh(Path::new(DEFAULT_OUT), &outputs)?;
+            if folder.path != Path::new(DEFAULT_OUT) {
+                writeln!(
+                    out,
+                    "{DEFAULT_OUT} holds an earlier run: this one goes to {}",
+                    folder.path.display()
+                )
+                .map_err(super::stdout_err)?;
+            }
+            folder
+        }
     };
-    let preset = parse_preset(&model)?;
+    let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
+    train_and_report(preset, &a.opts, &train, &test, &folder.path, out, false)
+}
+
+/// `--resume DIR`: the run in DIR continues, with its own options and perhaps more epochs.
+fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    resume::check_given(&a.given)?;
+    let run = resume::read_run(dir)?;
+    let epochs = a
+        .given
+        .iter()
+        .any(|g| g == "epochs")
+        .then_some(a.opts.epochs);
+    let mut opts = match resume::plan(dir, &run, epochs)? {
+        resume::Plan::Train(opts) => opts,
+        resume::Plan::Finished(line) => {
+            writeln!(out, "{line}").map_err(super::stdout_err)?;
+            return Ok(());
+        }
+    };
+    // how this process runs: from this command line
+    opts.quiet = a.opts.quiet;
+    opts.threads = a.opts.threads;
+    if a.opts.data_dir.is_some() {
+        opts.data_dir = a.opts.data_dir.clone();
+    }
+    let preset = parse_preset(&run.model)?;
     validate(&opts)?;
     let kind = data::parse_kind(&opts.dataset)?;
-    prepare_out(&dir)?;
+    let folder = run_folder::claim(dir, "--resume", Claim::Resume, &run_folder::train_outputs())?;
     let (train, test) = data::load_both(kind, opts.data_dir.as_deref())?;
-    if resume {
-        writeln!(
-            out,
-            "Resuming the run in {} ({model}, options from its checkpoint)",
-            dir.display()
-        )
-        .map_err(super::stdout_err)?;
-    }
-    let config = serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::matmul::threads() });
-    train_preset(
-        preset,
-        &opts,
-        &train,
-        &test,
-        &dir,
-        config,
+    let more = if opts.epochs > run.options.epochs {
+        format!(", trained to {} epochs", opts.epochs)
+    } else {
+        String::new()
+    };
+    writeln!(
         out,
-        resume,
-        interrupt_flag(),
-    )?;
+        "Resuming the run in {} ({}, options from its checkpoint{more})",
+        dir.display(),
+        run.model
+    )
+    .map_err(super::stdout_err)?;
+    train_and_report(preset, &opts, &train, &test, &folder.path, out, true)
+}
+
+/// Train into a claimed folder, with Ctrl-C and `BNLAB_PAUSE_AT` honoured, and say what was
+/// written.
+fn train_and_report(
+    preset: Preset,
+    opts: &TrainOptions,
+    train: &Dataset,
+    test: &Dataset,
+    dir: &Path,
+    out: &mut dyn Write,
+    resume: bool,
+) -> Result<()> {
+    let interrupt = interrupt_flag();
+    let control = RunControl {
+        after_step: pause_hook(interrupt.clone())?,
+        interrupt,
+        config: serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::matmul::threads() }),
+        ..Default::default()
+    };
+    train_preset(preset, opts, train, test, dir, out, resume, control)?;
     writeln!(
         out,
         "Wrote {}/history.csv, history.json, history.png, last.safetensors",

@@ -67,6 +67,11 @@ fn out_err(e: std::io::Error) -> Error {
     Error::io("<output>", e)
 }
 
+/// Called after every training step with the epoch (from 1) and the steps done in it (from 1),
+/// before the interrupt flag is checked: a caller can watch a run's progress, or hold the run
+/// at a known step (the command's `BNLAB_PAUSE_AT`) while something happens to it.
+pub type StepHook = Box<dyn FnMut(usize, usize)>;
+
 /// What a resumable run adds to `fit`: a checkpoint after every epoch (and when interrupted),
 /// a flag that interrupts the run between two steps, and a state to continue from.
 #[derive(Default)]
@@ -79,6 +84,8 @@ pub struct RunControl {
     pub resume: Option<TrainState>,
     /// The run's settings, kept in the history (and so in every checkpoint) of a new run.
     pub config: serde_json::Value,
+    /// Called after every training step (see [`StepHook`]).
+    pub after_step: Option<StepHook>,
 }
 
 /// Train `model` on `train`, evaluating on `val` after each epoch; lines go to `out`.
@@ -264,7 +271,7 @@ fn train_epoch(
     bufs: &mut StepBuffers,
     opts: &FitOptions,
     epoch: usize,
-    control: &RunControl,
+    control: &mut RunControl,
 ) -> Result<Option<usize>> {
     set_training(model, true);
     g.set_grad_enabled(true);
@@ -285,6 +292,9 @@ fn train_epoch(
         g.params.zero_grad();
         g.backward(loss)?;
         opt.step(&mut g.params);
+        if let Some(hook) = &mut control.after_step {
+            hook(epoch, step + 1);
+        }
         if let Some(bar) = &bar {
             bar.inc(1);
             if step % 16 == 0 {

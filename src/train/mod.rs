@@ -8,6 +8,6 @@ mod schedule;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 pub use evaluate::{argmax, evaluate, run_batch, Mode, StepBuffers};
-pub use fit::{fit, fit_resumable, FitOptions, RunControl};
+pub use fit::{fit, fit_resumable, FitOptions, RunControl, StepHook};
 pub use history::{EpochRecord, History};
 pub use schedule::Scheduler;

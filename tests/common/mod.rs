@@ -2,6 +2,9 @@
 //! of it, hence the allowance for what one file leaves unused).
 #![allow(dead_code)]
 
+pub mod bnlab_cli;
+pub mod run_files;
+
 /// The course's epoch line, as the brief gives it.
 pub const EPOCH_LINE: &str = r"^Epoch\[[0-9]+/[0-9]+\] - Train loss: [0-9]\.[0-9]{5} Train Accuracy: [0-9]\.[0-9]{5} \|\| Validation Loss: [0-9]\.[0-9]{5} Validation Accuracy: [0-9]\.[0-9]{5}$";
 

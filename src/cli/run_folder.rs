@@ -1,0 +1,161 @@
+//! A run's output folder, claimed for the length of the run.
+//!
+//! Two promises: two runs never write into one folder at once, and a finished run is never
+//! lost without a word.
+//! - The folder is locked with an OS lock (`flock` on the folder itself, so no lock file is
+//!   left behind). The lock dies with its process, so a run killed with SIGKILL never locks
+//!   the folder for ever.
+//! - A folder that already holds a run's files is not written over: the default folder moves on
+//!   to `runs/train-2`, `runs/train-3`, ...; a folder named with `--out` is refused unless
+//!   `--overwrite` is given, which first removes the earlier run's files (and only those).
+
+use bnlab::{Error, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The files `bnlab train` writes into its folder: their presence means the folder holds a run.
+pub const RUN_FILES: &[&str] = &[
+    "last.safetensors",
+    "checkpoint.safetensors",
+    "best.safetensors",
+    "history.json",
+    "history.csv",
+    "history.png",
+];
+
+/// A folder this process holds the lock of until it is dropped.
+#[derive(Debug)]
+pub struct RunFolder {
+    /// The folder, as the user wrote it (or as the default was chosen).
+    pub path: PathBuf,
+    _lock: File,
+}
+
+/// How to claim an explicitly named folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A new run: refuse a folder that holds an earlier run's files.
+    New,
+    /// A new run replacing an earlier one: remove its files first.
+    Overwrite,
+    /// Continue the run in the folder: its files are the run's own.
+    Resume,
+}
+
+/// The run files under `dir` that a run would write, as paths relative to `dir`: `outputs`
+/// lists them (for `compare`, its plot and each model's folder's files).
+fn existing(dir: &Path, outputs: &[PathBuf]) -> Vec<PathBuf> {
+    outputs
+        .iter()
+        .filter(|rel| dir.join(rel).exists())
+        .cloned()
+        .collect()
+}
+
+/// Create `dir` if needed and take its lock, without waiting: None when another process holds
+/// it. `flag` names the argument in errors.
+fn lock(dir: &Path, flag: &str) -> Result<Option<File>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Invalid(format!("{flag} {}: cannot create it ({e})", dir.display())))?;
+    let file = File::open(dir)
+        .map_err(|e| Error::Invalid(format!("{flag} {}: cannot open it ({e})", dir.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Invalid(format!(
+            "{flag} {}: cannot lock it ({e})",
+            dir.display()
+        ))),
+    }
+}
+
+/// Check that a claimed folder can be written, before hours of training.
+fn check_writable(dir: &Path, flag: &str) -> Result<()> {
+    tempfile::tempfile_in(dir).map_err(|e| {
+        Error::Invalid(format!(
+            "{flag} {}: cannot write there ({e})",
+            dir.display()
+        ))
+    })?;
+    Ok(())
+}
+
+/// Claim the folder the user named (`--out`, or `--resume` with [`Claim::Resume`]). `outputs`
+/// are the files the run writes, relative to the folder.
+pub fn claim(dir: &Path, flag: &str, how: Claim, outputs: &[PathBuf]) -> Result<RunFolder> {
+    let Some(lock) = lock(dir, flag)? else {
+        return Err(Error::Invalid(format!(
+            "{flag} {}: another bnlab run is writing to this folder; wait for it to end or choose another folder",
+            dir.display()
+        )));
+    };
+    let found = existing(dir, outputs);
+    match how {
+        Claim::Resume => {}
+        Claim::New => {
+            if let Some(first) = found.first() {
+                let finished = found.iter().any(|f| f.ends_with("last.safetensors"));
+                let what = if finished {
+                    "a finished run"
+                } else {
+                    "an unfinished run (continue it with --resume)"
+                };
+                return Err(Error::Invalid(format!(
+                    "{flag} {} already holds {what} ({}); choose another folder, or pass --overwrite to replace it",
+                    dir.display(),
+                    first.display()
+                )));
+            }
+        }
+        Claim::Overwrite => {
+            for rel in &found {
+                let path = dir.join(rel);
+                std::fs::remove_file(&path).map_err(|e| {
+                    Error::Invalid(format!(
+                        "--overwrite: cannot remove {} ({e})",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+    }
+    check_writable(dir, flag)?;
+    Ok(RunFolder {
+        path: dir.to_path_buf(),
+        _lock: lock,
+    })
+}
+
+/// The first of `base`, `base-2`, `base-3`, ... that holds no run and that no other run holds,
+/// claimed: the default folder, so that running the same command twice keeps both runs.
+pub fn claim_fresh(base: &Path, outputs: &[PathBuf]) -> Result<RunFolder> {
+    for n in 1.. {
+        let dir = if n == 1 {
+            base.to_path_buf()
+        } else {
+            let mut name = base.as_os_str().to_owned();
+            name.push(format!("-{n}"));
+            PathBuf::from(name)
+        };
+        if dir.is_file() {
+            continue;
+        }
+        let Some(lock) = lock(&dir, "--out")? else {
+            continue;
+        };
+        if !existing(&dir, outputs).is_empty() {
+            continue;
+        }
+        check_writable(&dir, "--out")?;
+        return Ok(RunFolder {
+            path: dir,
+            _lock: lock,
+        });
+    }
+    unreachable!("the loop over folder numbers only ends by returning")
+}
+
+/// What `bnlab train` writes into its folder, as [`claim`] takes it.
+pub fn train_outputs() -> Vec<PathBuf> {
+    RUN_FILES.iter().map(PathBuf::from).collect()
+}
