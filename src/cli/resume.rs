@@ -93,10 +93,12 @@ pub fn plan(dir: &Path, run: &ResumedRun, epochs: Option<usize>) -> Result<Plan>
     let mut options = run.options.clone();
     let done = run.epochs_done;
     let d = dir.display();
+    let epochs_word = |n: usize| if n == 1 { "epoch" } else { "epochs" };
     if let Some(n) = epochs {
         if n < done {
             return Err(Error::Invalid(format!(
-                "--epochs {n}: the run in {d} has already trained {done} epochs"
+                "--epochs {n}: the run in {d} has already trained {done} {}",
+                epochs_word(done)
             )));
         }
         if run.stopped_early && n > done {
@@ -116,7 +118,7 @@ pub fn plan(dir: &Path, run: &ResumedRun, epochs: Option<usize>) -> Result<Plan>
         let how = if run.stopped_early {
             format!("stopped early after epoch {done}")
         } else {
-            format!("has finished its {done} epochs")
+            format!("has finished its {done} {}", epochs_word(done))
         };
         let more = if run.stopped_early {
             String::new()

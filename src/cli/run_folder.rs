@@ -95,13 +95,16 @@ pub fn claim(dir: &Path, flag: &str, how: Claim, outputs: &[PathBuf]) -> Result<
         Claim::New => {
             if let Some(first) = found.first() {
                 let finished = found.iter().any(|f| f.ends_with("last.safetensors"));
-                let what = if finished {
-                    "a finished run"
+                let (what, or_resume) = if finished {
+                    ("a finished run", String::new())
                 } else {
-                    "an unfinished run (continue it with --resume)"
+                    (
+                        "an unfinished run",
+                        format!(", continue it with --resume {}", dir.display()),
+                    )
                 };
                 return Err(Error::Invalid(format!(
-                    "{flag} {} already holds {what} ({}); choose another folder, or pass --overwrite to replace it",
+                    "{flag} {} already holds {what} ({}); choose another folder{or_resume}, or pass --overwrite to replace it",
                     dir.display(),
                     first.display()
                 )));
