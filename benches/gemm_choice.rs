@@ -40,7 +40,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     bnlab::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
-    bnlab::matmul::set_threads(threads);
+    bnlab::runtime::set_threads(threads).expect("a global thread pool");
     println!("{threads} threads; GFLOP/s, median of 50 runs");
     println!(
         "{:<36} {:>10} {:>16}",

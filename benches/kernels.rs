@@ -23,7 +23,8 @@ fn main() {
     // inside a pool with its workers kept awake, as the training loop runs (THREADS=1 for one)
     let threads = std::env::var("THREADS").map_or(0, |t| t.parse().expect("THREADS: a number"));
     bnlab::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
-    bnlab::matmul::with_threads(threads, run).expect("a thread pool");
+    bnlab::runtime::with_threads(threads, || bnlab::runtime::with_workers_awake(run))
+        .expect("a thread pool");
 }
 
 fn run() {
@@ -45,7 +46,7 @@ fn run() {
     let mut csr = sparse_linear::Compressed::default();
     let mut csc = sparse_linear::Compressed::default();
     let reps = 200;
-    println!("threads: {}", bnlab::matmul::threads());
+    println!("threads: {}", bnlab::runtime::threads());
     println!(
         "dense  forward   {:8.1} us",
         median_us(reps, || linear::forward(

@@ -15,12 +15,12 @@ pub mod optim;
 pub mod plot;
 pub mod presets;
 pub mod rng;
+pub mod runtime;
 pub mod state_dict;
 pub mod summary;
 pub mod tensor;
 pub mod tensor_fmt;
 pub mod train;
-pub mod workers;
 
 pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
 pub use rng::Rng;

@@ -5,8 +5,6 @@
 //! with its row and column strides, and every call checks that each operand's last element lies
 //! inside its slice before the unsafe call.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 /// A read-only strided view of a row-major buffer.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -48,52 +46,8 @@ impl<'a> Mat<'a> {
     }
 }
 
-static THREADS: AtomicUsize = AtomicUsize::new(0);
-
-/// A requested thread count: 0 means every core.
-fn resolve(n: usize) -> usize {
-    if n == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        n
-    }
-}
-
-/// Set the number of threads bnlab uses (matrix products and parallel kernels). 0 means all cores.
-/// The global rayon pool is built on the first call; later calls change the GEMM thread count only.
-pub fn set_threads(n: usize) {
-    let n = resolve(n);
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
-    THREADS.store(n, Ordering::Relaxed);
-}
-
-/// Run `f` on a pool of `n` threads (0: all cores), with the calling thread's work done inside
-/// the pool. Parallel kernels then split work with the pool's own workers instead of handing
-/// every job from an outside thread to sleeping workers and waiting, which on two cores cost
-/// more than some of the kernels themselves. The other workers are kept awake until `f` returns
-/// (`workers::with_workers_awake`).
-pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
-    let n = resolve(n);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build()
-        .map_err(|e| crate::Error::Invalid(format!("cannot start {n} threads: {e}")))?;
-    THREADS.store(n, Ordering::Relaxed);
-    Ok(pool.install(|| crate::workers::with_workers_awake(f)))
-}
-
-/// The thread count set by `set_threads` (all cores until it is called).
-pub fn threads() -> usize {
-    match THREADS.load(Ordering::Relaxed) {
-        0 => rayon::current_num_threads(),
-        n => n,
-    }
-}
-
 fn parallelism() -> gemm::Parallelism {
-    match threads() {
+    match crate::runtime::threads() {
         1 => gemm::Parallelism::None,
         n => gemm::Parallelism::Rayon(n),
     }

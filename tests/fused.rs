@@ -467,9 +467,9 @@ fn conv_block_results_do_not_depend_on_the_thread_count() {
         running: false,
         seed: 18,
     };
-    let one = bnlab::matmul::with_threads(1, || run_conv(&case, true)).unwrap();
-    let two = bnlab::matmul::with_threads(2, || run_conv(&case, true)).unwrap();
-    let three = bnlab::matmul::with_threads(3, || run_conv(&case, true)).unwrap();
+    let one = bnlab::runtime::with_threads(1, || run_conv(&case, true)).unwrap();
+    let two = bnlab::runtime::with_threads(2, || run_conv(&case, true)).unwrap();
+    let three = bnlab::runtime::with_threads(3, || run_conv(&case, true)).unwrap();
     let bits = |r: &(Vec<f32>, Vec<Vec<f32>>, Option<Vec<f32>>)| {
         let mut all: Vec<u32> = r.0.iter().map(|v| v.to_bits()).collect();
         for g in &r.1 {

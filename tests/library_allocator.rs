@@ -35,8 +35,8 @@ fn main() {
     assert!(a_large_block_is_mmapped(), "glibc's defaults to start with");
     // everything the library does with threads: the global pool, a pool of its own with its
     // pollers, a parallel product
-    bnlab::matmul::set_threads(2);
-    let sum = bnlab::matmul::with_threads(2, || {
+    bnlab::runtime::set_threads(2).unwrap();
+    let sum = bnlab::runtime::with_threads(2, || {
         let a = vec![1.0f32; 64 * 64];
         let mut c = vec![0.0f32; 64 * 64];
         let m = bnlab::matmul::Mat::new(&a, 64, 64);

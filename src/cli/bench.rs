@@ -52,19 +52,23 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         let t0 = Instant::now();
         loader.fill_epoch_indices(train.len, &mut bufs.order);
         let order = std::mem::take(&mut bufs.order);
-        for range in loader.batches(train.len) {
-            let (loss, _) = run_batch(
-                &mut net,
-                &mut g,
-                &train,
-                &order[range],
-                Mode::Multi,
-                &mut bufs,
-            )?;
-            g.params.zero_grad();
-            g.backward(loss)?;
-            opt.step(&mut g.params);
-        }
+        // the pool's workers kept awake, as fit's training steps run
+        bnlab::runtime::with_workers_awake(|| {
+            for range in loader.batches(train.len) {
+                let (loss, _) = run_batch(
+                    &mut net,
+                    &mut g,
+                    &train,
+                    &order[range],
+                    Mode::Multi,
+                    &mut bufs,
+                )?;
+                g.params.zero_grad();
+                g.backward(loss)?;
+                opt.step(&mut g.params);
+            }
+            Ok::<(), Error>(())
+        })?;
         bufs.order = order;
         train_s.push(t0.elapsed().as_secs_f64());
         let t1 = Instant::now();
@@ -82,7 +86,7 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     let (t, e) = (median(train_s), median(eval_s));
-    let threads = bnlab::matmul::threads();
+    let threads = bnlab::runtime::threads();
     if a.json {
         let j = serde_json::json!({
             "model": preset.to_string(), "batch_size": a.batch_size, "threads": threads, "width": a.width,

@@ -40,7 +40,7 @@ pub fn parse() -> Result<Cli, clap::Error> {
 /// and take turns on the cores (`--threads 1000` did not finish an epoch in a minute), so the
 /// count is capped, with a one-line notice on stderr.
 fn thread_count(requested: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = bnlab::runtime::cores();
     if requested > cores {
         eprintln!(
             "note: --threads {requested} is more than the {cores} cores this machine gives bnlab; using {cores}"
@@ -51,7 +51,8 @@ fn thread_count(requested: usize) -> usize {
     }
 }
 
-/// Run a command inside a thread pool of the size it asks for (--threads; 0 is all cores).
+/// Run a command inside a thread pool of the size it asks for (--threads; 0 is all cores). The
+/// pool's workers are kept polling only inside the training and evaluation loops.
 pub fn run(cli: Cli) -> bnlab::Result<()> {
     let threads = match &cli.command {
         Command::Train(a) => a.opts.threads,
@@ -60,7 +61,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Bench(a) => a.threads,
         Command::Demo(_) | Command::Summary(_) => 1,
     };
-    bnlab::matmul::with_threads(thread_count(threads), move || {
+    bnlab::runtime::with_threads(thread_count(threads), move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         match cli.command {

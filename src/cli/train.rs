@@ -283,6 +283,14 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
     train_and_report(preset, &opts, &train, &test, &folder.path, out, true)
 }
 
+/// The library's advice for a diverging run names the learning rate; here it is `--lr`.
+pub fn name_the_flag(e: Error) -> Error {
+    match e {
+        Error::NonFinite(m) => Error::NonFinite(m.replace("a lower learning rate", "a lower --lr")),
+        e => e,
+    }
+}
+
 /// Train into a claimed folder, with Ctrl-C and `BNLAB_PAUSE_AT` honoured, and say what was
 /// written.
 fn train_and_report(
@@ -298,10 +306,10 @@ fn train_and_report(
     let control = RunControl {
         after_step: pause_hook(interrupt.clone())?,
         interrupt,
-        config: serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::matmul::threads() }),
+        config: serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::runtime::threads() }),
         ..Default::default()
     };
-    train_preset(preset, opts, train, test, dir, out, resume, control)?;
+    train_preset(preset, opts, train, test, dir, out, resume, control).map_err(name_the_flag)?;
     writeln!(
         out,
         "Wrote {}/history.csv, history.json, history.png, last.safetensors",

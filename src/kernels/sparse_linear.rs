@@ -314,7 +314,7 @@ fn backward_band_into(
 /// Rows of dw are split across threads; every sum runs over a column's nonzeros in row order,
 /// so the result does not depend on the split.
 pub fn backward_weight(dw: &mut [f32], dy: &[f32], csc: &Compressed, o: usize, i: usize) {
-    let parts = crate::matmul::threads().max(1);
+    let parts = crate::runtime::threads().max(1);
     // bands of whole register blocks where possible
     let per = o.div_ceil(parts).div_ceil(16) * 16;
     dw.par_chunks_mut(per.max(1) * i)

@@ -114,12 +114,16 @@ pub fn evaluate(
     let mut bufs = StepBuffers::default();
     let order: Vec<u32> = (0..ds.len as u32).collect();
     let (mut loss_sum, mut correct, mut batches) = (0.0f64, 0usize, 0usize);
-    for chunk in order.chunks(batch_size.max(1)) {
-        let (loss, c) = run_batch(model, g, ds, chunk, mode, &mut bufs)?;
-        loss_sum += g.value(loss)[0] as f64;
-        correct += c;
-        batches += 1;
-    }
+    let run = crate::runtime::with_workers_awake(|| {
+        for chunk in order.chunks(batch_size.max(1)) {
+            let (loss, c) = run_batch(model, g, ds, chunk, mode, &mut bufs)?;
+            loss_sum += g.value(loss)[0] as f64;
+            correct += c;
+            batches += 1;
+        }
+        Ok::<(), Error>(())
+    });
     g.set_grad_enabled(true);
+    run?;
     Ok((loss_sum / batches as f64, correct as f64 / ds.len as f64))
 }

@@ -52,11 +52,13 @@ impl Default for FitOptions {
 impl FitOptions {
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
-            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+            return Err(Error::Invalid(
+                "FitOptions: batch_size must be at least 1".into(),
+            ));
         }
         if self.early_stopping == Some(0) {
             return Err(Error::Invalid(
-                "--patience must be at least 1 with --early-stopping".into(),
+                "FitOptions: early_stopping (the patience) must be at least 1".into(),
             ));
         }
         Ok(())
@@ -179,7 +181,7 @@ pub fn fit_resumable(
         // the epoch's last step is checked only here, through the losses it leads to
         if !(train_loss.is_finite() && val_loss.is_finite()) {
             return Err(Error::NonFinite(format!(
-                "training stopped: the loss is not finite after epoch {epoch}, step {steps} of {steps}, the epoch's last (train {train_loss}, validation {val_loss}; try a lower --lr)",
+                "training stopped: the loss is not finite after epoch {epoch}, step {steps} of {steps}, the epoch's last (train {train_loss}, validation {val_loss}; try a lower learning rate)",
                 steps = st.loader.num_batches(train.len)
             )));
         }
@@ -273,6 +275,28 @@ fn train_epoch(
     epoch: usize,
     control: &mut RunControl,
 ) -> Result<Option<usize>> {
+    crate::runtime::with_workers_awake(|| {
+        train_steps(
+            model, g, opt, train, loader, order, first, bufs, opts, epoch, control,
+        )
+    })
+}
+
+/// `train_epoch`'s loop, run with the pool's workers kept awake.
+#[allow(clippy::too_many_arguments)]
+fn train_steps(
+    model: &mut dyn Module,
+    g: &mut Graph,
+    opt: &mut dyn Optimizer,
+    train: &Dataset,
+    loader: &Loader,
+    order: &[u32],
+    first: usize,
+    bufs: &mut StepBuffers,
+    opts: &FitOptions,
+    epoch: usize,
+    control: &mut RunControl,
+) -> Result<Option<usize>> {
     set_training(model, true);
     g.set_grad_enabled(true);
     let steps = loader.num_batches(train.len);
@@ -285,7 +309,7 @@ fn train_epoch(
         let value = g.value(loss)[0];
         if !value.is_finite() {
             return Err(Error::NonFinite(format!(
-                "training stopped: the loss is {value} at epoch {epoch}, step {} of {steps} (try a lower --lr)",
+                "training stopped: the loss is {value} at epoch {epoch}, step {} of {steps} (try a lower learning rate)",
                 step + 1
             )));
         }
