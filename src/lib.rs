@@ -1,6 +1,8 @@
 //! bnlab: build, train, inspect and compare neural networks with Batch Normalization,
 //! with PyTorch's semantics for every layer it has.
 
+#![warn(missing_docs)]
+
 pub mod alloc_tuning;
 pub mod data;
 pub mod error;

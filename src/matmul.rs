@@ -8,10 +8,15 @@
 /// A read-only strided view of a row-major buffer.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
+    /// The buffer the matrix lies in; element (r, c) is `data[r * row_stride + c * col_stride]`.
     pub data: &'a [f32],
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// Distance in elements between one row and the next.
     pub row_stride: usize,
+    /// Distance in elements between one column and the next.
     pub col_stride: usize,
 }
 

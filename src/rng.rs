@@ -5,10 +5,13 @@ use rand::{Rng as _, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
+/// PCG-64 in its MCG variant (`rand_pcg::Pcg64Mcg`): equal seeds give the same stream on
+/// every platform, and the state serialises, position included, into checkpoints.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Rng(Pcg64Mcg);
 
 impl Rng {
+    /// A generator seeded from `seed`; equal seeds give equal streams.
     pub fn seed(seed: u64) -> Rng {
         Rng(Pcg64Mcg::seed_from_u64(seed))
     }
@@ -23,6 +26,7 @@ impl Rng {
         lo + (hi - lo) * self.next_f32()
     }
 
+    /// A uniform draw of 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0.gen::<u64>()
     }

@@ -3,9 +3,12 @@
 
 use crate::{Error, Result};
 
+/// A float32 tensor that owns its values, row-major (the last dimension varies fastest).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    /// The dimensions, outermost first (e.g. (N, C, H, W)); empty for a scalar.
     pub shape: Vec<usize>,
+    /// The values, row-major; as many as the product of `shape` (1 for a scalar).
     pub data: Vec<f32>,
 }
 
@@ -27,6 +30,7 @@ impl Tensor {
         })
     }
 
+    /// A tensor of `shape` filled with 0.
     pub fn zeros(shape: &[usize]) -> Tensor {
         Tensor {
             shape: shape.to_vec(),
@@ -34,6 +38,7 @@ impl Tensor {
         }
     }
 
+    /// A tensor of `shape` with every value `value`.
     pub fn full(shape: &[usize], value: f32) -> Tensor {
         Tensor {
             shape: shape.to_vec(),
@@ -41,6 +46,7 @@ impl Tensor {
         }
     }
 
+    /// The number of values.
     pub fn numel(&self) -> usize {
         self.data.len()
     }
@@ -54,8 +60,11 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// The most dimensions a shape can have.
     pub const MAX_RANK: usize = 6;
 
+    /// The shape with these dimensions, or a shape error if there are more than
+    /// [`Shape::MAX_RANK`].
     pub fn new(dims: &[usize]) -> Result<Shape> {
         if dims.len() > Self::MAX_RANK {
             return Err(Error::Shape(format!(
@@ -73,10 +82,12 @@ impl Shape {
         Ok(s)
     }
 
+    /// The dimensions, outermost first.
     pub fn dims(&self) -> &[usize] {
         &self.dims[..self.rank]
     }
 
+    /// The number of values a tensor of this shape holds (1 for a scalar).
     pub fn numel(&self) -> usize {
         self.dims().iter().product()
     }

@@ -32,6 +32,9 @@ fn sci(v: f32) -> String {
     )
 }
 
+/// `t` as PyTorch prints it, e.g. `tensor([0.4685, 0.5811])`. With two or more dimensions each
+/// run of the last dimension is one `[...]` line; that is PyTorch's output for 2-D, but 3-D
+/// and more are not nested by their outer dimensions as PyTorch nests them.
 pub fn format_tensor(t: &Tensor) -> String {
     let sci_mode = scientific(&t.data);
     let items: Vec<String> = t

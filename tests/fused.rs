@@ -198,7 +198,7 @@ fn sequential_updates_running_statistics_like_the_separate_layers() {
     for fused in [true, false] {
         let mut g = Graph::new(0);
         let bn = BatchNorm::d2(&mut g.params, 3).unwrap();
-        let mut seq = Sequential::new(vec![
+        let mut seq = Sequential::fused(vec![
             Layer::BatchNorm(bn),
             Layer::ReLU(ReLU),
             Layer::MaxPool2d(MaxPool2d::new(2)),
@@ -385,7 +385,7 @@ fn conv_block(g: &mut Graph, cin: usize, cout: usize, seed: u64) -> Sequential {
     let mut init = Rng::seed(seed);
     let conv = Conv2d::new(&mut g.params, cin, cout, 3, 1, 1, true, &mut init).unwrap();
     let bn = BatchNorm::d2(&mut g.params, cout).unwrap();
-    let mut seq = Sequential::new(vec![
+    let mut seq = Sequential::fused(vec![
         Layer::Conv2d(conv),
         Layer::BatchNorm(bn),
         Layer::ReLU(ReLU),
@@ -409,7 +409,10 @@ fn sequential_fuses_the_conv_block_like_the_separate_layers() {
         let mut seq = conv_block(&mut g, 2, 3, 16);
         let x = g.input(&xs, false).unwrap();
         let y = if fused {
-            seq.forward(&mut g, x).unwrap()
+            let y = seq.forward(&mut g, x).unwrap();
+            // the input and one op: the block really ran fused
+            assert_eq!(g.len(), 2, "Sequential::fused ran the layers one by one");
+            y
         } else {
             let mut v = x;
             for l in &mut seq.layers {

@@ -135,7 +135,9 @@ impl FromStr for DatasetKind {
 /// The training or the test split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// The training examples (60,000 for MNIST and Fashion-MNIST, 50,000 for CIFAR-10).
     Train,
+    /// The held-out test examples (10,000 for each dataset), used for validation.
     Test,
 }
 
@@ -199,12 +201,17 @@ pub const fn file_stems() -> [&'static str; 4] {
 /// Image `i` is `images[i * item_size() .. (i + 1) * item_size()]`, row-major `C x H x W` bytes.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// Every image's pixels, `len * item_size()` bytes (0-255), images one after another.
     pub images: Vec<u8>,
+    /// One class label per image, in `0..num_classes`.
     pub labels: Vec<u8>,
     /// Number of examples.
     pub len: usize,
+    /// Channels per image (1 for MNIST and Fashion-MNIST, 3 for CIFAR-10).
     pub channels: usize,
+    /// Rows of pixels per image.
     pub height: usize,
+    /// Pixels per row.
     pub width: usize,
     /// Labels are in `0..num_classes`.
     pub num_classes: usize,

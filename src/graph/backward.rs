@@ -58,6 +58,7 @@ impl Graph {
                 continue; // nothing downstream of this node reached the output
             }
             let dy = std::mem::take(&mut self.slots[s].grad);
+            self.gradient_done(s, &dy);
             self.backward_node(i, &dy);
             self.slots[s].grad = dy;
         }

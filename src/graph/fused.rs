@@ -56,9 +56,13 @@ impl Graph {
 
 /// A convolution's operands and hyperparameters.
 pub struct ConvArgs {
+    /// The convolution's weight, (Cout, Cin, kh, kw).
     pub w: Var,
+    /// The convolution's bias, (Cout), if it has one.
     pub b: Option<Var>,
+    /// Step between windows, in pixels, along both height and width (at least 1).
     pub stride: usize,
+    /// Zeros added on each side of the input, along both height and width.
     pub pad: usize,
 }
 

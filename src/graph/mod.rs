@@ -8,10 +8,12 @@
 
 mod backward;
 mod fused;
+mod hooks;
 mod ops;
 mod params;
 
 pub use fused::ConvArgs;
+pub use hooks::{BackwardHook, ForwardHook, HookHandle, Hooks};
 pub use ops::BnStats;
 pub use params::{ParamId, ParamLayout, ParamStore};
 
@@ -148,6 +150,9 @@ pub(crate) struct Slot {
     transposed: Option<(ParamId, u64)>,
 }
 
+/// The tape of one training or evaluation step, and the parameters it reads: ops record nodes
+/// (see the module docs), [`Graph::backward`] fills the gradients, [`Graph::reset`] starts the
+/// next step with the buffers kept.
 pub struct Graph {
     /// The parameters of the models built on this graph.
     pub params: ParamStore,
@@ -159,6 +164,8 @@ pub struct Graph {
     /// Scratch for backward kernels (a convolution's per-chunk weight-gradient partials),
     /// reused from step to step.
     scratch: Vec<f32>,
+    /// Forward and backward hooks on modules (none: nothing to do).
+    hooks: Hooks,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -199,12 +206,14 @@ impl Graph {
             rng: Rng::seed(seed),
             grad_enabled: true,
             scratch: Vec::new(),
+            hooks: Hooks::default(),
         }
     }
 
     /// Forget this step's nodes (their buffers stay for the next step).
     pub fn reset(&mut self) {
         self.nodes.clear();
+        self.hooks.new_step();
     }
 
     /// With gradients disabled (PyTorch's `no_grad`), nodes record nothing for a backward.
@@ -212,6 +221,7 @@ impl Graph {
         self.grad_enabled = enabled;
     }
 
+    /// Whether new nodes record what a backward needs (see [`Graph::set_grad_enabled`]).
     pub fn grad_enabled(&self) -> bool {
         self.grad_enabled
     }
@@ -249,10 +259,13 @@ impl Graph {
         Ok(Var(VarKind::Node(i)))
     }
 
+    /// The values of a node or parameter, row-major in its shape (a parameter as stored, see
+    /// [`ParamLayout`]).
     pub fn value(&self, v: Var) -> &[f32] {
         self.values_all().get(v)
     }
 
+    /// The shape of a node or parameter (a parameter's as stored, see [`ParamLayout`]).
     pub fn shape(&self, v: Var) -> &[usize] {
         match v.0 {
             VarKind::Node(i) => self.nodes[i].shape.dims(),
@@ -296,6 +309,7 @@ impl Graph {
         self.nodes.len()
     }
 
+    /// True when no node has been recorded since `reset`.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }

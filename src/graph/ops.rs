@@ -15,11 +15,17 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug)]
 pub enum BnStats<'a> {
     /// This batch's mean and biased variance (training, or `track_running_stats = false`).
-    Batch { eps: f32 },
+    Batch {
+        /// Added to the variance before the square root.
+        eps: f32,
+    },
     /// Fixed running statistics (eval mode).
     Running {
+        /// The per-channel mean (C values).
         mean: &'a [f32],
+        /// The per-channel variance (C values), used as it is.
         var: &'a [f32],
+        /// Added to the variance before the square root.
         eps: f32,
     },
 }
@@ -68,7 +74,7 @@ fn shape_err<T>(msg: String) -> Result<T> {
 }
 
 impl Graph {
-    /// y = x W^T + b. x: (*, I), w: (O, I), b: (O); y: (*, O).
+    /// y = x W^T + b. x: (\*, I), w: (O, I), b: (O); y: (\*, O).
     /// A parameter stored transposed (`ParamLayout::Transposed`) is W^T (I, O) in memory.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
         let transposed = self.stored_transposed(w);
@@ -291,6 +297,7 @@ impl Graph {
         }
     }
 
+    /// max(x, 0) elementwise, any shape; NaN passes through, as in PyTorch.
     pub fn relu(&mut self, x: Var) -> Result<Var> {
         let rg = self.requires_grad(x);
         let k = self.push(Op::Relu { x }, self.shape_inline(x), rg);

@@ -5,10 +5,13 @@ use crate::tensor::{Shape, Tensor};
 use crate::{Error, Result};
 use std::borrow::Cow;
 
+/// A parameter's handle in its [`ParamStore`]: ids are given out in order by
+/// [`ParamStore::add`], and mean nothing in another store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ParamId(pub(crate) usize);
 
 impl ParamId {
+    /// The position of the parameter in its store (0 for the first added).
     pub fn index(self) -> usize {
         self.0
     }
@@ -25,6 +28,7 @@ pub enum ParamLayout {
     Transposed,
 }
 
+/// Every parameter of a model: values, gradients, shapes and storage layouts, by [`ParamId`].
 #[derive(Default)]
 pub struct ParamStore {
     values: Vec<Vec<f32>>,
@@ -40,10 +44,14 @@ pub struct ParamStore {
 }
 
 impl ParamStore {
+    /// An empty store.
     pub fn new() -> ParamStore {
         ParamStore::default()
     }
 
+    /// Add a parameter with the tensor's shape and initial values, stored as PyTorch stores it;
+    /// it has no gradient until a backward writes one. Fails if the shape has more than
+    /// [`Shape::MAX_RANK`] dimensions.
     pub fn add(&mut self, t: Tensor) -> Result<ParamId> {
         let shape = Shape::new(&t.shape)?;
         self.values.push(t.data);
@@ -72,6 +80,7 @@ impl ParamStore {
         Ok(id)
     }
 
+    /// How the parameter is stored against PyTorch's layout.
     pub fn layout(&self, id: ParamId) -> ParamLayout {
         self.layouts[id.0]
     }
@@ -121,27 +130,35 @@ impl ParamStore {
         Cow::Owned(out)
     }
 
+    /// The number of parameters (tensors, not values; see [`ParamStore::num_elements`]).
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// True when the store holds no parameter.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
 
+    /// Every parameter's id, in the order they were added.
     pub fn ids(&self) -> impl Iterator<Item = ParamId> {
         (0..self.values.len()).map(ParamId)
     }
 
+    /// The parameter's values as stored (row-major in [`ParamStore::shape`]).
     pub fn value(&self, id: ParamId) -> &[f32] {
         &self.values[id.0]
     }
 
+    /// The parameter's values to change in place, as stored; bumps its version, so that data
+    /// derived from it (a transposed copy) is rebuilt.
     pub fn value_mut(&mut self, id: ParamId) -> &mut [f32] {
         self.versions[id.0] += 1;
         &mut self.values[id.0]
     }
 
+    /// The parameter's shape as stored: PyTorch's, or its reverse for a 2-D parameter stored
+    /// transposed (see [`ParamStore::torch_shape`]).
     pub fn shape(&self, id: ParamId) -> &[usize] {
         self.shapes[id.0].dims()
     }
@@ -203,6 +220,8 @@ impl ParamStore {
         self.versions[id.0]
     }
 
+    /// The total number of values over every parameter: for a store holding one model,
+    /// PyTorch's `sum(p.numel() for p in model.parameters())`.
     pub fn num_elements(&self) -> usize {
         self.values.iter().map(Vec::len).sum()
     }

@@ -9,6 +9,8 @@ use std::path::Path;
 /// can be recognised and removed.
 pub const TEMP_PREFIX: &str = ".bnlab-";
 
+/// Write `bytes` to `path` atomically (see the module docs): a temporary file in the same
+/// folder, fsynced, then renamed over `path`. The error names the file that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

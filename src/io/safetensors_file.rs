@@ -11,11 +11,19 @@ use std::path::Path;
 /// One tensor of a state dict.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StateTensor {
+    /// A float32 tensor: parameters, running statistics, optimizer state.
     F32(Tensor),
-    I64 { shape: Vec<usize>, data: Vec<i64> },
+    /// An int64 tensor, such as BatchNorm's `num_batches_tracked` (a scalar, shape `[]`).
+    I64 {
+        /// Its dimensions (empty for a scalar).
+        shape: Vec<usize>,
+        /// Its values, row-major.
+        data: Vec<i64>,
+    },
 }
 
 impl StateTensor {
+    /// The tensor's dimensions, whatever its dtype.
     pub fn shape(&self) -> &[usize] {
         match self {
             StateTensor::F32(t) => &t.shape,
@@ -23,6 +31,7 @@ impl StateTensor {
         }
     }
 
+    /// The safetensors name of its dtype: `"F32"` or `"I64"`.
     pub fn dtype_name(&self) -> &'static str {
         match self {
             StateTensor::F32(_) => "F32",
@@ -34,7 +43,10 @@ impl StateTensor {
 /// The tensors of a file by name, and its metadata.
 #[derive(Debug, Default)]
 pub struct TensorFile {
+    /// Every tensor, by its name in the file (e.g. `b1.0.weight`).
     pub tensors: BTreeMap<String, StateTensor>,
+    /// The header's `__metadata__` string map (empty when the file has none); checkpoints keep
+    /// their run state here.
     pub metadata: HashMap<String, String>,
 }
 
@@ -64,6 +76,8 @@ impl TensorFile {
     }
 }
 
+/// Read a safetensors file of F32 and I64 tensors; any other dtype is an error naming the
+/// tensor, and every error names the file.
 pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     read_safetensors_bytes(&bytes, path)

@@ -2,7 +2,8 @@
 //! (S = 1 for (N, C), L for (N, C, L), H * W for (N, C, H, W)). m = N * S values per channel.
 //!
 //! Normalisation is applied as PyTorch's CPU kernel applies it, as one affine map per channel:
-//!   alpha[c] = weight[c] * rstd[c],  beta[c] = bias[c] - mean[c] * alpha[c],  y = x * alpha + beta
+//!   `alpha[c] = weight[c] * rstd[c]`, `beta[c] = bias[c] - mean[c] * alpha[c]`,
+//!   `y = x * alpha + beta`
 //!
 //! Each kernel has two loops: rows of C channels when S = 1 (vectorised across channels, the
 //! MLP's case), and contiguous runs of S values per (n, c) otherwise (the CNN's case), where
@@ -91,7 +92,7 @@ pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f
     }
 }
 
-/// y = x * alpha[c] + beta[c]. x, y: (N, C, S); alpha, beta: (C)
+/// `y = x * alpha[c] + beta[c]`. x, y: (N, C, S); alpha, beta: (C)
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn affine(y: &mut [f32], x: &[f32], alpha: &[f32], beta: &[f32], s: usize) {
     let c = alpha.len();

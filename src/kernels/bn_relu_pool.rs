@@ -19,10 +19,10 @@
 //! scan order (NaN wins). So y is exactly what the three layers give.
 //!
 //! Backward, with g the gradient reaching the BatchNorm's output z:
-//!   max pooling sends dy[o] to the window's argmax a(o) and nothing to the other three inputs;
-//!   ReLU passes it where r > 0, and r at a(o) is y[o], so g[a(o)] = dy[o] * [y[o] > 0];
+//!   max pooling sends `dy[o]` to the window's argmax a(o) and nothing to the other three inputs;
+//!   ReLU passes it where r > 0, and r at a(o) is `y[o]`, so `g[a(o)] = dy[o] * [y[o] > 0]`;
 //!   BatchNorm then needs sum g and sum g * xhat over each channel: g is zero off the argmaxes,
-//!   so both sums run over the outputs, with xhat at a(o) = (x_at[o] - mean) * rstd;
+//!   so both sums run over the outputs, with xhat at a(o) = `(x_at[o] - mean) * rstd`;
 //!   dx = k1 * (g - k2 - (x - mean) * k3) in training, dx = alpha * g with fixed statistics
 //!   (the derivation is `batch_norm::backward_train`'s).
 
@@ -282,10 +282,10 @@ fn later_wins(best: f32, later: f32) -> bool {
     !best.is_nan() & ((later > best) | later.is_nan())
 }
 
-/// Per-channel sums for the backward: sum_g[c] = sum of g, sum_g_xhat[c] = sum of g * xhat, with
-/// g = dy * [y > 0] at each output (see the module's derivation). Each (sample, channel) plane
-/// is summed on its own into `per_plane` (2 values a plane, scratch), then the planes of a
-/// channel are added in sample order, so the result does not depend on the thread count.
+/// Per-channel sums for the backward: `sum_g[c]` = sum of g, `sum_g_xhat[c]` = sum of g * xhat,
+/// with `g = dy * [y > 0]` at each output (see the module's derivation). Each (sample, channel)
+/// plane is summed on its own into `per_plane` (2 values a plane, scratch), then the planes of
+/// a channel are added in sample order, so the result does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_sums(
     dy: &[f32],
@@ -483,7 +483,10 @@ pub fn sample_input_grad(
 /// The coefficients of the input gradient (see `backward_input`): k1 per channel, and with
 /// batch statistics k2 and k3.
 pub struct InputGradCoef<'a> {
+    /// k1 = weight * rstd, per channel (C values).
     pub k1: &'a [f32],
+    /// (k2, k3) per channel (C values each) with batch statistics: k2 = mean of g,
+    /// k3 = mean of g * xhat, times rstd. None with fixed statistics, where dx = k1 * g.
     pub coef: Option<(&'a [f32], &'a [f32])>,
 }
 

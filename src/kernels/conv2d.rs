@@ -25,21 +25,32 @@ use std::cell::RefCell;
 /// The geometry of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeom {
+    /// Samples in the batch (N).
     pub n: usize,
+    /// Input channels (Cin).
     pub cin: usize,
+    /// Input height, before padding (H).
     pub h: usize,
+    /// Input width, before padding (W).
     pub w: usize,
+    /// Output channels (Cout), the number of filters.
     pub cout: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
+    /// Step between windows along both height and width (at least 1).
     pub stride: usize,
+    /// Zeros added on each side of the input, along both height and width.
     pub pad: usize,
 }
 
 impl ConvGeom {
+    /// Output height: Ho = (H + 2 pad - kh) / stride + 1.
     pub fn ho(&self) -> usize {
         (self.h + 2 * self.pad - self.kh) / self.stride + 1
     }
+    /// Output width: Wo = (W + 2 pad - kw) / stride + 1.
     pub fn wo(&self) -> usize {
         (self.w + 2 * self.pad - self.kw) / self.stride + 1
     }
@@ -288,7 +299,7 @@ pub enum Upstream<'a> {
 
 /// Backward. dy (N, Cout, P). Gradients are accumulated. From y_n = w . cols_n + b:
 ///   dw (Cout, K)      += sum over n of dy_n (Cout, P) . cols_n^T (P, K)
-///   db[co]            += sum over n and p of dy_n[co, p]
+///   `db[co]`          += sum over n and p of `dy_n[co, p]`
 ///   dcols_n (K, P)     = w^T (K, Cout) . dy_n (Cout, P),  then dx_n += col2im(dcols_n)
 /// Each chunk of samples sums its own dw and db into `partials` (scratch the caller keeps from
 /// step to step); the partials are then added in chunk order.

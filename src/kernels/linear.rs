@@ -17,7 +17,7 @@ fn weight(w: &[f32], o: usize, i: usize, transposed: bool) -> Mat<'_> {
 
 /// Forward.
 /// x: (N, I), w: (O, I) or, `transposed`, (I, O); b: (O) or none; y: (N, O), fully overwritten.
-/// y[n, o] = sum_i x[n, i] * w[o, i] + b[o]
+/// `y[n, o] = sum_i x[n, i] * w[o, i] + b[o]`
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     y: &mut [f32],
@@ -43,11 +43,11 @@ pub fn forward(
 }
 
 /// Backward. dy: (N, O). Each gradient is accumulated when asked for; dw is laid out as w is.
-/// From y[n, o] = sum_i x[n, i] w[o, i] + b[o]:
-///   dL/dx[n, i] = sum_o dy[n, o] * w[o, i]      => dx (N, I) += dy (N, O) . w (O, I)
-///   dL/dw[o, i] = sum_n dy[n, o] * x[n, i]      => dw (O, I) += dy^T (O, N) . x (N, I)
+/// From `y[n, o] = sum_i x[n, i] w[o, i] + b[o]`:
+///   `dL/dx[n, i] = sum_o dy[n, o] * w[o, i]`    => dx (N, I) += dy (N, O) . w (O, I)
+///   `dL/dw[o, i] = sum_n dy[n, o] * x[n, i]`    => dw (O, I) += dy^T (O, N) . x (N, I)
 ///                                    transposed: dw^T (I, O) += x^T (I, N) . dy (N, O)
-///   dL/db[o]    = sum_n dy[n, o]
+///   `dL/db[o] = sum_n dy[n, o]`
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dy: &[f32],

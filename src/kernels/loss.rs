@@ -3,7 +3,7 @@
 //! backward needs; every backward scales by the upstream gradient of the scalar, `dloss`.
 
 /// Cross entropy. logits: (N, C), target: (N) class indices; probs: (N, C) receives softmax.
-/// loss = 1/N sum_n ( logsumexp(logits[n]) - logits[n, target[n]] )
+/// `loss = 1/N sum_n ( logsumexp(logits[n]) - logits[n, target[n]] )`
 /// Accumulated in f64: the loss is one number, and its rounding is PyTorch's to within 1e-7.
 pub fn cross_entropy_forward(probs: &mut [f32], logits: &[f32], target: &[u32], c: usize) -> f32 {
     let n = target.len();
@@ -27,7 +27,7 @@ pub fn cross_entropy_forward(probs: &mut [f32], logits: &[f32], target: &[u32], 
     (total / n as f64) as f32
 }
 
-/// d loss / d logits[n, k] = (softmax[n, k] - [k = target[n]]) / N. dlogits += dloss * that.
+/// `d loss / d logits[n, k] = (softmax[n, k] - [k = target[n]]) / N`. dlogits += dloss * that.
 pub fn cross_entropy_backward(
     dlogits: &mut [f32],
     probs: &[f32],

@@ -13,8 +13,9 @@ pub fn out_size(size: usize, k: usize, stride: usize) -> usize {
     }
 }
 
-/// Forward. x: (N*C, H, W) planes; y: (N*C, Ho, Wo); argmax: (N*C, Ho, Wo) receives the index
-/// of each output's maximum inside its input plane. Planes are independent: spread over threads.
+/// Forward. x: (N * C, H, W) planes; y: (N * C, Ho, Wo); argmax: (N * C, Ho, Wo) receives
+/// the index of each output's maximum inside its input plane. Planes are independent: spread
+/// over threads.
 pub fn forward(
     y: &mut [f32],
     argmax: &mut [u32],
@@ -115,7 +116,7 @@ fn pool_2x2(y: &mut [f32], argmax: &mut [u32], x: &[f32], w: usize, ho: usize, w
     }
 }
 
-/// Backward: y = x[argmax], so dx[argmax] += dy, and every other input gets nothing.
+/// Backward: `y = x[argmax]`, so `dx[argmax] += dy`, and every other input gets nothing.
 pub fn backward(dx: &mut [f32], dy: &[f32], argmax: &[u32], plane_in: usize, plane_out: usize) {
     dx.par_chunks_mut(plane_in)
         .zip(dy.par_chunks(plane_out))

@@ -35,7 +35,7 @@ fn backward_chunk(dx: &mut [f32], dy: &[f32], y: &[f32]) {
 }
 
 /// Backward: dy/dx = 1 where y > 0, else 0 (PyTorch's choice at x = 0 is 0).
-/// dx += dy * [y > 0]
+/// `dx += dy * [y > 0]`
 pub fn backward(dx: &mut [f32], dy: &[f32], y: &[f32]) {
     if dx.len() <= CHUNK {
         backward_chunk(dx, dy, y);

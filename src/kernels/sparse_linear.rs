@@ -18,8 +18,12 @@ const BLOCK: usize = 128;
 /// A sparse matrix by rows (CSR) or by columns (CSC): `ptr` (lines + 1) indexes `idx` and `vals`.
 #[derive(Default, Debug, Clone)]
 pub struct Compressed {
+    /// Where each line starts in `idx` and `vals`: line l is `ptr[l]..ptr[l + 1]`, so the last
+    /// entry is the number of nonzeros.
     pub ptr: Vec<u32>,
+    /// The column (CSR) or row (CSC) of each nonzero, ascending within a line.
     pub idx: Vec<u32>,
+    /// The value of each nonzero.
     pub vals: Vec<f32>,
     /// Scratch for building this form from the other, kept to be reused.
     cursor: Vec<u32>,

@@ -1,7 +1,7 @@
 //! nn.BatchNorm1d and nn.BatchNorm2d, with every option PyTorch has and its exact semantics.
 
-use super::{Conv2d, Module, StateRef};
-use crate::graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
+use super::{Module, StateRef};
+use crate::graph::{BnStats, Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -46,19 +46,40 @@ impl Default for BatchNormConfig {
 /// every other axis; then running_mean = (1 - m) running_mean + m mean and
 /// running_var = (1 - m) running_var + m var_unbiased, num_batches_tracked += 1.
 /// Eval: the same with the running statistics.
+///
+/// # Shapes
+///
+/// - input: (N, C) or (N, C, L) for BatchNorm1d ([`BatchNormKind::OneD`]), (N, C, H, W) for
+///   BatchNorm2d ([`BatchNormKind::TwoD`]), with C = `num_features`. Wherever batch
+///   statistics are used (training, or without `track_running_stats`), more than one value
+///   per channel: N > 1 for (N, C), N * L > 1, N * H * W > 1.
+/// - output: the input's shape.
 pub struct BatchNorm {
+    /// BatchNorm1d or BatchNorm2d: which input ranks are accepted, and the name in summaries.
     pub kind: BatchNormKind,
+    /// C, the number of channels (dimension 1 of the input).
     pub num_features: usize,
+    /// The options the layer was built with.
     pub config: BatchNormConfig,
+    /// The learnable per-channel scale, (C), initialised to 1; None without `affine`.
     pub weight: Option<ParamId>,
+    /// The learnable per-channel shift, (C), initialised to 0; None without `affine`.
     pub bias: Option<ParamId>,
+    /// (C): the running mean of the batch means, initialised to 0, used in eval mode. Updated
+    /// and in the state dict only with `track_running_stats`.
     pub running_mean: Tensor,
+    /// (C): the running mean of the unbiased batch variances, initialised to 1, used in eval
+    /// mode. Updated and in the state dict only with `track_running_stats`.
     pub running_var: Tensor,
+    /// Training batches that updated the running statistics; with `momentum` None, the new
+    /// batch's weight is 1 / num_batches_tracked. An int64 scalar in the state dict.
     pub num_batches_tracked: i64,
     training: bool,
 }
 
 impl BatchNorm {
+    /// A BatchNorm of `kind` over `num_features` channels with `config`, in training mode:
+    /// weight 1 and bias 0 (with `affine`), running mean 0 and running variance 1.
     pub fn new(
         params: &mut ParamStore,
         kind: BatchNormKind,
@@ -106,6 +127,7 @@ impl BatchNorm {
         )
     }
 
+    /// PyTorch's class name: `BatchNorm1d` or `BatchNorm2d`.
     pub fn type_name(&self) -> &'static str {
         match self.kind {
             BatchNormKind::OneD => "BatchNorm1d",
@@ -143,43 +165,9 @@ impl BatchNorm {
 }
 
 impl BatchNorm {
-    /// This layer followed by ReLU and MaxPool2d(2, 2), run as one op
-    /// (`Graph::batch_norm_relu_pool`); the same values, state updates and errors as the three
-    /// layers one after the other. `Sequential` uses it where it finds those three layers.
-    /// None if x is not (N, C, H, W) with H, W >= 2 (the layers one by one then say why).
-    pub fn forward_relu_pool(&mut self, g: &mut Graph, x: Var) -> Option<Result<Var>> {
-        let shape = g.shape(x).to_vec();
-        poolable(&shape)?;
-        Some(self.forward_with(g, &shape, |g, w, b, stats| {
-            g.batch_norm_relu_pool(x, w, b, stats)
-        }))
-    }
-
-    /// `conv`, this layer, ReLU and MaxPool2d(2, 2) as one op (`Graph::conv_bn_relu_pool`).
-    /// None if x does not fit `conv` or the output is too small to pool (the layers one by one
-    /// then say why).
-    pub fn forward_after_conv_relu_pool(
-        &mut self,
-        g: &mut Graph,
-        conv: &Conv2d,
-        x: Var,
-    ) -> Option<Result<Var>> {
-        let shape = conv.output_shape(g.shape(x))?;
-        poolable(&shape)?;
-        let args = ConvArgs {
-            w: g.param(conv.weight),
-            b: conv.bias.map(|b| g.param(b)),
-            stride: conv.stride,
-            pad: conv.padding,
-        };
-        Some(self.forward_with(g, &shape, |g, w, b, stats| {
-            g.conv_bn_relu_pool(x, args, w, b, stats)
-        }))
-    }
-
     /// The layer's logic around `op`, which applies BatchNorm (and whatever is fused with it)
     /// given weight, bias and statistics; `shape` is the BatchNorm's input shape.
-    fn forward_with(
+    pub(super) fn forward_with(
         &mut self,
         g: &mut Graph,
         shape: &[usize],
@@ -227,10 +215,6 @@ impl BatchNorm {
 }
 
 /// Some if `shape` is (N, C, H, W) with H, W >= 2: what 2 x 2 pooling needs.
-fn poolable(shape: &[usize]) -> Option<()> {
-    matches!(shape, &[_, _, h, w] if h >= 2 && w >= 2).then_some(())
-}
-
 impl Module for BatchNorm {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let shape = g.shape(x).to_vec();

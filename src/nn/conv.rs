@@ -7,20 +7,35 @@ use crate::Result;
 
 /// A 2-d convolution with square kernels.
 ///
-/// Shapes: input (N, in_channels, H, W), weight (out_channels, in_channels, k, k), bias
-/// (out_channels), output (N, out_channels, Ho, Wo), Ho = (H + 2 padding - k) / stride + 1.
+/// Weight (out_channels, in_channels, k, k) and bias (out_channels), k = `kernel_size`.
 /// Initialised as PyTorch does: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels k k.
+///
+/// # Shapes
+///
+/// - input: (N, in_channels, H, W), with H + 2 padding >= k and W + 2 padding >= k.
+/// - output: (N, out_channels, Ho, Wo), Ho = (H + 2 padding - k) / stride + 1 and
+///   Wo = (W + 2 padding - k) / stride + 1, rounded down.
 pub struct Conv2d {
+    /// The filters, (out_channels, in_channels, kernel_size, kernel_size).
     pub weight: ParamId,
+    /// One value per output channel, (out_channels); None when built without bias.
     pub bias: Option<ParamId>,
+    /// Channels of the input (its dimension 1).
     pub in_channels: usize,
+    /// Channels of the output: the number of filters.
     pub out_channels: usize,
+    /// Height and width of each filter, k.
     pub kernel_size: usize,
+    /// Step between windows, along both height and width (at least 1).
     pub stride: usize,
+    /// Zeros added on each side of the input, along both height and width.
     pub padding: usize,
 }
 
 impl Conv2d {
+    /// nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias), its
+    /// weight (and bias) drawn from `rng` as PyTorch initialises them. `stride` must be at
+    /// least 1.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         params: &mut ParamStore,
@@ -82,12 +97,22 @@ impl Module for Conv2d {
 }
 
 /// Max pooling over square windows, no padding (stride defaults to the kernel size).
+///
+/// # Shapes
+///
+/// - input: (N, C, H, W), with H >= kernel_size and W >= kernel_size.
+/// - output: (N, C, Ho, Wo), Ho = (H - kernel_size) / stride + 1 and
+///   Wo = (W - kernel_size) / stride + 1, rounded down (a last partial window is dropped).
 pub struct MaxPool2d {
+    /// Height and width of each window.
     pub kernel_size: usize,
+    /// Step between windows, along both height and width; `new` makes it `kernel_size`
+    /// (windows side by side, not overlapping).
     pub stride: usize,
 }
 
 impl MaxPool2d {
+    /// nn.MaxPool2d(kernel_size): kernel_size x kernel_size windows with stride kernel_size.
     pub fn new(kernel_size: usize) -> MaxPool2d {
         MaxPool2d {
             kernel_size,
@@ -100,6 +125,8 @@ impl MaxPool2d {
         self.kernel_size == 2 && self.stride == 2
     }
 
+    /// The output shape for an input shape (N, C, H, W), or None if the input is not 4-D or is
+    /// smaller than a window.
     pub fn output_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
         use crate::kernels::max_pool2d::out_size;
         if input.len() != 4 {

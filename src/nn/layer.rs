@@ -2,18 +2,31 @@
 //! a model of named blocks (the presets). Being data, they can also be described without
 //! running them: output shapes and parameter counts for `bnlab summary`.
 
-use super::{BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, StateRef};
+use super::hooks::{call, module_key};
+use super::{
+    fused, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, StateRef,
+};
 use crate::graph::{Graph, Var};
 use crate::{Error, Result};
 
+/// Any layer bnlab has, as data, so that a model made of them can report its output shapes and
+/// parameters without running (`bnlab summary`). Each layer type converts into it with `into()`.
 pub enum Layer {
+    /// nn.Linear: the last dimension, in_features, becomes out_features.
     Linear(Linear),
+    /// nn.BatchNorm1d or nn.BatchNorm2d (by its `kind`): the input's shape, unchanged.
     BatchNorm(BatchNorm),
+    /// nn.ReLU: any shape, unchanged.
     ReLU(ReLU),
+    /// nn.Dropout: any shape, unchanged.
     Dropout(Dropout),
+    /// nn.Flatten: (N, *) -> (N, product of *).
     Flatten(Flatten),
+    /// nn.Conv2d: (N, in_channels, H, W) -> (N, out_channels, Ho, Wo).
     Conv2d(Conv2d),
+    /// nn.MaxPool2d: (N, C, H, W) -> (N, C, Ho, Wo).
     MaxPool2d(MaxPool2d),
+    /// nn.Sequential: layers nested as one.
     Sequential(Sequential),
 }
 
@@ -116,13 +129,45 @@ macro_rules! layer_from {
 layer_from!(Linear, BatchNorm, ReLU, Dropout, Flatten, Conv2d, MaxPool2d, Sequential);
 
 /// nn.Sequential: layers applied in order, named "0", "1", ... in the state dict.
+///
+/// # Shapes
+///
+/// - input: whatever the first layer accepts (anything when there are no layers).
+/// - output: the last layer's output, each layer's output being the next one's input (see
+///   [`Layer::output_shape`]); the input itself when there are no layers.
 pub struct Sequential {
+    /// The layers, in order.
     pub layers: Vec<Layer>,
+    /// Run Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2) (and BatchNorm2d -> ReLU ->
+    /// MaxPool2d(2)) as one op where they follow each other (see [`Sequential::fused`]).
+    pub fuse: bool,
 }
 
 impl Sequential {
+    /// The layers, each run on its own.
     pub fn new(layers: Vec<Layer>) -> Sequential {
-        Sequential { layers }
+        Sequential {
+            layers,
+            fuse: false,
+        }
+    }
+
+    /// The layers, with every Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2) run (and every
+    /// BatchNorm2d -> ReLU -> MaxPool2d(2, 2) without the convolution) run as one op where the
+    /// input allows: the same values, running statistics and gradients as the layers one by
+    /// one (tests/fused.rs) with a fraction of the memory traffic (graph/fused.rs,
+    /// kernels/bn_relu_pool.rs). The CNN presets are built this way; a hand-written forward
+    /// gets the same with [`crate::nn::fused`]. A layer with a hook runs unfused.
+    pub fn fused(layers: Vec<Layer>) -> Sequential {
+        Sequential { layers, fuse: true }
+    }
+
+    /// Whether the graph has a hook on any of `layers` (which must then run one by one).
+    fn watched(g: &Graph, layers: &[Layer]) -> bool {
+        !g.hooks().is_empty()
+            && layers
+                .iter()
+                .any(|l| g.hooks().watches(module_key(l as &dyn Module)))
     }
 }
 
@@ -130,19 +175,24 @@ impl Module for Sequential {
     fn forward(&mut self, g: &mut Graph, mut x: Var) -> Result<Var> {
         let mut i = 0;
         while i < self.layers.len() {
-            // Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2), and the same without the
-            // convolution, run as one op where the input allows: the same values with a
-            // fraction of the memory traffic (graph/fused.rs, kernels/bn_relu_pool.rs)
+            if !self.fuse {
+                x = call(g, &mut self.layers[i], x)?;
+                i += 1;
+                continue;
+            }
+            let end = self.layers.len().min(i + 4);
+            let watched = Sequential::watched(g, &self.layers[i..end]);
             let fused = match &mut self.layers[i..] {
+                _ if watched => None,
                 [Layer::Conv2d(conv), Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..]
                     if pool.is_2x2() =>
                 {
-                    bn.forward_after_conv_relu_pool(g, conv, x).map(|y| (y, 4))
+                    fused::conv_bn_relu_pool(g, conv, bn, x).map(|y| (y, 4))
                 }
                 [Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..]
                     if pool.is_2x2() =>
                 {
-                    bn.forward_relu_pool(g, x).map(|y| (y, 3))
+                    fused::bn_relu_pool(g, bn, x).map(|y| (y, 3))
                 }
                 _ => None,
             };
@@ -151,7 +201,7 @@ impl Module for Sequential {
                 i += layers;
                 continue;
             }
-            x = self.layers[i].forward(g, x)?;
+            x = call(g, &mut self.layers[i], x)?;
             i += 1;
         }
         Ok(x)
@@ -169,8 +219,11 @@ impl Module for Sequential {
 /// `output`). `flatten_input` flattens the input first without a layer of its own, as the
 /// seed's `nn.Flatten()(X)` inside `forward` does (so it shows in no summary).
 pub struct Net {
+    /// The model's class name, as summaries show it (`BNModel`, `CNNModel`, ...).
     pub name: String,
+    /// Flatten (N, *) to (N, product of *) before the first block.
     pub flatten_input: bool,
+    /// The blocks in order, each with its state-dict name (`b1`, ..., `output`).
     pub blocks: Vec<(String, Layer)>,
 }
 
@@ -194,7 +247,7 @@ impl Module for Net {
             x = g.flatten(x)?;
         }
         for (_, b) in &mut self.blocks {
-            x = b.forward(g, x)?;
+            x = call(g, b, x)?;
         }
         Ok(x)
     }

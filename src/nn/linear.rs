@@ -5,18 +5,30 @@ use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::rng::Rng;
 use crate::Result;
 
-/// A fully connected layer.
+/// A fully connected layer: y = x W^T + b.
 ///
-/// Shapes: input (*, in_features), weight (out_features, in_features), bias (out_features),
-/// output (*, out_features). Initialised as PyTorch does: weight and bias U(-1/sqrt(in), 1/sqrt(in)).
+/// Weight (out_features, in_features) and bias (out_features). Initialised as PyTorch does:
+/// weight and bias U(-1/sqrt(in), 1/sqrt(in)).
+///
+/// # Shapes
+///
+/// - input: (*, in_features), * being any number of leading dimensions (none included), up
+///   to six dimensions in all; usually (N, in_features).
+/// - output: (*, out_features), the leading dimensions unchanged; usually (N, out_features).
 pub struct Linear {
+    /// W, (out_features, in_features) in PyTorch's layout; stored as W^T
+    /// (in_features, out_features) when built by [`Linear::with_stored_transpose`].
     pub weight: ParamId,
+    /// b, (out_features); None when built without bias.
     pub bias: Option<ParamId>,
+    /// Size of the input's last dimension.
     pub in_features: usize,
+    /// Size of the output's last dimension.
     pub out_features: usize,
 }
 
 impl Linear {
+    /// nn.Linear(in_features, out_features), with a bias, initialised from `rng`.
     pub fn new(
         params: &mut ParamStore,
         in_features: usize,
@@ -26,6 +38,7 @@ impl Linear {
         Linear::with_bias(params, in_features, out_features, true, rng)
     }
 
+    /// nn.Linear(in_features, out_features, bias=bias), initialised from `rng`.
     pub fn with_bias(
         params: &mut ParamStore,
         in_features: usize,

@@ -6,6 +6,8 @@
 
 mod batch_norm;
 mod conv;
+pub mod fused;
+pub mod hooks;
 mod init;
 mod layer;
 mod linear;
@@ -13,6 +15,7 @@ mod simple;
 
 pub use batch_norm::{BatchNorm, BatchNormConfig, BatchNormKind};
 pub use conv::{Conv2d, MaxPool2d};
+pub use hooks::{call, register_backward_hook, register_forward_hook};
 pub use init::kaiming_uniform;
 pub use layer::{Layer, Net, Sequential};
 pub use linear::Linear;
@@ -24,6 +27,7 @@ use crate::Result;
 
 /// A parameter or buffer of a module, for the state dict.
 pub enum StateRef<'a> {
+    /// A learnable parameter, in the graph's `ParamStore` (saved in PyTorch's layout).
     Param(ParamId),
     /// A float32 buffer (running_mean, running_var).
     Buffer(&'a mut Tensor),
@@ -31,6 +35,9 @@ pub enum StateRef<'a> {
     Counter(&'a mut i64),
 }
 
+/// A layer or model, as nn.Module: a forward pass on the graph, named children, its own
+/// parameters and buffers, and a training flag. Only `forward` is required; the defaults
+/// describe a module with no children, no state, and no difference between modes.
 pub trait Module {
     /// The forward pass: record ops on the graph, return the output.
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var>;

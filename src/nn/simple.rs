@@ -4,7 +4,12 @@ use super::Module;
 use crate::graph::{Graph, Var};
 use crate::{Error, Result};
 
-/// max(x, 0), elementwise.
+/// max(x, 0), elementwise (NaN passes through, as in PyTorch).
+///
+/// # Shapes
+///
+/// - input: any shape (*).
+/// - output: the input's shape.
 pub struct ReLU;
 
 impl Module for ReLU {
@@ -13,7 +18,12 @@ impl Module for ReLU {
     }
 }
 
-/// nn.Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...).
+/// nn.Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...), a view of the same values (no copy).
+///
+/// # Shapes
+///
+/// - input: (N, *), at least one dimension.
+/// - output: (N, product of *); (N) gives (N, 1).
 pub struct Flatten;
 
 impl Module for Flatten {
@@ -24,12 +34,19 @@ impl Module for Flatten {
 
 /// Inverted dropout: in training, zero each value with probability `p` and scale the rest by
 /// 1 / (1 - p); the identity in eval mode. Draws from the graph's generator.
+///
+/// # Shapes
+///
+/// - input: any shape (*).
+/// - output: the input's shape.
 pub struct Dropout {
+    /// The probability of zeroing each value, in [0, 1]: 0 is the identity, 1 gives zeros.
     pub p: f32,
     training: bool,
 }
 
 impl Dropout {
+    /// nn.Dropout(p), in training mode; an error unless 0 <= p <= 1.
     pub fn new(p: f32) -> Result<Dropout> {
         if !(0.0..=1.0).contains(&p) {
             return Err(Error::Invalid(format!(

@@ -5,6 +5,8 @@ use crate::graph::{ParamId, ParamStore};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+/// Adam's and AdamW's hyperparameters, with torch.optim.Adam's defaults (see
+/// [`AdamConfig::adamw`] for AdamW's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate. Default 1e-3.
@@ -74,7 +76,9 @@ fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &UpdateCons
     }
 }
 
+/// torch.optim.Adam, or AdamW with `config.decoupled`, over a fixed list of parameters.
 pub struct Adam {
+    /// The hyperparameters; `set_lr` changes `lr` here, and changes take effect at the next step.
     pub config: AdamConfig,
     params: Vec<ParamId>,
     /// Per parameter: exp_avg (m), exp_avg_sq (v); empty until the first step.
@@ -84,6 +88,8 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// An optimizer for `params` (usually `nn::parameters(model)`), with no state until the
+    /// first step.
     pub fn new(params: Vec<ParamId>, config: AdamConfig) -> Adam {
         let n = params.len();
         Adam {

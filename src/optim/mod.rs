@@ -9,9 +9,12 @@ pub use sgd::{Sgd, SgdConfig};
 
 use crate::graph::{ParamId, ParamStore};
 
+/// What training needs of an optimizer: a step from the gradients, the learning rate (for
+/// schedulers), and its state (for checkpoints).
 pub trait Optimizer {
     /// One update of every parameter that has a gradient.
     fn step(&mut self, params: &mut ParamStore);
+    /// The learning rate the next step uses.
     fn lr(&self) -> f64;
     /// Change the learning rate (what an LR scheduler does).
     fn set_lr(&mut self, lr: f64);

@@ -3,6 +3,7 @@
 use super::{export, import, restore, Optimizer};
 use crate::graph::{ParamId, ParamStore};
 
+/// SGD's hyperparameters, with torch.optim.SGD's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
     /// Learning rate. Default 1e-3.
@@ -29,7 +30,9 @@ impl Default for SgdConfig {
     }
 }
 
+/// torch.optim.SGD over a fixed list of parameters.
 pub struct Sgd {
+    /// The hyperparameters; `set_lr` changes `lr` here, and changes take effect at the next step.
     pub config: SgdConfig,
     params: Vec<ParamId>,
     /// momentum_buffer per parameter; empty until its first step.
@@ -37,6 +40,9 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// An optimizer for `params` (usually `nn::parameters(model)`), with no momentum buffers
+    /// until the first step. An error if `nesterov` is set without a momentum or with a
+    /// dampening.
     pub fn new(params: Vec<ParamId>, config: SgdConfig) -> crate::Result<Sgd> {
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
             return Err(crate::Error::Invalid(

@@ -36,7 +36,10 @@ pub struct TrainState {
     pub base_lr: f64,
     /// The lowest validation loss so far, and the epochs since it.
     pub best: f64,
+    /// Epochs completed since the one with the lowest validation loss (early stopping's
+    /// patience counter).
     pub since_best: usize,
+    /// The completed epochs' records, as `fit` returns them.
     pub history: History,
 }
 

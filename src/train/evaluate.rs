@@ -9,13 +9,18 @@ use crate::{Error, Result};
 /// binary label (binary cross entropy on one logit per sample, probability threshold 0.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
+    /// Classes 0..C: the model outputs (N, C) logits, trained with cross entropy, and the
+    /// prediction is the argmax.
     Multi,
+    /// Labels 0 or 1: the model outputs one logit per sample, trained with binary cross entropy
+    /// on logits, and the prediction is 1 where the logit is above 0 (probability above 0.5).
     Binary,
 }
 
 /// Buffers reused from batch to batch, so that a step allocates nothing.
 #[derive(Default)]
 pub struct StepBuffers {
+    /// The epoch's order of training examples (indices into the dataset), drawn by the loader.
     pub order: Vec<u32>,
     labels: Vec<u32>,
     targets: Vec<f32>,
@@ -46,7 +51,8 @@ pub fn run_batch(
         .0;
     })?;
     gathered?;
-    let out = model.forward(g, x)?;
+    // through `call`, so that a hook on the model itself sees the batch
+    let out = crate::nn::call(g, model, x)?;
     match mode {
         Mode::Multi => {
             let loss = g.cross_entropy(out, &bufs.labels)?;

@@ -20,13 +20,17 @@ use std::time::Instant;
 /// fit's options, with the course's meaning.
 #[derive(Clone, Debug)]
 pub struct FitOptions {
+    /// Epochs to train for, in all (a resumed run continues up to this count). Default 10.
     pub epochs: usize,
+    /// Examples per training step and per evaluation batch (at least 1). Default 256.
     pub batch_size: usize,
     /// Save the model here whenever the validation loss improves (strictly).
     pub save_best: Option<PathBuf>,
     /// Stop after this many epochs without improvement of the validation loss.
     pub early_stopping: Option<usize>,
+    /// Multi-class or binary classification: the loss and the accuracy. Default multi-class.
     pub mode: Mode,
+    /// The learning rate schedule, stepped after every epoch. Default constant.
     pub scheduler: Scheduler,
     /// Seeds the order of the training examples.
     pub seed: u64,
@@ -50,6 +54,7 @@ impl Default for FitOptions {
 }
 
 impl FitOptions {
+    /// An error unless `batch_size` and `early_stopping` (when set) are at least 1.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(Error::Invalid(

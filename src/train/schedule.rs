@@ -4,19 +4,33 @@
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
+/// How the learning rate changes from epoch to epoch, from the optimizer's initial rate (base).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Scheduler {
     /// A constant learning rate.
     None,
     /// lr = base * gamma^floor(epoch / step_size)
-    Step { step_size: usize, gamma: f64 },
+    Step {
+        /// Epochs between two decays (0 is taken as 1).
+        step_size: usize,
+        /// Factor the rate is multiplied by at each decay.
+        gamma: f64,
+    },
     /// lr = eta_min + (base - eta_min) (1 + cos(pi epoch / t_max)) / 2
-    Cosine { t_max: usize, eta_min: f64 },
+    Cosine {
+        /// Epochs from the base rate down to `eta_min` (half a cosine period; 0 is taken as 1).
+        t_max: usize,
+        /// The lowest rate.
+        eta_min: f64,
+    },
     /// Cosine annealing restarted after t_0 epochs, the period then multiplied by t_mult:
     /// lr = eta_min + (base - eta_min) (1 + cos(pi t_cur / t_i)) / 2
     CosineRestarts {
+        /// Epochs of the first period (0 is taken as 1).
         t_0: usize,
+        /// Factor each period's length is multiplied by for the next (0 is taken as 1).
         t_mult: usize,
+        /// The rate each period decays towards, before the next restarts at the base rate.
         eta_min: f64,
     },
 }
