@@ -51,7 +51,7 @@ fi
 
 echo
 echo "Ten epochs of the course's fit (both sets re-evaluated each epoch), and peak memory:"
-/usr/bin/time -f "bnlab train: %e s wall, %M KB peak RSS" $bnlab train --threads 2 --quiet --out /tmp/bnlab-bench-run > /dev/null
+/usr/bin/time -f "bnlab train: %e s wall, %M KB peak RSS" $bnlab train --threads 2 --quiet --out /tmp/bnlab-bench-run --overwrite > /dev/null
 /usr/bin/time -f "PyTorch reference (slice loader): %e s wall, %M KB peak RSS" \
   python3 ../shared/reference/seed_bn_mnist.py ../shared/data/mnist --loader slice > /dev/null
 /usr/bin/time -f "PyTorch reference (DataLoader): %e s wall, %M KB peak RSS" \

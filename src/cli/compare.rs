@@ -3,7 +3,7 @@
 
 use super::args::CompareArgs;
 use super::data;
-use super::run_folder::{self, Claim, RUN_FILES};
+use super::run_folder::{self, RUN_FILES};
 use super::train::{name_the_flag, train_preset, validate};
 use bnlab::presets::Preset;
 use bnlab::train::{History, RunControl};
@@ -40,17 +40,7 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     validate(&a.opts)?;
     let kind = data::parse_kind(&a.opts.dataset)?;
     let outputs = outputs(&presets);
-    let folder = match &a.out {
-        Some(dir) => {
-            let how = if a.overwrite {
-                Claim::Overwrite
-            } else {
-                Claim::New
-            };
-            run_folder::claim(dir, "--out", how, &outputs)?
-        }
-        None => run_folder::claim_fresh(Path::new(DEFAULT_OUT), &outputs)?,
-    };
+    let folder = run_folder::claim_out(a.out.as_deref(), a.overwrite, DEFAULT_OUT, &outputs)?;
     let root = &folder.path;
     let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
     let mut runs: Vec<(String, History)> = Vec::new();

@@ -158,6 +158,27 @@ pub fn claim_fresh(base: &Path, outputs: &[PathBuf]) -> Result<RunFolder> {
     unreachable!("the loop over folder numbers only ends by returning")
 }
 
+/// The folder of a new run: `out` exactly when given (replacing a run there if `overwrite`),
+/// else the first free one of `default`, `default-2`, ... (see [`claim_fresh`]).
+pub fn claim_out(
+    out: Option<&Path>,
+    overwrite: bool,
+    default: &str,
+    outputs: &[PathBuf],
+) -> Result<RunFolder> {
+    match out {
+        Some(dir) => {
+            let how = if overwrite {
+                Claim::Overwrite
+            } else {
+                Claim::New
+            };
+            claim(dir, "--out", how, outputs)
+        }
+        None => claim_fresh(Path::new(default), outputs),
+    }
+}
+
 /// What `bnlab train` writes into its folder, as [`claim`] takes it.
 pub fn train_outputs() -> Vec<PathBuf> {
     RUN_FILES.iter().map(PathBuf::from).collect()

@@ -214,29 +214,20 @@ fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let preset = parse_preset(&a.model)?;
     validate(&a.opts)?;
     let kind = data::parse_kind(&a.opts.dataset)?;
-    let outputs = run_folder::train_outputs();
-    let folder = match &a.out {
-        Some(dir) => {
-            let how = if a.overwrite {
-                Claim::Overwrite
-            } else {
-                Claim::New
-            };
-            run_folder::claim(dir, "--out", how, &outputs)?
-        }
-        None => {
-            let folder = run_folder::claim_fresh(Path::new(DEFAULT_OUT), &outputs)?;
-            if folder.path != Path::new(DEFAULT_OUT) {
-                writeln!(
-                    out,
-                    "{DEFAULT_OUT} holds an earlier run: this one goes to {}",
-                    folder.path.display()
-                )
-                .map_err(super::stdout_err)?;
-            }
-            folder
-        }
-    };
+    let folder = run_folder::claim_out(
+        a.out.as_deref(),
+        a.overwrite,
+        DEFAULT_OUT,
+        &run_folder::train_outputs(),
+    )?;
+    if a.out.is_none() && folder.path != Path::new(DEFAULT_OUT) {
+        writeln!(
+            out,
+            "{DEFAULT_OUT} holds an earlier run: this one goes to {}",
+            folder.path.display()
+        )
+        .map_err(super::stdout_err)?;
+    }
     let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
     train_and_report(preset, &a.opts, &train, &test, &folder.path, out, false)
 }

@@ -214,7 +214,6 @@ impl BatchNorm {
     }
 }
 
-/// Some if `shape` is (N, C, H, W) with H, W >= 2: what 2 x 2 pooling needs.
 impl Module for BatchNorm {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let shape = g.shape(x).to_vec();

@@ -115,6 +115,13 @@ impl Module for Layer {
     fn set_own_training(&mut self, training: bool) {
         self.module().set_own_training(training)
     }
+    fn wants_sparse_input(&self) -> bool {
+        match self {
+            Layer::Linear(m) => m.wants_sparse_input(),
+            Layer::Sequential(m) => m.wants_sparse_input(),
+            _ => false,
+        }
+    }
 }
 
 macro_rules! layer_from {
@@ -206,6 +213,9 @@ impl Module for Sequential {
         }
         Ok(x)
     }
+    fn wants_sparse_input(&self) -> bool {
+        self.layers.first().is_some_and(|l| l.wants_sparse_input())
+    }
     fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
         self.layers
             .iter_mut()
@@ -250,6 +260,12 @@ impl Module for Net {
             x = call(g, b, x)?;
         }
         Ok(x)
+    }
+    fn wants_sparse_input(&self) -> bool {
+        // the inline flatten keeps the rows the nonzeros describe
+        self.blocks
+            .first()
+            .is_some_and(|(_, b)| b.wants_sparse_input())
     }
     fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
         self.blocks

@@ -25,6 +25,9 @@ pub struct Linear {
     pub in_features: usize,
     /// Size of the output's last dimension.
     pub out_features: usize,
+    /// Built for a mostly-zero input such as images ([`Linear::with_stored_transpose`]): as a
+    /// model's first layer it asks for the batch's nonzeros ([`Module::wants_sparse_input`]).
+    pub sparse_input: bool,
 }
 
 impl Linear {
@@ -88,6 +91,7 @@ impl Linear {
             bias,
             in_features,
             out_features,
+            sparse_input: stored_transposed,
         })
     }
 }
@@ -96,6 +100,10 @@ impl Module for Linear {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
         g.linear(x, w, b)
+    }
+
+    fn wants_sparse_input(&self) -> bool {
+        self.sparse_input
     }
 
     fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {

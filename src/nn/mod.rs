@@ -54,6 +54,14 @@ pub trait Module {
 
     /// Switch this module itself (not its children) between training and eval mode.
     fn set_own_training(&mut self, _training: bool) {}
+
+    /// Whether this module's input should come with its nonzeros (a first Linear built for
+    /// images, [`Linear::with_stored_transpose`], whose kernels then read only those). The
+    /// training and evaluation loops gather them for a batch only when the model asks; a
+    /// container asks when its first module does.
+    fn wants_sparse_input(&self) -> bool {
+        false
+    }
 }
 
 /// Switch a module and all its descendants to training (`true`) or eval (`false`) mode.

@@ -41,15 +41,21 @@ pub fn run_batch(
     bufs.labels.resize(n, 0);
     let shape = [n, ds.channels, ds.height, ds.width];
     let mut gathered = Ok(());
-    // the dense batch, and its nonzeros for a first Linear layer (found once per dataset)
-    let x = g.input_with_csr(&shape, |buf, csr| {
-        let labels = &mut bufs.labels;
-        gathered = rayon::join(
-            || gather_batch(ds, indices, buf, labels),
-            || ds.nonzeros().gather(indices, csr),
-        )
-        .0;
-    })?;
+    let x = if model.wants_sparse_input() {
+        // the dense batch, and its nonzeros for the first Linear (found once per dataset)
+        g.input_with_csr(&shape, |buf, csr| {
+            let labels = &mut bufs.labels;
+            gathered = rayon::join(
+                || gather_batch(ds, indices, buf, labels),
+                || ds.nonzeros().gather(indices, csr),
+            )
+            .0;
+        })?
+    } else {
+        g.input_with(&shape, |buf| {
+            gathered = gather_batch(ds, indices, buf, &mut bufs.labels);
+        })?
+    };
     gathered?;
     // through `call`, so that a hook on the model itself sees the batch
     let out = crate::nn::call(g, model, x)?;

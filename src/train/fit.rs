@@ -161,9 +161,12 @@ pub fn fit_resumable(
         let mut loader = st.loader.clone();
         loader.fill_epoch_indices(train.len, &mut bufs.order);
         let order = std::mem::take(&mut bufs.order);
-        let stopped_at = train_epoch(
-            model, g, opt, train, &loader, &order, st.step, &mut bufs, opts, epoch, control,
-        )?;
+        // the pool's workers kept awake for the epoch's many small kernels
+        let stopped_at = crate::runtime::with_workers_awake(|| {
+            train_epoch(
+                model, g, opt, train, &loader, &order, st.step, &mut bufs, opts, epoch, control,
+            )
+        })?;
         bufs.order = order;
         if let Some(step) = stopped_at {
             st.step = step;
@@ -268,28 +271,6 @@ pub fn fit_resumable(
 /// Returns the number of steps done when interrupted, None when the epoch is complete.
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
-    model: &mut dyn Module,
-    g: &mut Graph,
-    opt: &mut dyn Optimizer,
-    train: &Dataset,
-    loader: &Loader,
-    order: &[u32],
-    first: usize,
-    bufs: &mut StepBuffers,
-    opts: &FitOptions,
-    epoch: usize,
-    control: &mut RunControl,
-) -> Result<Option<usize>> {
-    crate::runtime::with_workers_awake(|| {
-        train_steps(
-            model, g, opt, train, loader, order, first, bufs, opts, epoch, control,
-        )
-    })
-}
-
-/// `train_epoch`'s loop, run with the pool's workers kept awake.
-#[allow(clippy::too_many_arguments)]
-fn train_steps(
     model: &mut dyn Module,
     g: &mut Graph,
     opt: &mut dyn Optimizer,
