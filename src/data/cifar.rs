@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 
 use super::dataset::{Dataset, Split};
-use super::download::{persist_atomically, temp_file_for};
+use crate::io::atomic::{persist_atomically, temp_file_for};
 use crate::{Error, Result};
 
 /// `[channels, height, width]` of every image.

@@ -7,7 +7,6 @@
 //! that once verified it is extracted (each file again through a temporary file and a rename)
 //! and deleted instead of renamed.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tempfile::NamedTempFile;
 use super::checksums::{self, Checksum};
 use super::cifar;
 use super::dataset::{find_data_file, missing_files, DatasetKind};
+use crate::io::atomic::{persist_atomically, split_dest, temp_file_for};
 use crate::{Error, Result};
 
 /// MNIST mirrors, tried in order (the ones torchvision uses).
@@ -234,42 +234,6 @@ fn join_url(base: &str, name: &str) -> String {
     format!("{}/{name}", base.trim_end_matches('/'))
 }
 
-/// The folder and file name of a download target.
-fn split_dest(dest: &Path) -> Result<(&Path, String)> {
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = dest.file_name().ok_or_else(|| {
-        Error::Invalid(format!(
-            "download target {} has no file name",
-            dest.display()
-        ))
-    })?;
-    Ok((dir, name.to_string_lossy().into_owned()))
-}
-
-/// A new temporary file beside `dest` (same folder, so renaming it to `dest` is atomic),
-/// deleted when dropped unless persisted. Its name is dot-prefixed and `.tmp`-suffixed: hidden,
-/// ignored by git, never matching a dataset file's name.
-pub(crate) fn temp_file_for(dest: &Path) -> Result<NamedTempFile> {
-    let (dir, name) = split_dest(dest)?;
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))
-}
-
-/// Renames a complete (and synced) temporary file to `dest`, then syncs the folder.
-pub(crate) fn persist_atomically(tmp: NamedTempFile, dest: &Path) -> Result<()> {
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    if let Ok((dir, _)) = split_dest(dest) {
-        sync_dir(dir);
-    }
-    Ok(())
-}
-
 /// Streams `url` into a temporary file in `dir` (named after `name`), flushes it to disk and
 /// checks it against `checksum`. The caller persists it, or reads it and lets it be deleted; on
 /// any error it is deleted and nothing is left in `dir`.
@@ -311,12 +275,4 @@ fn fetch_verified(
         )));
     }
     Ok(tmp)
-}
-
-/// Flushes the folder entry of the rename, so the new name survives a crash. Best effort: not
-/// every platform or filesystem can open or sync a directory, and the data itself is synced.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }

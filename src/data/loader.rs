@@ -8,7 +8,6 @@
 
 use std::ops::Range;
 
-use multiversion::multiversion;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -16,6 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::Dataset;
+use super::pixels::scale_bytes;
 use crate::{Error, Result};
 
 /// Epoch order and batch boundaries, like PyTorch's `DataLoader(batch_size, shuffle, drop_last)`.
@@ -154,15 +154,6 @@ fn gather_images(ds: &Dataset, item: usize, indices: &[u32], x_out: &mut [f32], 
         }
         scale_bytes(x, image(i));
         *y = ds.labels[i as usize] as u32;
-    }
-}
-
-/// dst = src / 255, the division (not a multiplication by 1/255) that PyTorch does; also the
-/// values of a batch's nonzeros (`Nonzeros::gather`), so that both forms agree to the bit.
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub(crate) fn scale_bytes(dst: &mut [f32], src: &[u8]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = s as f32 / 255.0;
     }
 }
 

@@ -8,6 +8,10 @@
 //! - [`download`]: fetching missing files from mirrors, atomically and verified.
 //! - [`cache`]: the default folder downloads go to.
 //! - [`loader`]: epoch order, batches, and gathering a batch as scaled `f32`.
+//! - [`nonzeros`]: the images' nonzeros, for a first layer that reads only those.
+//! - [`pixels`]: bytes to the floats the models see, shared by `loader` and `nonzeros`.
+//!
+//! Atomic writes of streamed files (downloads, extracted archives) are in `crate::io::atomic`.
 
 pub mod cache;
 pub mod checksums;
@@ -17,6 +21,7 @@ pub mod download;
 pub mod idx;
 pub mod loader;
 pub mod nonzeros;
+pub mod pixels;
 
 pub use cache::default_cache_dir;
 pub use checksums::Checksum;

@@ -2,7 +2,7 @@
 //! sparse first layer already in CSR form (81% of MNIST's pixels are zero): gathering a batch's
 //! nonzeros costs a fraction of scanning its dense values.
 
-use super::loader::scale_bytes;
+use super::pixels::scale_bytes;
 use crate::kernels::sparse_linear::Compressed;
 
 /// Per image, the positions and byte values of its nonzero pixels.
