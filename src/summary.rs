@@ -191,6 +191,7 @@ fn own_params(layer: &Layer) -> Vec<ParamId> {
         Layer::Linear(l) => (Some(l.weight), l.bias),
         Layer::BatchNorm(b) => (b.weight, b.bias),
         Layer::Conv2d(c) => (Some(c.weight), c.bias),
+        Layer::Custom(m) => return m.summary_params(),
         _ => (None, None),
     };
     weight.into_iter().chain(bias).collect()

@@ -28,6 +28,8 @@ pub enum Layer {
     MaxPool2d(MaxPool2d),
     /// nn.Sequential: layers nested as one.
     Sequential(Sequential),
+    /// A layer of your own: any [`Module`] (see [`Layer::custom`]).
+    Custom(Box<dyn Module>),
 }
 
 impl Layer {
@@ -41,11 +43,19 @@ impl Layer {
             Layer::Conv2d(m) => m,
             Layer::MaxPool2d(m) => m,
             Layer::Sequential(m) => m,
+            Layer::Custom(m) => m.as_mut(),
         }
     }
 
+    /// A layer of your own in a [`Sequential`] or a [`Net`]: it trains, saves and loads like
+    /// the built-in ones (its state under its index or block name), and shows in a summary
+    /// when it implements [`Module::output_shape`] (and [`Module::summary_params`]).
+    pub fn custom(m: impl Module + 'static) -> Layer {
+        Layer::Custom(Box::new(m))
+    }
+
     /// PyTorch's class name.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Layer::Linear(_) => "Linear",
             Layer::BatchNorm(m) => m.type_name(),
@@ -55,6 +65,7 @@ impl Layer {
             Layer::Conv2d(_) => "Conv2d",
             Layer::MaxPool2d(_) => "MaxPool2d",
             Layer::Sequential(_) => "Sequential",
+            Layer::Custom(m) => m.type_name(),
         }
     }
 
@@ -98,6 +109,7 @@ impl Layer {
                 .layers
                 .iter()
                 .try_fold(input.to_vec(), |shape, l| l.output_shape(&shape)),
+            Layer::Custom(m) => m.output_shape(input),
         }
     }
 }
@@ -119,6 +131,7 @@ impl Module for Layer {
         match self {
             Layer::Linear(m) => m.wants_sparse_input(),
             Layer::Sequential(m) => m.wants_sparse_input(),
+            Layer::Custom(m) => m.wants_sparse_input(),
             _ => false,
         }
     }

@@ -62,6 +62,29 @@ pub trait Module {
     fn wants_sparse_input(&self) -> bool {
         false
     }
+
+    /// PyTorch's class name, as summaries show it. By default the type's own name without its
+    /// module path (`Residual` for `my_crate::Residual`).
+    fn type_name(&self) -> &str {
+        let full = std::any::type_name::<Self>();
+        full.rsplit("::").next().unwrap_or(full)
+    }
+
+    /// The output shape for an input shape (batch dimension included), so that a summary can
+    /// describe the module without running it. The default says it cannot: a layer of your own
+    /// implements this to appear in `summary`.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Err(crate::Error::Shape(format!(
+            "{} does not tell its output shape for input {input:?} (implement Module::output_shape)",
+            self.type_name()
+        )))
+    }
+
+    /// Every parameter this module holds, itself and below, for a summary's count (the state
+    /// dict goes through `own_state` and `children`). Default: none.
+    fn summary_params(&self) -> Vec<ParamId> {
+        Vec::new()
+    }
 }
 
 /// Switch a module and all its descendants to training (`true`) or eval (`false`) mode.
