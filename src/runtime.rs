@@ -35,9 +35,11 @@ fn resolve(n: usize) -> usize {
     }
 }
 
-/// The cores this process may use (its affinity and cgroup quota included).
+/// The cores this process may use (its affinity and cgroup quota included), read once: finding
+/// them reads cgroup files, and every training and evaluation loop asks.
 pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Run `f` on a pool of `n` threads (0: every core), the calling thread's work done inside the

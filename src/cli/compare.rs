@@ -4,7 +4,7 @@
 use super::args::CompareArgs;
 use super::data;
 use super::run_folder::{self, RUN_FILES};
-use super::train::{name_the_flag, train_preset, validate};
+use super::train::{train_preset, validate};
 use bnlab::presets::Preset;
 use bnlab::train::{History, RunControl};
 use bnlab::{Error, Result};
@@ -54,8 +54,7 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
             ..Default::default()
         };
         let (history, _, _) =
-            train_preset(*preset, &a.opts, &train, &test, &dir, out, false, control)
-                .map_err(name_the_flag)?;
+            train_preset(*preset, &a.opts, &train, &test, &dir, out, false, control)?;
         runs.push((name, history));
     }
     writeln!(

@@ -174,7 +174,8 @@ pub fn train_preset(
         &fit_opts,
         log,
         &mut control,
-    )?;
+    )
+    .map_err(name_the_flag)?;
     state_dict::save(&mut net, &g.params, &out.join("last.safetensors"))?;
     history.write_csv(&out.join("history.csv"))?;
     history.write_json(&out.join("history.json"))?;
@@ -275,7 +276,7 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
 }
 
 /// The library's advice for a diverging run names the learning rate; here it is `--lr`.
-pub fn name_the_flag(e: Error) -> Error {
+fn name_the_flag(e: Error) -> Error {
     match e {
         Error::NonFinite(m) => Error::NonFinite(m.replace("a lower learning rate", "a lower --lr")),
         e => e,
@@ -300,7 +301,7 @@ fn train_and_report(
         config: serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::runtime::threads() }),
         ..Default::default()
     };
-    train_preset(preset, opts, train, test, dir, out, resume, control).map_err(name_the_flag)?;
+    train_preset(preset, opts, train, test, dir, out, resume, control)?;
     writeln!(
         out,
         "Wrote {}/history.csv, history.json, history.png, last.safetensors",

@@ -86,15 +86,6 @@ pub fn assert_clean_error(o: &Output, names: &[&str]) -> String {
     lines[0].to_string()
 }
 
-/// Start `train` in the background, its output piped.
-pub fn spawn(args: &[String], cwd: &Path) -> Child {
-    command(args, cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// An IDX file of unsigned bytes.
 pub fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut v = vec![0, 0, 0x08, dims.len() as u8];
