@@ -3,13 +3,16 @@
 //! cargo run --release --example bn_model [EPOCHS]
 
 use bnlab::data::{load, DatasetKind, Split};
-use bnlab::nn::{parameters, BatchNorm, Linear, Module, ReLU, Sequential};
+use bnlab::nn::{parameters, BatchNorm, Forward, Linear, Module, ReLU, Sequential};
 use bnlab::optim::{Adam, AdamConfig};
 use bnlab::train::{fit, FitOptions};
 use bnlab::{Graph, ParamStore, Result, Rng, Var};
 use std::path::Path;
 
 // ---- the model: Linear -> BatchNorm -> Activation, as in the seed ----
+// The fields name the state dict, as PyTorch's attributes do: b1.0.weight, b1.1.running_mean,
+// ..., output.bias.
+#[derive(Module)]
 struct BNModel {
     b1: Sequential,
     b2: Sequential,
@@ -17,43 +20,29 @@ struct BNModel {
     output: Linear,
 }
 
-fn block(p: &mut ParamStore, i: usize, o: usize, rng: &mut Rng) -> Result<Sequential> {
-    let layers = vec![
-        Linear::new(p, i, o, rng)?.into(),
-        BatchNorm::d1(p, o)?.into(),
-        ReLU.into(),
-    ];
-    Ok(Sequential::new(layers))
-}
-
 impl BNModel {
     fn new(p: &mut ParamStore, rng: &mut Rng) -> Result<BNModel> {
-        Ok(BNModel {
-            b1: block(p, 784, 256, rng)?,
-            b2: block(p, 256, 128, rng)?,
-            b3: block(p, 128, 64, rng)?,
-            output: Linear::new(p, 64, 10, rng)?,
-        })
+        let mut block = |i, o| -> Result<Sequential> {
+            let linear = Linear::new(p, i, o, rng)?;
+            Ok(Sequential::new(vec![
+                linear.into(),
+                BatchNorm::d1(p, o)?.into(),
+                ReLU.into(),
+            ]))
+        };
+        let (b1, b2, b3) = (block(784, 256)?, block(256, 128)?, block(128, 64)?);
+        let output = Linear::new(p, 64, 10, rng)?;
+        Ok(BNModel { b1, b2, b3, output })
     }
 }
 
-impl Module for BNModel {
+impl Forward for BNModel {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let out = g.flatten(x)?;
         let out = self.b1.forward(g, out)?;
         let out = self.b2.forward(g, out)?;
         let out = self.b3.forward(g, out)?;
         self.output.forward(g, out)
-    }
-
-    // the names of the state dict: b1.0.weight, b1.1.running_mean, ..., output.bias
-    fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
-        vec![
-            ("b1".into(), &mut self.b1 as &mut dyn Module),
-            ("b2".into(), &mut self.b2),
-            ("b3".into(), &mut self.b3),
-            ("output".into(), &mut self.output),
-        ]
     }
 }
 // ---- end of the model ----
@@ -71,7 +60,7 @@ fn main() -> Result<()> {
     let mut g = Graph::new(1);
     let mut model = BNModel::new(&mut g.params, &mut rng)?;
     let mut optimizer = Adam::new(
-        parameters(&mut model),
+        parameters(&model),
         AdamConfig {
             lr: 1e-3,
             ..Default::default()
@@ -91,7 +80,7 @@ fn main() -> Result<()> {
         &mut std::io::stdout(),
     )?;
     println!("validation accuracy per epoch: {:?}", history.lists()[3]);
-    bnlab::state_dict::save(&mut model, &g.params, Path::new("bn_model.safetensors"))?;
+    bnlab::state_dict::save(&model, &g.params, Path::new("bn_model.safetensors"))?;
     println!("saved bn_model.safetensors (loads in PyTorch with load_state_dict)");
     Ok(())
 }

@@ -3,6 +3,9 @@
 
 #![warn(missing_docs)]
 
+// `#[derive(Module)]` names `::bnlab`, which inside this crate is the crate itself.
+extern crate self as bnlab;
+
 pub mod alloc_tuning;
 pub mod data;
 pub mod error;

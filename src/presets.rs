@@ -3,7 +3,8 @@
 
 use crate::graph::ParamStore;
 use crate::nn::{
-    BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, Net, ReLU, Sequential,
+    BatchNorm, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, LinearConfig, MaxPool2d, Net,
+    ReLU, Sequential,
 };
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -116,7 +117,11 @@ pub fn mlp(params: &mut ParamStore, preset: Preset, dims: &[usize], rng: &mut Rn
         // the first layer reads the images, mostly exact zeros: its weight is kept as W^T
         // for the sparse kernels (same values, same state dict)
         let linear: Layer = if k == 0 {
-            Linear::with_stored_transpose(params, i, o, rng)?.into()
+            let config = LinearConfig {
+                stored_transpose: true,
+                ..LinearConfig::new(i, o)
+            };
+            Linear::with_config(params, config, rng)?.into()
         } else {
             Linear::new(params, i, o, rng)?.into()
         };
@@ -158,8 +163,11 @@ pub fn cnn(
 ) -> Result<Net> {
     let conv_block =
         |params: &mut ParamStore, cin: usize, cout: usize, rng: &mut Rng| -> Result<Layer> {
-            let mut layers: Vec<Layer> =
-                vec![Conv2d::new(params, cin, cout, 3, 1, 1, true, rng)?.into()];
+            let config = Conv2dConfig {
+                padding: 1,
+                ..Conv2dConfig::new(cin, cout, 3)
+            };
+            let mut layers: Vec<Layer> = vec![Conv2d::with_config(params, config, rng)?.into()];
             if bn {
                 layers.push(BatchNorm::d2(params, cout)?.into());
             }

@@ -3,7 +3,7 @@
 
 use crate::graph::ParamStore;
 use crate::io::{read_safetensors, write_safetensors, StateTensor};
-use crate::nn::{visit_state, Module, StateRef};
+use crate::nn::{visit_state, visit_state_mut, Module, StateRef, StateView};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -11,18 +11,18 @@ use std::path::Path;
 
 /// Every parameter and buffer of `model`, in PyTorch's order and with its names and dtypes
 /// (num_batches_tracked is int64).
-pub fn state_dict(model: &mut dyn Module, params: &ParamStore) -> Vec<(String, StateTensor)> {
+pub fn state_dict(model: &dyn Module, params: &ParamStore) -> Vec<(String, StateTensor)> {
     let mut out = Vec::new();
     visit_state(model, "", &mut |name, entry| {
         let t = match entry {
-            StateRef::Param(id) => StateTensor::F32(Tensor {
+            StateView::Param(id) => StateTensor::F32(Tensor {
                 shape: params.torch_shape(id),
                 data: params.to_torch_layout(id, params.value(id)).into_owned(),
             }),
-            StateRef::Buffer(t) => StateTensor::F32(t.clone()),
-            StateRef::Counter(c) => StateTensor::I64 {
+            StateView::Buffer(t) => StateTensor::F32(t.clone()),
+            StateView::Counter(c) => StateTensor::I64 {
                 shape: vec![],
-                data: vec![*c],
+                data: vec![c],
             },
         };
         out.push((name.to_string(), t));
@@ -49,9 +49,9 @@ pub fn load_state_dict(
     visit_state(model, "", &mut |name, entry| {
         seen.push(name.to_string());
         let (want_shape, want_dtype) = match &entry {
-            StateRef::Param(id) => (params.torch_shape(*id), "F32"),
-            StateRef::Buffer(t) => (t.shape.clone(), "F32"),
-            StateRef::Counter(_) => (vec![], "I64"),
+            StateView::Param(id) => (params.torch_shape(*id), "F32"),
+            StateView::Buffer(t) => (t.shape.clone(), "F32"),
+            StateView::Counter(_) => (vec![], "I64"),
         };
         match wanted.get(name) {
             None => problems.push(format!(
@@ -77,7 +77,7 @@ pub fn load_state_dict(
         return Err(Error::StateDict(problems.join("; ")));
     }
     // Second pass: copy.
-    visit_state(model, "", &mut |name, entry| match (entry, wanted[name]) {
+    visit_state_mut(model, "", &mut |name, entry| match (entry, wanted[name]) {
         (StateRef::Param(id), StateTensor::F32(t)) => {
             let stored = params.from_torch_layout(id, &t.data).into_owned();
             params.value_mut(id).copy_from_slice(&stored)
@@ -90,7 +90,7 @@ pub fn load_state_dict(
 }
 
 /// Save a model's state dict as safetensors, atomically.
-pub fn save(model: &mut dyn Module, params: &ParamStore, path: &Path) -> Result<()> {
+pub fn save(model: &dyn Module, params: &ParamStore, path: &Path) -> Result<()> {
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     write_safetensors(path, &state_dict(model, params), &meta)
 }

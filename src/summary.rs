@@ -185,16 +185,10 @@ impl Walker<'_> {
     }
 }
 
-/// The parameters a layer holds itself (not its running statistics, which are buffers).
+/// The parameters a layer holds, itself and below (not its running statistics, which are
+/// buffers).
 fn own_params(layer: &Layer) -> Vec<ParamId> {
-    let (weight, bias) = match layer {
-        Layer::Linear(l) => (Some(l.weight), l.bias),
-        Layer::BatchNorm(b) => (b.weight, b.bias),
-        Layer::Conv2d(c) => (Some(c.weight), c.bias),
-        Layer::Custom(m) => return m.summary_params(),
-        _ => (None, None),
-    };
-    weight.into_iter().chain(bias).collect()
+    crate::nn::parameters(layer)
 }
 
 fn elements(params: &ParamStore, id: ParamId, layer: &str) -> Result<u64> {

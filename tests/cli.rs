@@ -55,10 +55,10 @@ fn assert_clean_error(o: &Output, names: &[&str]) {
 /// Saves an untrained preset's weights (as `bnlab train` would name them) to `path`.
 fn save_preset(preset: Preset, path: &Path) {
     let mut g = Graph::new(0);
-    let mut net = preset
+    let net = preset
         .build(&mut g.params, 1, 28, &mut Rng::seed(0))
         .unwrap();
-    state_dict::save(&mut net, &g.params, path).unwrap();
+    state_dict::save(&net, &g.params, path).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,30 +8,43 @@
 //! saved file into a fresh model gives back the same outputs; the summary counts the layer's 20
 //! parameters (4 x 4 + 4).
 
-use bnlab::nn::{call, parameters, set_training, Layer, Linear, Module, ReLU, Sequential};
+use bnlab::nn::{call, parameters, set_training, Forward, Layer, Linear, Module, ReLU, Sequential};
 use bnlab::optim::{Adam, AdamConfig, Optimizer};
 use bnlab::{Graph, ParamId, Result, Rng, Tensor, Var};
 
 /// y = x + inner(x): a residual block, written as a user of the library writes a layer.
+#[derive(Module)]
 struct Residual {
     inner: Linear,
 }
 
-impl Module for Residual {
+impl Forward for Residual {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let y = call(g, &mut self.inner, x)?;
         g.add(x, y)
     }
-    fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
-        vec![("inner".into(), &mut self.inner)]
-    }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         Ok(input.to_vec())
     }
-    fn summary_params(&self) -> Vec<ParamId> {
-        std::iter::once(self.inner.weight)
-            .chain(self.inner.bias)
-            .collect()
+}
+
+/// A leaf layer of the user's own with every kind of field the derive knows: parameters
+/// (`ParamId`, `Option<ParamId>`), a buffer, and a field that is not state.
+#[derive(Module)]
+struct Leaf {
+    weight: ParamId,
+    bias: Option<ParamId>,
+    no_bias: Option<ParamId>,
+    #[module(buffer)]
+    running: Tensor,
+    #[module(skip)]
+    #[allow(dead_code)]
+    width: usize,
+}
+
+impl Forward for Leaf {
+    fn forward(&mut self, _g: &mut Graph, x: Var) -> Result<Var> {
+        Ok(x)
     }
 }
 
@@ -64,7 +77,7 @@ fn batch(step: u64) -> (Tensor, Vec<u32>) {
 fn train(by_hand: bool) -> Vec<(String, bnlab::io::StateTensor)> {
     let (mut g, mut seq) = model(7);
     set_training(&mut seq, true);
-    let mut opt = Adam::new(parameters(&mut seq), AdamConfig::default());
+    let mut opt = Adam::new(parameters(&seq), AdamConfig::default());
     for step in 0..3 {
         let (x, labels) = batch(step);
         g.reset();
@@ -78,7 +91,7 @@ fn train(by_hand: bool) -> Vec<(String, bnlab::io::StateTensor)> {
             let Layer::Custom(r) = &mut seq.layers[1] else {
                 unreachable!()
             };
-            let (_, inner) = r.children().pop().unwrap();
+            let (_, inner) = r.children_mut().pop().unwrap();
             let y = inner.forward(&mut g, h).unwrap();
             let s = g.add(h, y).unwrap();
             let a = g.relu(s).unwrap();
@@ -94,7 +107,7 @@ fn train(by_hand: bool) -> Vec<(String, bnlab::io::StateTensor)> {
         g.backward(loss).unwrap();
         opt.step(&mut g.params);
     }
-    bnlab::state_dict::state_dict(&mut seq, &g.params)
+    bnlab::state_dict::state_dict(&seq, &g.params)
 }
 
 #[test]
@@ -118,8 +131,8 @@ fn a_user_layer_in_a_sequential_trains_as_the_same_computation_by_hand() {
         ]
     );
     // training moved the user layer's weights
-    let (g0, mut s0) = model(7);
-    let before = bnlab::state_dict::state_dict(&mut s0, &g0.params);
+    let (g0, s0) = model(7);
+    let before = bnlab::state_dict::state_dict(&s0, &g0.params);
     assert!(
         before[2] != in_sequential[2],
         "1.inner.weight did not train"
@@ -131,7 +144,7 @@ fn a_user_layers_state_dict_round_trips_and_it_shows_in_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("custom.safetensors");
     let (mut g, mut seq) = model(3);
-    bnlab::state_dict::save(&mut seq, &g.params, &path).unwrap();
+    bnlab::state_dict::save(&seq, &g.params, &path).unwrap();
     let (mut g2, mut seq2) = model(4);
     bnlab::state_dict::load(&mut seq2, &mut g2.params, &path).unwrap();
     let (x, _) = batch(0);
@@ -161,4 +174,35 @@ fn a_user_layers_state_dict_round_trips_and_it_shows_in_a_summary() {
     );
     // 6*4+4 + 20 + 4*3+3
     assert!(table.contains("Total params: 63"), "{table}");
+}
+
+#[test]
+fn the_derive_names_parameters_buffers_and_children_by_their_fields() {
+    let mut g = Graph::new(0);
+    let p = &mut g.params;
+    let mut leaf = |value: f32| Leaf {
+        weight: p.add(Tensor::full(&[3], value)).unwrap(),
+        bias: Some(p.add(Tensor::full(&[3], -value)).unwrap()),
+        no_bias: None,
+        running: Tensor::full(&[2], 10.0 * value),
+        width: 3,
+    };
+    let (a, mut b) = (leaf(1.0), leaf(2.0));
+    let sd = bnlab::state_dict::state_dict(&a, &g.params);
+    let keys: Vec<&str> = sd.iter().map(|(k, _)| k.as_str()).collect();
+    // PyTorch's order: parameters, then buffers; the skipped field and the absent bias are not
+    // state
+    assert_eq!(keys, ["weight", "bias", "running"]);
+    let tensors = sd.into_iter().collect();
+    bnlab::state_dict::load_state_dict(&mut b, &mut g.params, &tensors, "").unwrap();
+    assert_eq!(g.params.value(b.weight), &[1.0; 3]);
+    assert_eq!(g.params.value(b.bias.unwrap()), &[-1.0; 3]);
+    assert_eq!(b.running.data, [10.0; 2]);
+    assert_eq!(b.children().len(), 0);
+    let residual = Residual {
+        inner: Linear::new(&mut g.params, 2, 2, &mut Rng::seed(0)).unwrap(),
+    };
+    let names: Vec<String> = residual.children().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["inner"]);
+    assert_eq!(Module::type_name(&residual), "Residual");
 }

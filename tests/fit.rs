@@ -16,7 +16,7 @@
 mod common;
 use bnlab::data::Dataset;
 use bnlab::io::StateTensor;
-use bnlab::nn::{parameters, set_training, Module, Net};
+use bnlab::nn::{parameters, set_training, Forward, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use bnlab::presets::{mlp, Preset};
 use bnlab::train::{evaluate, fit, run_batch, FitOptions, History, Mode, Scheduler, StepBuffers};

@@ -3,7 +3,9 @@
 //! forward must give the same values bit for bit (the same arithmetic); gradients may differ
 //! only by summation order.
 
-use bnlab::nn::{set_training, BatchNorm, Conv2d, Layer, MaxPool2d, Module, ReLU, Sequential};
+use bnlab::nn::{
+    set_training, BatchNorm, Conv2d, Conv2dConfig, Forward, Layer, MaxPool2d, ReLU, Sequential,
+};
 use bnlab::{BnStats, ConvArgs, Graph, Rng, Tensor, Var};
 
 struct Case {
@@ -383,7 +385,17 @@ fn conv_block_at_the_cnn_presets_size_over_many_chunks() {
 /// Conv2d(cin, cout, 3, padding 1) -> BatchNorm2d -> ReLU -> MaxPool2d(2), in training mode.
 fn conv_block(g: &mut Graph, cin: usize, cout: usize, seed: u64) -> Sequential {
     let mut init = Rng::seed(seed);
-    let conv = Conv2d::new(&mut g.params, cin, cout, 3, 1, 1, true, &mut init).unwrap();
+    let conv = Conv2d::with_config(
+        &mut g.params,
+        Conv2dConfig {
+            stride: 1,
+            padding: 1,
+            bias: true,
+            ..Conv2dConfig::new(cin, cout, 3)
+        },
+        &mut init,
+    )
+    .unwrap();
     let bn = BatchNorm::d2(&mut g.params, cout).unwrap();
     let mut seq = Sequential::fused(vec![
         Layer::Conv2d(conv),

@@ -60,9 +60,9 @@ fn a_batch_norms_hooked_output_is_its_hooked_input_normalised() {
     let (mut g, mut net) = model(Preset::Bn);
     set_training(&mut net, true);
     let (inputs, outputs, linear_out) = (seen(), seen(), seen());
-    register_forward_hook(&mut g, &mut net, "b1.1", keep(&inputs, true)).unwrap();
-    register_forward_hook(&mut g, &mut net, "b1.1", keep(&outputs, false)).unwrap();
-    register_forward_hook(&mut g, &mut net, "b1.0", keep(&linear_out, false)).unwrap();
+    register_forward_hook(&mut g, &net, "b1.1", keep(&inputs, true)).unwrap();
+    register_forward_hook(&mut g, &net, "b1.1", keep(&outputs, false)).unwrap();
+    register_forward_hook(&mut g, &net, "b1.0", keep(&linear_out, false)).unwrap();
     let (x, labels) = batch(16, 12, 1);
     step(&mut g, &mut net, &x, &labels);
     let (shape, xin) = inputs.borrow()[0].clone();
@@ -98,9 +98,9 @@ fn the_gradient_reaching_the_logits_is_cross_entropys_closed_form() {
     let (mut g, mut net) = model(Preset::Bn);
     set_training(&mut net, true);
     let (logits, grads) = (seen(), seen());
-    register_forward_hook(&mut g, &mut net, "output", keep(&logits, false)).unwrap();
+    register_forward_hook(&mut g, &net, "output", keep(&logits, false)).unwrap();
     let sink = grads.clone();
-    register_backward_hook(&mut g, &mut net, "output", move |grad, shape| {
+    register_backward_hook(&mut g, &net, "output", move |grad, shape| {
         sink.borrow_mut().push((shape.to_vec(), grad.to_vec()));
     })
     .unwrap();
@@ -146,12 +146,12 @@ fn hooks_change_nothing_and_a_removed_hook_is_not_called() {
         let calls = seen();
         if hooked {
             for path in ["", "b1", "b1.1", "b2.2", "output"] {
-                register_forward_hook(&mut g, &mut net, path, keep(&calls, false)).unwrap();
-                register_backward_hook(&mut g, &mut net, path, |_, _| {}).unwrap();
+                register_forward_hook(&mut g, &net, path, keep(&calls, false)).unwrap();
+                register_backward_hook(&mut g, &net, path, |_, _| {}).unwrap();
             }
         }
         let mut opt = bnlab::optim::Adam::new(
-            bnlab::nn::parameters(&mut net),
+            bnlab::nn::parameters(&net),
             bnlab::optim::AdamConfig::default(),
         );
         for s in 0..3 {
@@ -162,7 +162,7 @@ fn hooks_change_nothing_and_a_removed_hook_is_not_called() {
         if hooked {
             assert_eq!(calls.borrow().len(), 5 * 3, "every hook once per step");
         }
-        bnlab::state_dict::state_dict(&mut net, &g.params)
+        bnlab::state_dict::state_dict(&net, &g.params)
     };
     let plain = weights(false);
     let hooked = weights(true);
@@ -170,7 +170,7 @@ fn hooks_change_nothing_and_a_removed_hook_is_not_called() {
 
     let (mut g, mut net) = model(Preset::Bn);
     let calls = seen();
-    let h = register_forward_hook(&mut g, &mut net, "b2", keep(&calls, false)).unwrap();
+    let h = register_forward_hook(&mut g, &net, "b2", keep(&calls, false)).unwrap();
     let (x, labels) = batch(4, 12, 3);
     step(&mut g, &mut net, &x, &labels);
     assert!(g.remove_hook(h));
@@ -189,7 +189,7 @@ fn a_hook_inside_a_fused_block_sees_its_layer_and_changes_no_value() {
         set_training(&mut net, true);
         let bn_out = seen();
         if hooked {
-            register_forward_hook(&mut g, &mut net, "b1.1", keep(&bn_out, false)).unwrap();
+            register_forward_hook(&mut g, &net, "b1.1", keep(&bn_out, false)).unwrap();
         }
         let mut rng = Rng::seed(9);
         let data = (0..4 * 144).map(|_| rng.uniform(0.0, 1.0)).collect();
@@ -210,12 +210,12 @@ fn a_hook_inside_a_fused_block_sees_its_layer_and_changes_no_value() {
 
 #[test]
 fn a_path_that_names_no_module_is_an_error_naming_it() {
-    let (mut g, mut net) = model(Preset::Bn);
-    let e = register_forward_hook(&mut g, &mut net, "b1.7", |_, _, _| {})
+    let (mut g, net) = model(Preset::Bn);
+    let e = register_forward_hook(&mut g, &net, "b1.7", |_, _, _| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("b1.7") && e.contains("0, 1, 2"), "{e}");
-    let e = register_backward_hook(&mut g, &mut net, "head", |_, _| {})
+    let e = register_backward_hook(&mut g, &net, "head", |_, _| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("head") && e.contains("b1, b2, output"), "{e}");

@@ -11,7 +11,9 @@
 //! probability 0.001. Tolerances are 5 standard errors, and the KS bound at 0.001.
 
 use bnlab::graph::ParamStore;
-use bnlab::nn::{BatchNorm, BatchNormConfig, Conv2d, Linear, Module, StateRef};
+use bnlab::nn::{
+    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, LinearConfig, Module, StateView,
+};
 use bnlab::presets::Preset;
 use bnlab::Rng;
 
@@ -140,7 +142,15 @@ fn linear_bias_bound_uses_fan_in_not_fan_out() {
 #[test]
 fn linear_without_bias_has_no_bias() {
     let mut params = ParamStore::new();
-    let l = Linear::with_bias(&mut params, 5, 3, false, &mut Rng::seed(4)).unwrap();
+    let l = Linear::with_config(
+        &mut params,
+        LinearConfig {
+            bias: false,
+            ..LinearConfig::new(5, 3)
+        },
+        &mut Rng::seed(4),
+    )
+    .unwrap();
     assert!(l.bias.is_none());
     assert_eq!(params.len(), 1);
     assert_in_bounds("weight", &values(&params, l.weight), kaiming_bound(5));
@@ -151,7 +161,17 @@ fn conv2d_weight_and_bias_are_uniform_in_the_bound() {
     // fan_in = in_channels * k * k = 16 * 5 * 5 = 400; 102,400 weights, 256 biases
     let (cin, cout, k) = (16, 256, 5);
     let mut params = ParamStore::new();
-    let c = Conv2d::new(&mut params, cin, cout, k, 1, 0, true, &mut Rng::seed(5)).unwrap();
+    let c = Conv2d::with_config(
+        &mut params,
+        Conv2dConfig {
+            stride: 1,
+            padding: 0,
+            bias: true,
+            ..Conv2dConfig::new(cin, cout, k)
+        },
+        &mut Rng::seed(5),
+    )
+    .unwrap();
     assert_eq!(params.shape(c.weight), [cout, cin, k, k]);
     assert_eq!(params.shape(c.bias.unwrap()), [cout]);
     let b = kaiming_bound(cin * k * k);
@@ -166,13 +186,33 @@ fn conv2d_weight_and_bias_are_uniform_in_the_bound() {
 fn conv2d_bound_counts_the_kernel_area() {
     // Conv2d(1, 32, 3): fan_in 9, bound 1/3 (not 1/sqrt(in_channels) = 1)
     let mut params = ParamStore::new();
-    let c = Conv2d::new(&mut params, 1, 32, 3, 1, 1, true, &mut Rng::seed(6)).unwrap();
+    let c = Conv2d::with_config(
+        &mut params,
+        Conv2dConfig {
+            stride: 1,
+            padding: 1,
+            bias: true,
+            ..Conv2dConfig::new(1, 32, 3)
+        },
+        &mut Rng::seed(6),
+    )
+    .unwrap();
     let b = kaiming_bound(9);
     let w = values(&params, c.weight);
     assert_in_bounds("weight", &w, b);
     assert_in_bounds("bias", &values(&params, c.bias.unwrap()), b);
     assert_uniform("conv(1, 32, 3) weight", &w, b);
-    let c = Conv2d::new(&mut params, 4, 8, 3, 2, 0, false, &mut Rng::seed(7)).unwrap();
+    let c = Conv2d::with_config(
+        &mut params,
+        Conv2dConfig {
+            stride: 2,
+            padding: 0,
+            bias: false,
+            ..Conv2dConfig::new(4, 8, 3)
+        },
+        &mut Rng::seed(7),
+    )
+    .unwrap();
     assert!(c.bias.is_none());
     assert_in_bounds("weight", &values(&params, c.weight), kaiming_bound(36));
 }
@@ -183,7 +223,17 @@ fn same_seed_same_weights_different_seed_different_weights() {
         let mut params = ParamStore::new();
         let mut rng = Rng::seed(seed);
         let l = Linear::new(&mut params, 30, 20, &mut rng).unwrap();
-        let c = Conv2d::new(&mut params, 3, 4, 3, 1, 1, true, &mut rng).unwrap();
+        let c = Conv2d::with_config(
+            &mut params,
+            Conv2dConfig {
+                stride: 1,
+                padding: 1,
+                bias: true,
+                ..Conv2dConfig::new(3, 4, 3)
+            },
+            &mut rng,
+        )
+        .unwrap();
         [l.weight, l.bias.unwrap(), c.weight, c.bias.unwrap()].map(|id| values(&params, id))
     };
     let (a, b, c) = (build(11), build(11), build(12));
@@ -222,12 +272,12 @@ fn bn_state(bn: &mut BatchNorm, params: &ParamStore) -> Vec<(String, Vec<usize>,
     let mut out = Vec::new();
     for (name, s) in bn.own_state() {
         let (shape, vals) = match s {
-            StateRef::Param(id) => (
+            StateView::Param(id) => (
                 params.shape(id).to_vec(),
                 params.value(id).iter().map(|&v| v as f64).collect(),
             ),
-            StateRef::Buffer(t) => (t.shape.clone(), t.data.iter().map(|&v| v as f64).collect()),
-            StateRef::Counter(c) => (vec![], vec![*c as f64]),
+            StateView::Buffer(t) => (t.shape.clone(), t.data.iter().map(|&v| v as f64).collect()),
+            StateView::Counter(c) => (vec![], vec![c as f64]),
         };
         out.push((name.to_string(), shape, vals));
     }
@@ -276,7 +326,7 @@ fn batch_norm_defaults_are_pytorchs() {
     assert_eq!(c.momentum, Some(0.1));
     assert!(c.affine && c.track_running_stats);
     let mut params = ParamStore::new();
-    let mut bn = BatchNorm::new(
+    let mut bn = BatchNorm::with_config(
         &mut params,
         bnlab::nn::BatchNormKind::OneD,
         3,
@@ -298,15 +348,15 @@ fn batch_norm_defaults_are_pytorchs() {
 #[test]
 fn seed_model_preset_initialises_every_layer_as_pytorch() {
     let mut params = ParamStore::new();
-    let mut model = Preset::Bn
+    let model = Preset::Bn
         .build(&mut params, 1, 28, &mut Rng::seed(0))
         .unwrap();
     let mut checked = 0;
     let mut bounds_of_linear = std::collections::HashMap::new();
-    bnlab::nn::visit_state(&mut model, "", &mut |name, s| {
+    bnlab::nn::visit_state(&model, "", &mut |name, s| {
         checked += 1;
         match s {
-            StateRef::Param(id) => {
+            StateView::Param(id) => {
                 let v = params.value(id);
                 let layer = &name[..name.rfind('.').unwrap()];
                 if name.ends_with(".1.weight") {
@@ -324,7 +374,7 @@ fn seed_model_preset_initialises_every_layer_as_pytorch() {
                     assert_in_bounds(name, v, kaiming_bound(fan_in));
                 }
             }
-            StateRef::Buffer(t) => {
+            StateView::Buffer(t) => {
                 let want = if name.ends_with("running_var") {
                     1.0
                 } else {
@@ -332,7 +382,7 @@ fn seed_model_preset_initialises_every_layer_as_pytorch() {
                 };
                 assert!(t.data.iter().all(|&x| x == want), "{name}");
             }
-            StateRef::Counter(c) => assert_eq!(*c, 0, "{name}"),
+            StateView::Counter(c) => assert_eq!(c, 0, "{name}"),
         }
     });
     assert_eq!(checked, 23);

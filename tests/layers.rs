@@ -1,7 +1,7 @@
 //! Layer behaviour that the golden files do not show: PyTorch's errors for BatchNorm inputs,
 //! BatchNorm in eval mode with a single sample, and Dropout's statistics.
 
-use bnlab::nn::{set_training, BatchNorm, BatchNormConfig, BatchNormKind, Dropout, Module};
+use bnlab::nn::{set_training, BatchNorm, BatchNormConfig, BatchNormKind, Dropout, Forward};
 use bnlab::{Graph, Rng, Tensor};
 
 fn input(g: &mut Graph, shape: &[usize]) -> bnlab::Var {
@@ -18,7 +18,7 @@ fn forward(
     shape: &[usize],
 ) -> bnlab::Result<Vec<f32>> {
     let mut g = Graph::new(0);
-    let mut bn = BatchNorm::new(&mut g.params, kind, shape[1], config).unwrap();
+    let mut bn = BatchNorm::with_config(&mut g.params, kind, shape[1], config).unwrap();
     set_training(&mut bn, training);
     let x = input(&mut g, shape);
     bn.forward(&mut g, x).map(|y| g.value(y).to_vec())

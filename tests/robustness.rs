@@ -409,10 +409,10 @@ fn bad_dataset_files_fail_with_one_line_naming_the_file() {
 /// A state dict of the untrained `bn` model as (name, dtype, shape, little-endian bytes).
 fn bn_tensors() -> Vec<(String, &'static str, Vec<usize>, Vec<u8>)> {
     let mut g = Graph::new(0);
-    let mut net = Preset::Bn
+    let net = Preset::Bn
         .build(&mut g.params, 1, 28, &mut Rng::seed(0))
         .unwrap();
-    state_dict::state_dict(&mut net, &g.params)
+    state_dict::state_dict(&net, &g.params)
         .into_iter()
         .map(|(name, t)| match t {
             StateTensor::F32(t) => {

@@ -373,7 +373,7 @@ fn fit_with(s: Scheduler, base: f64, epochs: usize) -> (History, String, f64) {
     let mut g = Graph::new(rng.next_u64());
     let mut net: Net = mlp(&mut g.params, Preset::Bn, &[4, 6, 2], &mut rng).unwrap();
     let mut opt = Adam::new(
-        parameters(&mut net),
+        parameters(&net),
         AdamConfig {
             lr: base,
             ..Default::default()

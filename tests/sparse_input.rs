@@ -4,7 +4,7 @@
 //! transposed (as the presets' first layer is) computes the same values and gradients.
 
 use bnlab::data::{gather_batch, Dataset};
-use bnlab::nn::{Linear, Module};
+use bnlab::nn::{Forward, Linear, LinearConfig};
 use bnlab::{Graph, Rng, Tensor};
 
 /// A small dataset of 6 x 6 byte images, about 80% zeros.
@@ -35,7 +35,15 @@ fn run_with(
     let mut g = Graph::new(0);
     let rng = &mut Rng::seed(7);
     let mut lin = if stored_transposed {
-        Linear::with_stored_transpose(&mut g.params, 36, 5, rng).unwrap()
+        Linear::with_config(
+            &mut g.params,
+            LinearConfig {
+                stored_transpose: true,
+                ..LinearConfig::new(36, 5)
+            },
+            rng,
+        )
+        .unwrap()
     } else {
         Linear::new(&mut g.params, 36, 5, rng).unwrap()
     };
@@ -138,13 +146,21 @@ fn a_weight_stored_transposed_keeps_pytorchs_layout_in_the_state_dict() {
     use bnlab::graph::{ParamLayout, ParamStore};
     use bnlab::state_dict::{load_state_dict, state_dict};
     let (mut pa, mut pb) = (ParamStore::new(), ParamStore::new());
-    let mut a = Linear::new(&mut pa, 3, 2, &mut Rng::seed(4)).unwrap();
-    let mut b = Linear::with_stored_transpose(&mut pb, 3, 2, &mut Rng::seed(4)).unwrap();
+    let a = Linear::new(&mut pa, 3, 2, &mut Rng::seed(4)).unwrap();
+    let mut b = Linear::with_config(
+        &mut pb,
+        LinearConfig {
+            stored_transpose: true,
+            ..LinearConfig::new(3, 2)
+        },
+        &mut Rng::seed(4),
+    )
+    .unwrap();
     assert_eq!(pb.layout(b.weight), ParamLayout::Transposed);
     assert_eq!(pb.shape(b.weight), [3, 2], "stored as W^T");
     assert_eq!(pb.torch_shape(b.weight), vec![2, 3]);
     // same initial values, same state dict (PyTorch's (out, in) weight)
-    let (sa, sb) = (state_dict(&mut a, &pa), state_dict(&mut b, &pb));
+    let (sa, sb) = (state_dict(&a, &pa), state_dict(&b, &pb));
     assert_eq!(format!("{sa:?}"), format!("{sb:?}"));
     // W^T in memory: stored[i * 2 + o] = W[o, i]
     let w = pa.value(a.weight).to_vec();
@@ -193,7 +209,15 @@ fn optimizer_state_is_in_pytorchs_layout_whatever_the_storage() {
         let mut g = Graph::new(0);
         let rng = &mut Rng::seed(9);
         let mut lin = if stored_transposed {
-            Linear::with_stored_transpose(&mut g.params, 36, 10, rng).unwrap()
+            Linear::with_config(
+                &mut g.params,
+                LinearConfig {
+                    stored_transpose: true,
+                    ..LinearConfig::new(36, 10)
+                },
+                rng,
+            )
+            .unwrap()
         } else {
             Linear::new(&mut g.params, 36, 10, rng).unwrap()
         };

@@ -4,7 +4,7 @@
 //! nothing changed), unreadable files (an error naming the file), and atomic saves.
 
 use bnlab::io::{read_safetensors, write_safetensors, StateTensor};
-use bnlab::nn::{set_training, visit_state, Module, Net, StateRef};
+use bnlab::nn::{set_training, visit_state, visit_state_mut, Forward, Net, StateRef, StateView};
 use bnlab::presets::Preset;
 use bnlab::state_dict::{load, load_state_dict, save, state_dict};
 use bnlab::{Graph, Rng, Tensor};
@@ -96,8 +96,8 @@ fn pytorch_keys() -> Vec<(String, Vec<usize>, &'static str)> {
 
 #[test]
 fn seed_model_keys_are_pytorchs_in_order() {
-    let (g, mut model) = seed_model(0);
-    let sd = state_dict(&mut model, &g.params);
+    let (g, model) = seed_model(0);
+    let sd = state_dict(&model, &g.params);
     let got: Vec<(String, Vec<usize>, &str)> = sd
         .iter()
         .map(|(k, t)| (k.clone(), t.shape().to_vec(), t.dtype_name()))
@@ -118,7 +118,7 @@ fn saved_file_holds_pytorchs_keys_dtypes_and_values() {
     let path = dir.path().join("model.safetensors");
     let (mut g, mut model) = seed_model(0);
     train_forward(&mut g, &mut model, 1);
-    save(&mut model, &g.params, &path).unwrap();
+    save(&model, &g.params, &path).unwrap();
     let file = read_safetensors(&path).unwrap();
     assert_eq!(
         file.metadata.get("format").map(String::as_str),
@@ -176,7 +176,7 @@ fn save_then_load_round_trips_bit_for_bit() {
     ];
     ga.params.value_mut(b1w)[..specials.len()].copy_from_slice(&specials);
     set_counter(&mut a, "b3.1.num_batches_tracked", (1i64 << 40) + 3);
-    save(&mut a, &ga.params, &a_path).unwrap();
+    save(&a, &ga.params, &a_path).unwrap();
 
     let (mut gb, mut b) = seed_model(1);
     assert_ne!(snapshot(&gb, &mut b), snapshot(&ga, &mut a));
@@ -186,7 +186,7 @@ fn save_then_load_round_trips_bit_for_bit() {
         snapshot(&ga, &mut a),
         "loaded values differ from the saved model's"
     );
-    save(&mut b, &gb.params, &b_path).unwrap();
+    save(&b, &gb.params, &b_path).unwrap();
     assert_eq!(
         std::fs::read(&a_path).unwrap(),
         std::fs::read(&b_path).unwrap(),
@@ -198,7 +198,7 @@ fn save_then_load_round_trips_bit_for_bit() {
 fn a_weight(model: &mut Net, key: &str) -> bnlab::ParamId {
     let mut found = None;
     visit_state(model, "", &mut |name, s| {
-        if let (true, StateRef::Param(id)) = (name == key, s) {
+        if let (true, StateView::Param(id)) = (name == key, s) {
             found = Some(id);
         }
     });
@@ -207,7 +207,7 @@ fn a_weight(model: &mut Net, key: &str) -> bnlab::ParamId {
 
 fn set_counter(model: &mut Net, key: &str, value: i64) {
     let mut done = false;
-    visit_state(model, "", &mut |name, s| {
+    visit_state_mut(model, "", &mut |name, s| {
         if let (true, StateRef::Counter(c)) = (name == key, s) {
             *c = value;
             done = true;
@@ -257,7 +257,7 @@ fn golden_init_tensors_load_unchanged() {
 fn other_state() -> BTreeMap<String, StateTensor> {
     let (mut g, mut m) = seed_model(1);
     train_forward(&mut g, &mut m, 3);
-    as_map(state_dict(&mut m, &g.params))
+    as_map(state_dict(&m, &g.params))
 }
 
 /// Load `dict` into a fresh seed-0 model: it must fail with a message containing every one of
@@ -462,8 +462,8 @@ fn assert_unreadable(what: &str, bytes: &[u8]) {
 fn valid_file_bytes() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    let (g, mut model) = seed_model(2);
-    save(&mut model, &g.params, &path).unwrap();
+    let (g, model) = seed_model(2);
+    save(&model, &g.params, &path).unwrap();
     std::fs::read(&path).unwrap()
 }
 
@@ -527,11 +527,11 @@ fn save_leaves_no_temporary_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     let (mut g, mut model) = seed_model(0);
-    save(&mut model, &g.params, &path).unwrap();
+    save(&model, &g.params, &path).unwrap();
     assert_eq!(listing(dir.path()), ["model.safetensors"]);
     // overwriting: still one file, now holding the new state
     train_forward(&mut g, &mut model, 9);
-    save(&mut model, &g.params, &path).unwrap();
+    save(&model, &g.params, &path).unwrap();
     assert_eq!(listing(dir.path()), ["model.safetensors"]);
     let (mut g2, mut m2) = seed_model(3);
     load(&mut m2, &mut g2.params, &path).unwrap();
@@ -544,18 +544,14 @@ fn failed_save_leaves_no_partial_or_temporary_files() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("model.safetensors");
     std::fs::create_dir(&target).unwrap();
-    let (g, mut model) = seed_model(0);
-    let err = save(&mut model, &g.params, &target)
-        .unwrap_err()
-        .to_string();
+    let (g, model) = seed_model(0);
+    let err = save(&model, &g.params, &target).unwrap_err().to_string();
     assert!(err.contains("model.safetensors"), "{err}");
     assert_eq!(listing(dir.path()), ["model.safetensors"]);
     assert!(target.is_dir());
     // into a folder that does not exist: an error naming it, nothing created
     let missing = dir.path().join("nope").join("m.safetensors");
-    let err = save(&mut model, &g.params, &missing)
-        .unwrap_err()
-        .to_string();
+    let err = save(&model, &g.params, &missing).unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
     assert!(!dir.path().join("nope").exists());
 }

@@ -43,7 +43,7 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         g = bnlab::Graph::new(1);
         net = bnlab::presets::mlp(&mut g.params, preset, &dims, &mut bnlab::Rng::seed(0))?;
     }
-    let mut opt = Adam::new(parameters(&mut net), AdamConfig::default());
+    let mut opt = Adam::new(parameters(&net), AdamConfig::default());
     let mut loader = Loader::new(a.batch_size, true, false, 0)?;
     let mut bufs = StepBuffers::default();
     let (mut train_s, mut eval_s) = (Vec::new(), Vec::new());

@@ -3,7 +3,7 @@
 //! PyTorch prints tensors, and why the standard deviation after is 1.054 rather than 1.
 
 use super::args::DemoArgs;
-use bnlab::nn::{BatchNorm, Module};
+use bnlab::nn::{BatchNorm, Forward};
 use bnlab::tensor_fmt::format_tensor;
 use bnlab::{Graph, Result, Rng, Tensor};
 use std::io::Write;

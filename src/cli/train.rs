@@ -176,7 +176,7 @@ pub fn train_preset(
         &mut control,
     )
     .map_err(name_the_flag)?;
-    state_dict::save(&mut net, &g.params, &out.join("last.safetensors"))?;
+    state_dict::save(&net, &g.params, &out.join("last.safetensors"))?;
     history.write_csv(&out.join("history.csv"))?;
     history.write_json(&out.join("history.json"))?;
     bnlab::plot::plot_histories(&[(&preset.to_string(), &history)], &out.join("history.png"))?;

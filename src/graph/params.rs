@@ -24,7 +24,7 @@ pub enum ParamLayout {
     Torch,
     /// The transpose of PyTorch's 2-D (rows, cols) tensor, stored (cols, rows). A Linear fed
     /// by a sparse input keeps W^T so that its kernels read rows of W^T without transposing
-    /// the weight every step (see `Linear::with_stored_transpose`).
+    /// the weight every step (see `LinearConfig::stored_transpose`).
     Transposed,
 }
 

@@ -1,6 +1,6 @@
 //! nn.BatchNorm1d and nn.BatchNorm2d, with every option PyTorch has and its exact semantics.
 
-use super::{Module, StateRef};
+use super::{Forward, Module, StateRef, StateView};
 use crate::graph::{BnStats, Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -80,7 +80,7 @@ pub struct BatchNorm {
 impl BatchNorm {
     /// A BatchNorm of `kind` over `num_features` channels with `config`, in training mode:
     /// weight 1 and bias 0 (with `affine`), running mean 0 and running variance 1.
-    pub fn new(
+    pub fn with_config(
         params: &mut ParamStore,
         kind: BatchNormKind,
         num_features: usize,
@@ -109,7 +109,7 @@ impl BatchNorm {
 
     /// nn.BatchNorm1d(num_features) with default options.
     pub fn d1(params: &mut ParamStore, num_features: usize) -> Result<BatchNorm> {
-        BatchNorm::new(
+        BatchNorm::with_config(
             params,
             BatchNormKind::OneD,
             num_features,
@@ -119,7 +119,7 @@ impl BatchNorm {
 
     /// nn.BatchNorm2d(num_features) with default options.
     pub fn d2(params: &mut ParamStore, num_features: usize) -> Result<BatchNorm> {
-        BatchNorm::new(
+        BatchNorm::with_config(
             params,
             BatchNormKind::TwoD,
             num_features,
@@ -214,13 +214,44 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
+impl Forward for BatchNorm {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let shape = g.shape(x).to_vec();
         self.forward_with(g, &shape, |g, w, b, stats| g.batch_norm(x, w, b, stats))
     }
 
-    fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
+    fn set_own_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.check_input(input).map(|_| input.to_vec())
+    }
+}
+
+impl Module for BatchNorm {
+    fn type_name(&self) -> &str {
+        BatchNorm::type_name(self)
+    }
+
+    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
+        let mut s = Vec::new();
+        if let (Some(w), Some(b)) = (self.weight, self.bias) {
+            s.push(("weight", StateView::Param(w)));
+            s.push(("bias", StateView::Param(b)));
+        }
+        if self.config.track_running_stats {
+            s.push(("running_mean", StateView::Buffer(&self.running_mean)));
+            s.push(("running_var", StateView::Buffer(&self.running_var)));
+            s.push((
+                "num_batches_tracked",
+                StateView::Counter(self.num_batches_tracked),
+            ));
+        }
+        s
+    }
+
+    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
         let mut s = Vec::new();
         if let (Some(w), Some(b)) = (self.weight, self.bias) {
             s.push(("weight", StateRef::Param(w)));
@@ -235,9 +266,5 @@ impl Module for BatchNorm {
             ));
         }
         s
-    }
-
-    fn set_own_training(&mut self, training: bool) {
-        self.training = training;
     }
 }

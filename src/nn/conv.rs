@@ -1,6 +1,6 @@
 //! nn.Conv2d and nn.MaxPool2d.
 
-use super::{kaiming_uniform, Module, StateRef};
+use super::{kaiming_uniform, weight_and_bias, Forward, Module, StateRef, StateView};
 use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::rng::Rng;
 use crate::Result;
@@ -32,21 +32,66 @@ pub struct Conv2d {
     pub padding: usize,
 }
 
+/// nn.Conv2d's options, with PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    /// Channels of the input (its dimension 1).
+    pub in_channels: usize,
+    /// Channels of the output: the number of filters.
+    pub out_channels: usize,
+    /// Height and width of each filter, k.
+    pub kernel_size: usize,
+    /// Step between windows, along both height and width (at least 1). Default 1.
+    pub stride: usize,
+    /// Zeros added on each side of the input, along both height and width. Default 0.
+    pub padding: usize,
+    /// A learnable bias (out_channels). Default true.
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// nn.Conv2d(in_channels, out_channels, kernel_size)'s options: stride 1, no padding, a bias.
+    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize) -> Conv2dConfig {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride: 1,
+            padding: 0,
+            bias: true,
+        }
+    }
+}
+
 impl Conv2d {
-    /// nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias), its
-    /// weight (and bias) drawn from `rng` as PyTorch initialises them. `stride` must be at
-    /// least 1.
-    #[allow(clippy::too_many_arguments)]
+    /// nn.Conv2d(in_channels, out_channels, kernel_size): stride 1, no padding, with a bias,
+    /// initialised from `rng` as PyTorch does.
     pub fn new(
         params: &mut ParamStore,
         in_channels: usize,
         out_channels: usize,
         kernel_size: usize,
-        stride: usize,
-        padding: usize,
-        bias: bool,
         rng: &mut Rng,
     ) -> Result<Conv2d> {
+        let config = Conv2dConfig::new(in_channels, out_channels, kernel_size);
+        Conv2d::with_config(params, config, rng)
+    }
+
+    /// nn.Conv2d with the options of `config`, its weight (and bias) drawn from `rng` as
+    /// PyTorch initialises them. A stride of 0 fails at the forward, as in PyTorch.
+    pub fn with_config(
+        params: &mut ParamStore,
+        config: Conv2dConfig,
+        rng: &mut Rng,
+    ) -> Result<Conv2d> {
+        let Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            bias,
+        } = config;
         let fan_in = in_channels * kernel_size * kernel_size;
         let shape = [out_channels, in_channels, kernel_size, kernel_size];
         let weight = params.add(kaiming_uniform(&shape, fan_in, rng)?)?;
@@ -81,18 +126,19 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
+impl Forward for Conv2d {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
         g.conv2d(x, w, b, self.stride, self.padding)
     }
+}
 
-    fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        let mut s = vec![("weight", StateRef::Param(self.weight))];
-        if let Some(b) = self.bias {
-            s.push(("bias", StateRef::Param(b)));
-        }
-        s
+impl Module for Conv2d {
+    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
+        weight_and_bias(self.weight, self.bias, StateView::Param)
+    }
+    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
+        weight_and_bias(self.weight, self.bias, StateRef::Param)
     }
 }
 
@@ -140,8 +186,10 @@ impl MaxPool2d {
     }
 }
 
-impl Module for MaxPool2d {
+impl Forward for MaxPool2d {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         g.max_pool2d(x, self.kernel_size, self.stride)
     }
 }
+
+impl Module for MaxPool2d {}

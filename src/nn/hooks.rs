@@ -33,11 +33,11 @@ pub fn call(g: &mut Graph, m: &mut dyn Module, x: Var) -> Result<Var> {
 }
 
 /// The module at `path` in `model` (its children's names joined by dots; "" is the model).
-pub fn find<'a>(model: &'a mut dyn Module, path: &str) -> Result<&'a mut dyn Module> {
+pub fn find<'a>(model: &'a dyn Module, path: &str) -> Result<&'a dyn Module> {
     find_rest(model, path, path)
 }
 
-fn find_rest<'a>(model: &'a mut dyn Module, path: &str, rest: &str) -> Result<&'a mut dyn Module> {
+fn find_rest<'a>(model: &'a dyn Module, path: &str, rest: &str) -> Result<&'a dyn Module> {
     if rest.is_empty() {
         return Ok(model);
     }
@@ -60,7 +60,7 @@ fn find_rest<'a>(model: &'a mut dyn Module, path: &str, rest: &str) -> Result<&'
 /// Call `f(graph, input, output)` after every forward of the module at `path` in `model`.
 pub fn register_forward_hook(
     g: &mut Graph,
-    model: &mut dyn Module,
+    model: &dyn Module,
     path: &str,
     f: impl FnMut(&Graph, Var, Var) + 'static,
 ) -> Result<HookHandle> {
@@ -72,7 +72,7 @@ pub fn register_forward_hook(
 /// `model`, during every `backward` that reaches it.
 pub fn register_backward_hook(
     g: &mut Graph,
-    model: &mut dyn Module,
+    model: &dyn Module,
     path: &str,
     f: impl FnMut(&[f32], &[usize]) + 'static,
 ) -> Result<HookHandle> {

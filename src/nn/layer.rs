@@ -4,7 +4,8 @@
 
 use super::hooks::{call, module_key};
 use super::{
-    fused, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, StateRef,
+    fused, BatchNorm, Conv2d, Dropout, Flatten, Forward, Linear, MaxPool2d, Module, ReLU, StateRef,
+    StateView,
 };
 use crate::graph::{Graph, Var};
 use crate::{Error, Result};
@@ -33,7 +34,21 @@ pub enum Layer {
 }
 
 impl Layer {
-    fn module(&mut self) -> &mut dyn Module {
+    fn module(&self) -> &dyn Module {
+        match self {
+            Layer::Linear(m) => m,
+            Layer::BatchNorm(m) => m,
+            Layer::ReLU(m) => m,
+            Layer::Dropout(m) => m,
+            Layer::Flatten(m) => m,
+            Layer::Conv2d(m) => m,
+            Layer::MaxPool2d(m) => m,
+            Layer::Sequential(m) => m,
+            Layer::Custom(m) => m.as_ref(),
+        }
+    }
+
+    fn module_mut(&mut self) -> &mut dyn Module {
         match self {
             Layer::Linear(m) => m,
             Layer::BatchNorm(m) => m,
@@ -49,7 +64,7 @@ impl Layer {
 
     /// A layer of your own in a [`Sequential`] or a [`Net`]: it trains, saves and loads like
     /// the built-in ones (its state under its index or block name), and shows in a summary
-    /// when it implements [`Module::output_shape`] (and [`Module::summary_params`]).
+    /// when it implements [`Forward::output_shape`].
     pub fn custom(m: impl Module + 'static) -> Layer {
         Layer::Custom(Box::new(m))
     }
@@ -105,35 +120,42 @@ impl Layer {
                 || bad("must be (N, C, H, W) and no smaller than the window"),
                 Ok,
             ),
-            Layer::Sequential(s) => s
-                .layers
-                .iter()
-                .try_fold(input.to_vec(), |shape, l| l.output_shape(&shape)),
+            Layer::Sequential(s) => Forward::output_shape(s, input),
             Layer::Custom(m) => m.output_shape(input),
         }
     }
 }
 
-impl Module for Layer {
+impl Forward for Layer {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
-        self.module().forward(g, x)
-    }
-    fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
-        self.module().children()
-    }
-    fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        self.module().own_state()
+        self.module_mut().forward(g, x)
     }
     fn set_own_training(&mut self, training: bool) {
-        self.module().set_own_training(training)
+        self.module_mut().set_own_training(training)
     }
     fn wants_sparse_input(&self) -> bool {
-        match self {
-            Layer::Linear(m) => m.wants_sparse_input(),
-            Layer::Sequential(m) => m.wants_sparse_input(),
-            Layer::Custom(m) => m.wants_sparse_input(),
-            _ => false,
-        }
+        self.module().wants_sparse_input()
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Layer::output_shape(self, input)
+    }
+}
+
+impl Module for Layer {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.module().children()
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        self.module_mut().children_mut()
+    }
+    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
+        self.module().own_state()
+    }
+    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
+        self.module_mut().own_state_mut()
+    }
+    fn type_name(&self) -> &str {
+        Layer::type_name(self)
     }
 }
 
@@ -191,7 +213,7 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
+impl Forward for Sequential {
     fn forward(&mut self, g: &mut Graph, mut x: Var) -> Result<Var> {
         let mut i = 0;
         while i < self.layers.len() {
@@ -229,7 +251,22 @@ impl Module for Sequential {
     fn wants_sparse_input(&self) -> bool {
         self.layers.first().is_some_and(|l| l.wants_sparse_input())
     }
-    fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.layers
+            .iter()
+            .try_fold(input.to_vec(), |shape, l| l.output_shape(&shape))
+    }
+}
+
+impl Module for Sequential {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l as &dyn Module))
+            .collect()
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
         self.layers
             .iter_mut()
             .enumerate()
@@ -250,9 +287,9 @@ pub struct Net {
     pub blocks: Vec<(String, Layer)>,
 }
 
-impl Net {
+impl Forward for Net {
     /// The output shape for an input shape (with the batch dimension).
-    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let mut shape = input.to_vec();
         if self.flatten_input {
             shape = Layer::Flatten(Flatten).output_shape(&shape)?;
@@ -262,9 +299,7 @@ impl Net {
         }
         Ok(shape)
     }
-}
 
-impl Module for Net {
     fn forward(&mut self, g: &mut Graph, mut x: Var) -> Result<Var> {
         if self.flatten_input {
             x = g.flatten(x)?;
@@ -280,7 +315,19 @@ impl Module for Net {
             .first()
             .is_some_and(|(_, b)| b.wants_sparse_input())
     }
-    fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
+}
+
+impl Module for Net {
+    fn type_name(&self) -> &str {
+        &self.name
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.blocks
+            .iter()
+            .map(|(n, l)| (n.clone(), l as &dyn Module))
+            .collect()
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
         self.blocks
             .iter_mut()
             .map(|(n, l)| (n.clone(), l as &mut dyn Module))

@@ -1,6 +1,6 @@
 //! nn.Linear: y = x W^T + b.
 
-use super::{kaiming_uniform, Module, StateRef};
+use super::{kaiming_uniform, weight_and_bias, Forward, Module, StateRef, StateView};
 use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::rng::Rng;
 use crate::Result;
@@ -17,7 +17,7 @@ use crate::Result;
 /// - output: (*, out_features), the leading dimensions unchanged; usually (N, out_features).
 pub struct Linear {
     /// W, (out_features, in_features) in PyTorch's layout; stored as W^T
-    /// (in_features, out_features) when built by [`Linear::with_stored_transpose`].
+    /// (in_features, out_features) when built with [`LinearConfig::stored_transpose`].
     pub weight: ParamId,
     /// b, (out_features); None when built without bias.
     pub bias: Option<ParamId>,
@@ -25,9 +25,39 @@ pub struct Linear {
     pub in_features: usize,
     /// Size of the output's last dimension.
     pub out_features: usize,
-    /// Built for a mostly-zero input such as images ([`Linear::with_stored_transpose`]): as a
-    /// model's first layer it asks for the batch's nonzeros ([`Module::wants_sparse_input`]).
+    /// Built for a mostly-zero input such as images ([`LinearConfig::stored_transpose`]): as a
+    /// model's first layer it asks for the batch's nonzeros ([`Forward::wants_sparse_input`]).
     pub sparse_input: bool,
+}
+
+/// nn.Linear's options, with PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearConfig {
+    /// Size of the input's last dimension.
+    pub in_features: usize,
+    /// Size of the output's last dimension.
+    pub out_features: usize,
+    /// A learnable bias (out_features). Default true.
+    pub bias: bool,
+    /// Store the weight as W^T (in_features, out_features) (`ParamLayout::Transposed`), with
+    /// the same initial values for the same `rng`. For a first layer fed by a mostly-zero input
+    /// such as images: its sparse kernels read rows of W^T, which would otherwise be transposed
+    /// from W every training step (6% of an epoch of the seed's model at batch 256, 12% at
+    /// batch 32), and its weight gradient is written row by row. The state dict still holds
+    /// PyTorch's (out_features, in_features). Default false.
+    pub stored_transpose: bool,
+}
+
+impl LinearConfig {
+    /// nn.Linear(in_features, out_features)'s options: with a bias, stored as PyTorch does.
+    pub fn new(in_features: usize, out_features: usize) -> LinearConfig {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+            stored_transpose: false,
+        }
+    }
 }
 
 impl Linear {
@@ -38,45 +68,23 @@ impl Linear {
         out_features: usize,
         rng: &mut Rng,
     ) -> Result<Linear> {
-        Linear::with_bias(params, in_features, out_features, true, rng)
+        Linear::with_config(params, LinearConfig::new(in_features, out_features), rng)
     }
 
-    /// nn.Linear(in_features, out_features, bias=bias), initialised from `rng`.
-    pub fn with_bias(
+    /// nn.Linear with the options of `config`, initialised from `rng` as PyTorch does.
+    pub fn with_config(
         params: &mut ParamStore,
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
+        config: LinearConfig,
         rng: &mut Rng,
     ) -> Result<Linear> {
-        Linear::build(params, in_features, out_features, bias, false, rng)
-    }
-
-    /// The same layer, with the same initial values for the same `rng`, but its weight stored
-    /// as W^T (in_features, out_features) (`ParamLayout::Transposed`). For a first layer fed by
-    /// a mostly-zero input such as images: its sparse kernels read rows of W^T, which would
-    /// otherwise be transposed from W every training step (6% of an epoch of the seed's
-    /// model at batch 256, 12% at batch 32), and its weight gradient is written row by row.
-    /// The state dict still holds PyTorch's (out_features, in_features).
-    pub fn with_stored_transpose(
-        params: &mut ParamStore,
-        in_features: usize,
-        out_features: usize,
-        rng: &mut Rng,
-    ) -> Result<Linear> {
-        Linear::build(params, in_features, out_features, true, true, rng)
-    }
-
-    fn build(
-        params: &mut ParamStore,
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-        stored_transposed: bool,
-        rng: &mut Rng,
-    ) -> Result<Linear> {
+        let LinearConfig {
+            in_features,
+            out_features,
+            bias,
+            stored_transpose,
+        } = config;
         let w = kaiming_uniform(&[out_features, in_features], in_features, rng)?;
-        let weight = if stored_transposed {
+        let weight = if stored_transpose {
             params.add_transposed(w)?
         } else {
             params.add(w)?
@@ -91,12 +99,12 @@ impl Linear {
             bias,
             in_features,
             out_features,
-            sparse_input: stored_transposed,
+            sparse_input: stored_transpose,
         })
     }
 }
 
-impl Module for Linear {
+impl Forward for Linear {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
         g.linear(x, w, b)
@@ -105,12 +113,13 @@ impl Module for Linear {
     fn wants_sparse_input(&self) -> bool {
         self.sparse_input
     }
+}
 
-    fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        let mut s = vec![("weight", StateRef::Param(self.weight))];
-        if let Some(b) = self.bias {
-            s.push(("bias", StateRef::Param(b)));
-        }
-        s
+impl Module for Linear {
+    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
+        weight_and_bias(self.weight, self.bias, StateView::Param)
+    }
+    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
+        weight_and_bias(self.weight, self.bias, StateRef::Param)
     }
 }

@@ -2,7 +2,41 @@
 //! know their PyTorch state-dict names, and switch between training and eval mode.
 //!
 //! A model is any type implementing [`Module`]: a forward pass written in plain Rust on the
-//! graph, and its named children in PyTorch's registration order.
+//! graph ([`Forward`]), and its named children in PyTorch's registration order, which
+//! `#[derive(Module)]` reads from the struct's fields:
+//!
+//! ```
+//! use bnlab::nn::{Forward, Linear, Module, ReLU};
+//! use bnlab::{Graph, Result, Rng, Var};
+//!
+//! #[derive(Module)]
+//! struct Mlp {
+//!     hidden: Linear, // state dict: hidden.weight, hidden.bias
+//!     act: ReLU,
+//!     output: Linear, // output.weight, output.bias
+//! }
+//!
+//! impl Forward for Mlp {
+//!     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+//!         let h = self.hidden.forward(g, x)?;
+//!         let h = self.act.forward(g, h)?;
+//!         self.output.forward(g, h)
+//!     }
+//! }
+//!
+//! let (mut g, mut rng) = (Graph::new(0), Rng::seed(0));
+//! let mlp = Mlp {
+//!     hidden: Linear::new(&mut g.params, 4, 8, &mut rng)?,
+//!     act: ReLU,
+//!     output: Linear::new(&mut g.params, 8, 2, &mut rng)?,
+//! };
+//! let names: Vec<String> = bnlab::state_dict::state_dict(&mlp, &g.params)
+//!     .into_iter()
+//!     .map(|(name, _)| name)
+//!     .collect();
+//! assert_eq!(names, ["hidden.weight", "hidden.bias", "output.weight", "output.bias"]);
+//! # Ok::<(), bnlab::Error>(())
+//! ```
 
 mod batch_norm;
 mod conv;
@@ -14,18 +48,20 @@ mod linear;
 mod simple;
 
 pub use batch_norm::{BatchNorm, BatchNormConfig, BatchNormKind};
-pub use conv::{Conv2d, MaxPool2d};
+/// `#[derive(Module)]`: a struct's fields as its children and state (see the `bnlab-derive` crate).
+pub use bnlab_derive::Module;
+pub use conv::{Conv2d, Conv2dConfig, MaxPool2d};
 pub use hooks::{call, register_backward_hook, register_forward_hook};
 pub use init::kaiming_uniform;
 pub use layer::{Layer, Net, Sequential};
-pub use linear::Linear;
+pub use linear::{Linear, LinearConfig};
 pub use simple::{Dropout, Flatten, ReLU};
 
 use crate::graph::{Graph, ParamId, Var};
 use crate::tensor::Tensor;
 use crate::Result;
 
-/// A parameter or buffer of a module, for the state dict.
+/// A parameter or buffer of a module, to change it (loading a state dict).
 pub enum StateRef<'a> {
     /// A learnable parameter, in the graph's `ParamStore` (saved in PyTorch's layout).
     Param(ParamId),
@@ -35,32 +71,68 @@ pub enum StateRef<'a> {
     Counter(&'a mut i64),
 }
 
-/// A layer or model, as nn.Module: a forward pass on the graph, named children, its own
-/// parameters and buffers, and a training flag. Only `forward` is required; the defaults
-/// describe a module with no children, no state, and no difference between modes.
-pub trait Module {
+/// A parameter or buffer of a module, to read it (saving a state dict, counting parameters).
+#[derive(Clone, Copy)]
+pub enum StateView<'a> {
+    /// A learnable parameter, in the graph's `ParamStore` (saved in PyTorch's layout).
+    Param(ParamId),
+    /// A float32 buffer (running_mean, running_var).
+    Buffer(&'a Tensor),
+    /// An int64 scalar buffer (num_batches_tracked).
+    Counter(i64),
+}
+
+/// What a layer or model computes: PyTorch's `forward`, and what depends on it. Only `forward`
+/// is required.
+pub trait Forward {
     /// The forward pass: record ops on the graph, return the output.
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var>;
-
-    /// Named sub-modules, in PyTorch's registration order (their names prefix their state).
-    fn children(&mut self) -> Vec<(String, &mut dyn Module)> {
-        Vec::new()
-    }
-
-    /// This module's own parameters and buffers, in PyTorch's order (not its children's).
-    fn own_state(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        Vec::new()
-    }
 
     /// Switch this module itself (not its children) between training and eval mode.
     fn set_own_training(&mut self, _training: bool) {}
 
     /// Whether this module's input should come with its nonzeros (a first Linear built for
-    /// images, [`Linear::with_stored_transpose`], whose kernels then read only those). The
+    /// images, [`LinearConfig::stored_transpose`], whose kernels then read only those). The
     /// training and evaluation loops gather them for a batch only when the model asks; a
     /// container asks when its first module does.
     fn wants_sparse_input(&self) -> bool {
         false
+    }
+
+    /// The output shape for an input shape (batch dimension included), so that a summary can
+    /// describe the module without running it. The default says it cannot: a layer of your own
+    /// implements this to appear in `summary`.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Err(crate::Error::Shape(format!(
+            "{} does not tell its output shape for input {input:?} (implement Forward::output_shape)",
+            std::any::type_name::<Self>().rsplit("::").next().unwrap_or("module")
+        )))
+    }
+}
+
+/// A layer or model as nn.Module sees it: a [`Forward`], its named children in PyTorch's
+/// registration order, and its own parameters and buffers. `#[derive(Module)]` writes all of
+/// it from the struct's fields (see [`derive@Module`]); the defaults describe a module with no
+/// children and no state.
+pub trait Module: Forward {
+    /// Named sub-modules, in PyTorch's registration order (their names prefix their state).
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        Vec::new()
+    }
+
+    /// The same children as [`Module::children`], to change them.
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        Vec::new()
+    }
+
+    /// This module's own parameters and buffers, in PyTorch's order (not its children's).
+    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
+        Vec::new()
+    }
+
+    /// The same state as [`Module::own_state`], to change it.
+    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
+        Vec::new()
     }
 
     /// PyTorch's class name, as summaries show it. By default the type's own name without its
@@ -69,34 +141,18 @@ pub trait Module {
         let full = std::any::type_name::<Self>();
         full.rsplit("::").next().unwrap_or(full)
     }
-
-    /// The output shape for an input shape (batch dimension included), so that a summary can
-    /// describe the module without running it. The default says it cannot: a layer of your own
-    /// implements this to appear in `summary`.
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Err(crate::Error::Shape(format!(
-            "{} does not tell its output shape for input {input:?} (implement Module::output_shape)",
-            self.type_name()
-        )))
-    }
-
-    /// Every parameter this module holds, itself and below, for a summary's count (the state
-    /// dict goes through `own_state` and `children`). Default: none.
-    fn summary_params(&self) -> Vec<ParamId> {
-        Vec::new()
-    }
 }
 
 /// Switch a module and all its descendants to training (`true`) or eval (`false`) mode.
 pub fn set_training(m: &mut dyn Module, training: bool) {
     m.set_own_training(training);
-    for (_, child) in m.children() {
+    for (_, child) in m.children_mut() {
         set_training(child, training);
     }
 }
 
 /// Visit every parameter and buffer with its full state-dict name (`b1.0.weight`).
-pub fn visit_state(m: &mut dyn Module, prefix: &str, f: &mut dyn FnMut(&str, StateRef<'_>)) {
+pub fn visit_state(m: &dyn Module, prefix: &str, f: &mut dyn FnMut(&str, StateView<'_>)) {
     for (name, entry) in m.own_state() {
         f(&join(prefix, name), entry);
     }
@@ -105,15 +161,37 @@ pub fn visit_state(m: &mut dyn Module, prefix: &str, f: &mut dyn FnMut(&str, Sta
     }
 }
 
+/// Visit every parameter and buffer with its full state-dict name, to change it.
+pub fn visit_state_mut(m: &mut dyn Module, prefix: &str, f: &mut dyn FnMut(&str, StateRef<'_>)) {
+    for (name, entry) in m.own_state_mut() {
+        f(&join(prefix, name), entry);
+    }
+    for (name, child) in m.children_mut() {
+        visit_state_mut(child, &join(prefix, &name), f);
+    }
+}
+
 /// The ids of a module's parameters, in state-dict order (PyTorch's `model.parameters()`).
-pub fn parameters(m: &mut dyn Module) -> Vec<ParamId> {
+pub fn parameters(m: &dyn Module) -> Vec<ParamId> {
     let mut ids = Vec::new();
     visit_state(m, "", &mut |_, e| {
-        if let StateRef::Param(id) = e {
+        if let StateView::Param(id) = e {
             ids.push(id);
         }
     });
     ids
+}
+
+/// A layer's `weight` and optional `bias`, as its own state entries (`entry` makes the view or
+/// the reference).
+pub(crate) fn weight_and_bias<S>(
+    weight: ParamId,
+    bias: Option<ParamId>,
+    entry: fn(ParamId) -> S,
+) -> Vec<(&'static str, S)> {
+    std::iter::once(("weight", entry(weight)))
+        .chain(bias.map(|b| ("bias", entry(b))))
+        .collect()
 }
 
 fn join(prefix: &str, name: &str) -> String {

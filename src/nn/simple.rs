@@ -1,6 +1,6 @@
 //! Layers without parameters: ReLU, Dropout, Flatten.
 
-use super::Module;
+use super::{Forward, Module};
 use crate::graph::{Graph, Var};
 use crate::{Error, Result};
 
@@ -12,7 +12,9 @@ use crate::{Error, Result};
 /// - output: the input's shape.
 pub struct ReLU;
 
-impl Module for ReLU {
+impl Module for ReLU {}
+
+impl Forward for ReLU {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         g.relu(x)
     }
@@ -26,7 +28,9 @@ impl Module for ReLU {
 /// - output: (N, product of *); (N) gives (N, 1).
 pub struct Flatten;
 
-impl Module for Flatten {
+impl Module for Flatten {}
+
+impl Forward for Flatten {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         g.flatten(x)
     }
@@ -57,7 +61,9 @@ impl Dropout {
     }
 }
 
-impl Module for Dropout {
+impl Module for Dropout {}
+
+impl Forward for Dropout {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         if self.training && self.p > 0.0 {
             g.dropout(x, self.p)

@@ -3,7 +3,8 @@
 use super::check::{f32t, meta, Report};
 use bnlab::io::TensorFile;
 use bnlab::nn::{
-    set_training, BatchNorm, BatchNormConfig, BatchNormKind, Conv2d, MaxPool2d, Module,
+    set_training, BatchNorm, BatchNormConfig, BatchNormKind, Conv2d, Conv2dConfig, Forward,
+    MaxPool2d,
 };
 use bnlab::{Graph, Rng};
 use std::path::Path;
@@ -29,7 +30,7 @@ pub fn batch_norm(file: &TensorFile, path: &Path, r: &mut Report) -> Result<(), 
     }
     let mut g = Graph::new(0);
     let mut bn =
-        BatchNorm::new(&mut g.params, kind, shape[1], config).map_err(|e| e.to_string())?;
+        BatchNorm::with_config(&mut g.params, kind, shape[1], config).map_err(|e| e.to_string())?;
     if config.affine {
         g.params
             .set(bn.weight.unwrap(), f32t(file, "weight", path)?)
@@ -135,17 +136,14 @@ pub fn conv2d(file: &TensorFile, path: &Path, r: &mut Report) -> Result<(), Stri
     let padding: usize = meta(file, "padding")?;
     let bias: bool = meta(file, "bias")?;
     let mut g = Graph::new(0);
-    let mut conv = Conv2d::new(
-        &mut g.params,
-        cin,
-        cout,
-        k,
+    let config = Conv2dConfig {
         stride,
         padding,
         bias,
-        &mut Rng::seed(0),
-    )
-    .map_err(|e| e.to_string())?;
+        ..Conv2dConfig::new(cin, cout, k)
+    };
+    let mut conv =
+        Conv2d::with_config(&mut g.params, config, &mut Rng::seed(0)).map_err(|e| e.to_string())?;
     g.params
         .set(conv.weight, f32t(file, "weight", path)?)
         .map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@
 use super::check::{f32t, meta, Report};
 use bnlab::data::idx::read_idx;
 use bnlab::io::{StateTensor, TensorFile};
-use bnlab::nn::{parameters, set_training, Module, Net};
+use bnlab::nn::{parameters, set_training, Forward, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer};
 use bnlab::presets::{cnn, mlp, Preset};
 use bnlab::state_dict::{load_state_dict, state_dict};
@@ -171,15 +171,15 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
     let mut g = Graph::new(0);
     let (mut net, tol) = build(file, model, &mut g)?;
     load_state_dict(&mut net, &mut g.params, &file.tensors, "init.").map_err(|e| e.to_string())?;
-    let ids = parameters(&mut net);
-    let names: Vec<String> = state_dict(&mut net, &g.params)
+    let ids = parameters(&net);
+    let names: Vec<String> = state_dict(&net, &g.params)
         .into_iter()
         .map(|(k, _)| k)
         .collect();
     let mut opt = Adam::new(ids.clone(), adam_config(&opt_desc, lr, weight_decay)?);
     let mut param_names = Vec::new();
-    bnlab::nn::visit_state(&mut net, "", &mut |n, e| {
-        if let bnlab::nn::StateRef::Param(_) = e {
+    bnlab::nn::visit_state(&net, "", &mut |n, e| {
+        if let bnlab::nn::StateView::Param(_) = e {
             param_names.push(n.to_string());
         }
     });
@@ -227,7 +227,7 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
         opt.step(&mut g.params);
     }
     let bias_atol = (2.0 * lr * steps as f64) as f32;
-    for (name, t) in state_dict(&mut net, &g.params) {
+    for (name, t) in state_dict(&net, &g.params) {
         let key = format!("final.{name}");
         match t {
             StateTensor::F32(t) => {
