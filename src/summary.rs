@@ -18,11 +18,11 @@
 //!   layers that hold parameters (forward and backward), the parameters, and their sum (summed
 //!   in bytes, then converted and rounded once).
 //!
-//! A model whose `forward` flattens its input inline (`nn.Flatten()(X)`, [`Net::flatten_input`])
+//! A model whose `forward` flattens its input inline (`nn.Flatten()(X)`, `Net::flatten_input`)
 //! shows no row for that: torchinfo only sees registered modules.
 
 use crate::graph::{ParamId, ParamStore};
-use crate::nn::{Layer, Net};
+use crate::nn::{parameters, Module};
 use crate::{Error, Result};
 
 /// torchinfo's default `depth`: modules deeper than this get no row.
@@ -71,49 +71,30 @@ impl Row {
     }
 }
 
-/// torchinfo's summary of `net` for an input of shape `input` (batch dimension included), as
+/// torchinfo's summary of `model` for an input of shape `input` (batch dimension included), as
 /// `torchinfo.summary(model, input)` prints it (without the final newline `print` adds).
 ///
-/// Parameter counts come from `params`, the store the model's parameters live in. An input the
-/// model cannot take gives [`Error::Shape`] naming the layer and the shape it was given.
-pub fn summary(net: &Net, params: &ParamStore, input: &[usize]) -> Result<String> {
+/// Any [`Module`] can be described: a module's output shape is its own
+/// [`crate::nn::Forward::output_shape`] when it tells one, or else its input passed through its
+/// children in order (after [`crate::nn::Forward::children_input`]), as a Sequential or a model whose forward runs
+/// its blocks one after another. Parameter counts come from `params`, the store the model's
+/// parameters live in. An input the model cannot take gives [`Error::Shape`] naming the layer
+/// and the shape it was given.
+pub fn summary(model: &dyn Module, params: &ParamStore, input: &[usize]) -> Result<String> {
+    let name = model.type_name().to_string();
     if input.is_empty() || input.contains(&0) {
         return Err(Error::Shape(format!(
-            "summary of {}: input shape {input:?} must have a batch dimension and no empty axis",
-            net.name
+            "summary of {name}: input shape {input:?} must have a batch dimension and no empty axis"
         )));
     }
-    let rows = vec![Row {
-        type_name: net.name.clone(),
-        depth: 0,
-        idx: None,
-        output: Vec::new(),
-        num_params: 0,
-        is_leaf: net.blocks.is_empty(),
-        macs: 0,
-    }];
     let mut walker = Walker {
         params,
-        model: &net.name,
+        model: &name,
         counters: Vec::new(),
-        rows,
+        rows: Vec::new(),
     };
-    let mut shape = input.to_vec();
-    if net.flatten_input {
-        shape = Layer::Flatten(crate::nn::Flatten)
-            .output_shape(&shape)
-            .map_err(|e| shape_error(&net.name, "the inline flatten of the input", e))?;
-    }
-    let mut total = 0;
-    for (name, block) in &net.blocks {
-        let (out, n) = walker.walk(block, name, &shape, 1)?;
-        shape = out;
-        total += n;
-    }
-    let mut rows = walker.rows;
-    rows[0].output = shape;
-    rows[0].num_params = total;
-    Ok(render(&rows, product(input) * ELEM_BYTES))
+    walker.walk(model, "", input, 0)?;
+    Ok(render(&walker.rows, product(input) * ELEM_BYTES))
 }
 
 /// Goes through the model in forward order, as torchinfo's hooks see it.
@@ -126,11 +107,11 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Add the rows of `layer` (at `depth`, named `path` in the state dict) and of everything
+    /// Add the rows of `module` (at `depth`, named `path` in the state dict) and of everything
     /// it holds; gives its output shape and its parameter elements.
     fn walk(
         &mut self,
-        layer: &Layer,
+        module: &dyn Module,
         path: &str,
         input: &[usize],
         depth: usize,
@@ -141,43 +122,52 @@ impl Walker<'_> {
         self.counters[depth] += 1;
         let idx = self.counters[depth];
         let row = self.rows.len();
+        let type_name = module.type_name().to_string();
         self.rows.push(Row {
-            type_name: layer.type_name().to_string(),
+            type_name: type_name.clone(),
             depth,
-            idx: Some(idx),
+            idx: (depth > 0).then_some(idx),
             output: Vec::new(),
             num_params: 0,
             is_leaf: true,
             macs: 0,
         });
-        let here = || format!("{path} ({}: {depth}-{idx})", layer.type_name());
-        let (output, num_params) = match layer {
-            Layer::Sequential(s) => {
-                let mut shape = input.to_vec();
-                let mut total = 0;
-                for (i, child) in s.layers.iter().enumerate() {
-                    let (out, n) = self.walk(child, &format!("{path}.{i}"), &shape, depth + 1)?;
-                    shape = out;
-                    total += n;
-                }
-                self.rows[row].is_leaf = s.layers.is_empty();
-                (shape, total)
+        let here = || {
+            if depth == 0 {
+                "the model's input".to_string()
+            } else {
+                format!("{path} ({type_name}: {depth}-{idx})")
             }
-            _ => {
-                let output = layer
-                    .output_shape(input)
-                    .map_err(|e| shape_error(self.model, &here(), e))?;
-                let num_params = own_params(layer)
-                    .into_iter()
-                    .map(|id| elements(self.params, id, &here()))
-                    .sum::<Result<u64>>()?;
-                self.rows[row].macs = match layer {
-                    Layer::Linear(_) | Layer::BatchNorm(_) => output[0] as u64 * num_params,
-                    Layer::Conv2d(_) => num_params * product(&output[..1]) * product(&output[2..]),
-                    _ => 0,
+        };
+        let children = module.children();
+        let (output, num_params) = if children.is_empty() {
+            let output = module
+                .output_shape(input)
+                .map_err(|e| shape_error(self.model, &here(), e))?;
+            let num_params = parameters(module)
+                .into_iter()
+                .map(|id| elements(self.params, id, &here()))
+                .sum::<Result<u64>>()?;
+            self.rows[row].macs = leaf_macs(&type_name, &output, num_params);
+            (output, num_params)
+        } else {
+            let mut shape = module
+                .children_input(input)
+                .map_err(|e| shape_error(self.model, &here(), e))?;
+            let mut total = 0;
+            for (name, child) in &children {
+                let child_path = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
                 };
-                (output, num_params)
+                let (out, n) = self.walk(*child, &child_path, &shape, depth + 1)?;
+                shape = out;
+                total += n;
             }
+            self.rows[row].is_leaf = false;
+            // a module that tells its own output shape (a residual block) overrides the chain
+            (module.output_shape(input).unwrap_or(shape), total)
         };
         self.rows[row].output = output.clone();
         self.rows[row].num_params = num_params;
@@ -185,10 +175,14 @@ impl Walker<'_> {
     }
 }
 
-/// The parameters a layer holds, itself and below (not its running statistics, which are
-/// buffers).
-fn own_params(layer: &Layer) -> Vec<ParamId> {
-    crate::nn::parameters(layer)
+/// torchinfo's mult-adds of a layer that holds no other: its weight and bias elements times the
+/// batch, and for a convolution also times every output position (the channels left out).
+fn leaf_macs(type_name: &str, output: &[usize], num_params: u64) -> u64 {
+    if type_name.contains("Conv") {
+        num_params * product(&output[..1]) * product(&output[2..])
+    } else {
+        output.first().map_or(0, |&n| n as u64 * num_params)
+    }
 }
 
 fn elements(params: &ParamStore, id: ParamId, layer: &str) -> Result<u64> {

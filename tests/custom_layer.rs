@@ -164,13 +164,24 @@ fn a_user_layers_state_dict_round_trips_and_it_shows_in_a_summary() {
         blocks: vec![("body".into(), seq.into())],
     };
     let table = bnlab::summary::summary(&net, &g.params, &[8, 6]).unwrap();
-    let row = table
-        .lines()
-        .find(|l| l.contains("Residual: "))
-        .unwrap_or_else(|| panic!("no Residual row:\n{table}"));
+    // torchinfo shows a module that holds others as a container ("--"), its parameters on the
+    // rows of what it holds: Residual's on its inner Linear, one level down
+    let row = |title: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(title))
+            .unwrap_or_else(|| panic!("no {title} row:\n{table}"))
+            .to_string()
+    };
+    let residual = row("Residual: 2-2");
     assert!(
-        row.contains("[8, 4]") && row.trim_end().ends_with("20"),
-        "{row}"
+        residual.contains("[8, 4]") && residual.trim_end().ends_with("--"),
+        "{residual}"
+    );
+    let inner = row("Linear: 3-1");
+    assert!(
+        inner.contains("[8, 4]") && inner.trim_end().ends_with("20"),
+        "{inner}\n{table}"
     );
     // 6*4+4 + 20 + 4*3+3
     assert!(table.contains("Total params: 63"), "{table}");
@@ -205,4 +216,50 @@ fn the_derive_names_parameters_buffers_and_children_by_their_fields() {
     let names: Vec<String> = residual.children().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["inner"]);
     assert_eq!(Module::type_name(&residual), "Residual");
+}
+
+/// A model that is a derived struct, not a Net: summary describes it through its fields.
+#[derive(Module)]
+struct Mlp {
+    hidden: Linear,
+    act: ReLU,
+    output: Linear,
+}
+
+impl Forward for Mlp {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        let h = self.hidden.forward(g, x)?;
+        let h = self.act.forward(g, h)?;
+        self.output.forward(g, h)
+    }
+}
+
+#[test]
+fn summary_describes_any_module_through_its_children() {
+    let mut g = Graph::new(0);
+    let mut rng = Rng::seed(0);
+    let mlp = Mlp {
+        hidden: Linear::new(&mut g.params, 5, 7, &mut rng).unwrap(),
+        act: ReLU,
+        output: Linear::new(&mut g.params, 7, 2, &mut rng).unwrap(),
+    };
+    let table = bnlab::summary::summary(&mlp, &g.params, &[3, 5]).unwrap();
+    let titles = ["Mlp", "Linear: 1-1", "ReLU: 1-2", "Linear: 1-3"];
+    for (title, shape, params) in [
+        (titles[1], "[3, 7]", "42"),
+        (titles[2], "[3, 7]", "--"),
+        (titles[3], "[3, 2]", "16"),
+    ] {
+        let row = table.lines().find(|l| l.contains(title)).unwrap();
+        assert!(
+            row.contains(shape) && row.trim_end().ends_with(params),
+            "{row}"
+        );
+    }
+    // 5*7+7 + 7*2+2, and mult-adds batch x parameters: 3 * 58
+    assert!(table.contains("Total params: 58"), "{table}");
+    assert!(table.contains("Total mult-adds (M): 0.00"), "{table}");
+    // a shape the model cannot take names the layer
+    let err = bnlab::summary::summary(&mlp, &g.params, &[3, 6]).unwrap_err();
+    assert!(err.to_string().contains("hidden"), "{err}");
 }

@@ -131,6 +131,16 @@ impl Forward for Conv2d {
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
         g.conv2d(x, w, b, self.stride, self.padding)
     }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Conv2d::output_shape(self, input).ok_or_else(|| {
+            let why = format!(
+                "must be (N, {}, H, W) and no smaller than the kernel",
+                self.in_channels
+            );
+            super::layer::bad_input("Conv2d", input, &why)
+        })
+    }
 }
 
 impl Module for Conv2d {
@@ -189,6 +199,13 @@ impl MaxPool2d {
 impl Forward for MaxPool2d {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         g.max_pool2d(x, self.kernel_size, self.stride)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        MaxPool2d::output_shape(self, input).ok_or_else(|| {
+            let why = "must be (N, C, H, W) and no smaller than the window";
+            super::layer::bad_input("MaxPool2d", input, why)
+        })
     }
 }
 

@@ -86,44 +86,13 @@ impl Layer {
 
     /// The output shape this layer gives an input shape, or an error saying why it cannot.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let bad = |why: &str| {
-            Err(Error::Shape(format!(
-                "{}: input {input:?} {why}",
-                self.type_name()
-            )))
-        };
-        match self {
-            Layer::Linear(l) => match input.last() {
-                Some(&i) if i == l.in_features => {
-                    let mut out = input.to_vec();
-                    *out.last_mut().unwrap() = l.out_features;
-                    Ok(out)
-                }
-                _ => bad(&format!("must end in {} features", l.in_features)),
-            },
-            Layer::BatchNorm(bn) => bn.check_input(input).map(|_| input.to_vec()),
-            Layer::ReLU(_) | Layer::Dropout(_) => Ok(input.to_vec()),
-            Layer::Flatten(_) => match input.split_first() {
-                Some((&n, rest)) => Ok(vec![n, rest.iter().product()]),
-                None => bad("has no batch dimension"),
-            },
-            Layer::Conv2d(c) => c.output_shape(input).map_or_else(
-                || {
-                    bad(&format!(
-                        "must be (N, {}, H, W) and no smaller than the kernel",
-                        c.in_channels
-                    ))
-                },
-                Ok,
-            ),
-            Layer::MaxPool2d(p) => p.output_shape(input).map_or_else(
-                || bad("must be (N, C, H, W) and no smaller than the window"),
-                Ok,
-            ),
-            Layer::Sequential(s) => Forward::output_shape(s, input),
-            Layer::Custom(m) => m.output_shape(input),
-        }
+        self.module().output_shape(input)
     }
+}
+
+/// The error of a layer that cannot take an input shape.
+pub(crate) fn bad_input(type_name: &str, input: &[usize], why: &str) -> Error {
+    Error::Shape(format!("{type_name}: input {input:?} {why}"))
 }
 
 impl Forward for Layer {
@@ -137,7 +106,7 @@ impl Forward for Layer {
         self.module().wants_sparse_input()
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Layer::output_shape(self, input)
+        self.module().output_shape(input)
     }
 }
 
@@ -290,14 +259,19 @@ pub struct Net {
 impl Forward for Net {
     /// The output shape for an input shape (with the batch dimension).
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let mut shape = input.to_vec();
-        if self.flatten_input {
-            shape = Layer::Flatten(Flatten).output_shape(&shape)?;
-        }
+        let mut shape = self.children_input(input)?;
         for (_, b) in &self.blocks {
             shape = b.output_shape(&shape)?;
         }
         Ok(shape)
+    }
+
+    fn children_input(&self, input: &[usize]) -> Result<Vec<usize>> {
+        if self.flatten_input {
+            Layer::Flatten(Flatten).output_shape(input)
+        } else {
+            Ok(input.to_vec())
+        }
     }
 
     fn forward(&mut self, g: &mut Graph, mut x: Var) -> Result<Var> {

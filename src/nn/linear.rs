@@ -113,6 +113,21 @@ impl Forward for Linear {
     fn wants_sparse_input(&self) -> bool {
         self.sparse_input
     }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        match input.last() {
+            Some(&i) if i == self.in_features => {
+                let mut out = input.to_vec();
+                *out.last_mut().expect("not empty") = self.out_features;
+                Ok(out)
+            }
+            _ => Err(super::layer::bad_input(
+                "Linear",
+                input,
+                &format!("must end in {} features", self.in_features),
+            )),
+        }
+    }
 }
 
 impl Module for Linear {

@@ -108,6 +108,13 @@ pub trait Forward {
             std::any::type_name::<Self>().rsplit("::").next().unwrap_or("module")
         )))
     }
+
+    /// What a container's forward makes of its input before its children run in order, for a
+    /// summary that describes it through them: the input itself by default; a model that
+    /// flattens its input inline (`Net::flatten_input`) gives the flattened shape.
+    fn children_input(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(input.to_vec())
+    }
 }
 
 /// A layer or model as nn.Module sees it: a [`Forward`], its named children in PyTorch's

@@ -18,6 +18,10 @@ impl Forward for ReLU {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         g.relu(x)
     }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(input.to_vec())
+    }
 }
 
 /// nn.Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...), a view of the same values (no copy).
@@ -33,6 +37,17 @@ impl Module for Flatten {}
 impl Forward for Flatten {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
         g.flatten(x)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        match input.split_first() {
+            Some((&n, rest)) => Ok(vec![n, rest.iter().product()]),
+            None => Err(super::layer::bad_input(
+                "Flatten",
+                input,
+                "has no batch dimension",
+            )),
+        }
     }
 }
 
@@ -74,5 +89,9 @@ impl Forward for Dropout {
 
     fn set_own_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(input.to_vec())
     }
 }
