@@ -17,57 +17,19 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use super::dataset::{Dataset, Split};
+use super::dataset::Dataset;
+pub use super::kind::cifar10::{
+    split_files, CLASS_NAMES, FILES, IMAGE_SHAPE, NUM_CLASSES, TEST_FILES, TRAIN_FILES,
+};
+use super::kind::Split;
 use crate::io::atomic::{persist_atomically, temp_file_for};
 use crate::{Error, Result};
-
-/// `[channels, height, width]` of every image.
-pub const IMAGE_SHAPE: [usize; 3] = [3, 32, 32];
 
 /// Pixel bytes of one image (3 x 32 x 32).
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
 
 /// Bytes of one record: the label byte, then the image.
 pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
-
-/// Number of classes; labels are `0..NUM_CLASSES`.
-pub const NUM_CLASSES: usize = 10;
-
-/// Class names, indexed by label (`batches.meta.txt` of the archive).
-pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-
-/// The training batches, in order.
-pub const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
-
-/// The test batch.
-pub const TEST_FILES: [&str; 1] = ["test_batch.bin"];
-
-/// Every batch file (training, then test).
-pub const FILES: [&str; 6] = [
-    TRAIN_FILES[0],
-    TRAIN_FILES[1],
-    TRAIN_FILES[2],
-    TRAIN_FILES[3],
-    TRAIN_FILES[4],
-    TEST_FILES[0],
-];
 
 /// The folder the archive unpacks to; the files are also looked for there.
 pub const SUBDIR: &str = "cifar-10-batches-bin";
@@ -81,14 +43,6 @@ pub const ARCHIVE_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 /// Largest batch file accepted from an archive (the real ones are 30,730,000 bytes), so a corrupt
 /// or hostile archive cannot fill the disk.
 pub const MAX_BATCH_BYTES: u64 = 64 << 20;
-
-/// The batch files of `split`.
-pub fn split_files(split: Split) -> &'static [&'static str] {
-    match split {
-        Split::Train => &TRAIN_FILES,
-        Split::Test => &TEST_FILES,
-    }
-}
 
 /// Finds the batch file `name` in `dir` or in `dir/cifar-10-batches-bin` (the folder the archive
 /// unpacks to), preferring `dir`. The error names `dir/name` and both places looked in.

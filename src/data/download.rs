@@ -14,7 +14,8 @@ use tempfile::NamedTempFile;
 
 use super::checksums::{self, Checksum};
 use super::cifar;
-use super::dataset::{find_data_file, missing_files, DatasetKind};
+use super::dataset::DatasetKind;
+use super::folder::{find_data_file, missing_files};
 use crate::io::atomic::{persist_atomically, split_dest, temp_file_for};
 use crate::{Error, Result};
 

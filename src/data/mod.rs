@@ -3,7 +3,9 @@
 //!
 //! - [`idx`]: the IDX file format (gzip or raw), strictly validated.
 //! - [`cifar`]: CIFAR-10's batch files, and extracting them from the published archive.
-//! - [`dataset`]: [`Dataset`] (images kept as bytes) and [`load`]ing a split from a folder.
+//! - [`kind`]: the datasets and splits bnlab knows, their shapes, classes and files (the bottom).
+//! - [`dataset`]: [`Dataset`], images kept as bytes.
+//! - [`folder`]: finding a dataset's files in a folder and [`load`]ing a split.
 //! - [`checksums`]: the known checksums of the files (or archive), and computing them.
 //! - [`download`]: fetching missing files from mirrors, atomically and verified.
 //! - [`cache`]: the default folder downloads go to.
@@ -18,18 +20,20 @@ pub mod checksums;
 pub mod cifar;
 pub mod dataset;
 pub mod download;
+pub mod folder;
 pub mod idx;
+pub mod kind;
 pub mod loader;
 pub mod nonzeros;
 pub mod pixels;
 
 pub use cache::default_cache_dir;
 pub use checksums::Checksum;
-pub use dataset::{
-    file_stems, find_data_file, find_file, load, missing_files, Dataset, DatasetKind, Split,
-};
+pub use dataset::Dataset;
 pub use download::{
     default_mirrors, download_file, ensure_available, ensure_available_with, verify,
 };
+pub use folder::{find_data_file, find_file, load, missing_files};
 pub use idx::{parse_idx, read_idx, Idx};
+pub use kind::{file_stems, DatasetKind, Split};
 pub use loader::{gather_batch, Loader};
