@@ -15,6 +15,7 @@ pub mod graph;
 pub mod io;
 pub mod kernels;
 pub mod matmul;
+pub mod model_file;
 pub mod nn;
 pub mod optim;
 pub mod plot;

@@ -218,7 +218,11 @@ impl Forward for Sequential {
         Ok(x)
     }
     fn wants_sparse_input(&self) -> bool {
-        self.layers.first().is_some_and(|l| l.wants_sparse_input())
+        // a Flatten is a view: the rows the nonzeros describe reach the next layer unchanged
+        self.layers
+            .iter()
+            .find(|l| !matches!(l, Layer::Flatten(_)))
+            .is_some_and(|l| l.wants_sparse_input())
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.layers

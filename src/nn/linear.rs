@@ -28,6 +28,10 @@ pub struct Linear {
     /// Built for a mostly-zero input such as images ([`LinearConfig::stored_transpose`]): as a
     /// model's first layer it asks for the batch's nonzeros ([`Forward::wants_sparse_input`]).
     pub sparse_input: bool,
+    /// Flatten an input of more than two dimensions to (N, in_features) first, as the seed's
+    /// `forward` does with `nn.Flatten()(X)` before its first Linear: a model file whose first
+    /// Linear meets images says so this way (the flatten is a view, no copy). Default false.
+    pub flatten_input: bool,
 }
 
 /// nn.Linear's options, with PyTorch's defaults.
@@ -100,12 +104,18 @@ impl Linear {
             in_features,
             out_features,
             sparse_input: stored_transpose,
+            flatten_input: false,
         })
     }
 }
 
 impl Forward for Linear {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        let x = if self.flatten_input && g.shape(x).len() > 2 {
+            g.flatten(x)?
+        } else {
+            x
+        };
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
         g.linear(x, w, b)
     }
@@ -115,6 +125,13 @@ impl Forward for Linear {
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let flat;
+        let input = if self.flatten_input && input.len() > 2 {
+            flat = vec![input[0], input[1..].iter().product()];
+            &flat[..]
+        } else {
+            input
+        };
         match input.last() {
             Some(&i) if i == self.in_features => {
                 let mut out = input.to_vec();
