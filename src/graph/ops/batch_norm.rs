@@ -3,7 +3,7 @@
 
 use super::{carve, carve_mut, shape_err, Op};
 use crate::graph::{fit_len, grow, Graph, Var, VarKind};
-use crate::kernels::batch_norm::{self as kernel, Saved};
+use crate::kernels::batch_norm::{self as kernel, Running, Saved};
 use crate::tensor::Shape;
 use crate::Result;
 
@@ -29,7 +29,7 @@ pub enum BnStats<'a> {
 impl<'a> BnStats<'a> {
     /// The running statistics to normalise with (None: this batch's), after checking that they
     /// have `c` values each; and eps.
-    pub(super) fn parts(&self, c: usize) -> Result<(Option<(&'a [f32], &'a [f32])>, f32)> {
+    pub(super) fn parts(&self, c: usize) -> Result<(Option<Running<'a>>, f32)> {
         match *self {
             BnStats::Batch { eps } => Ok((None, eps)),
             BnStats::Running { mean, var, eps } => {
@@ -38,7 +38,7 @@ impl<'a> BnStats<'a> {
                         "batch_norm: running statistics must have {c} values"
                     ));
                 }
-                Ok((Some((mean, var)), eps))
+                Ok((Some(Running { mean, var }), eps))
             }
         }
     }

@@ -72,6 +72,15 @@ impl Saved<&mut [f32]> {
     }
 }
 
+/// Fixed statistics to normalise with (eval mode), C values each.
+#[derive(Clone, Copy, Debug)]
+pub struct Running<'a> {
+    /// The running mean.
+    pub mean: &'a [f32],
+    /// The running variance, used as it is.
+    pub var: &'a [f32],
+}
+
 /// The per-channel affine map from the statistics in `saved.mean` and `saved.var` and the
 /// (optional: absent means 1 and 0) weight and bias, into `saved.rstd`, `alpha` and `beta`:
 /// rstd = 1 / sqrt(var + eps), alpha = weight * rstd, beta = bias - mean * alpha.
@@ -87,20 +96,20 @@ pub fn fold(saved: &mut Saved<&mut [f32]>, eps: f32, weight: Option<&[f32]>, bia
 }
 
 /// The forward's statistics step, everything but applying the map: mean and var copied from
-/// `running` (eval: Some((mean, var)), C each) or, for this batch's statistics, written by
+/// `running` (eval) or, for this batch's statistics, written by
 /// `batch` (`batch_stats` of x, or a convolution's merged runs), then `fold`.
 pub fn statistics(
     saved: &mut Saved<&mut [f32]>,
-    running: Option<(&[f32], &[f32])>,
+    running: Option<Running>,
     eps: f32,
     weight: Option<&[f32]>,
     bias: Option<&[f32]>,
     batch: impl FnOnce(&mut [f32], &mut [f32]),
 ) {
     match running {
-        Some((mean, var)) => {
-            saved.mean.copy_from_slice(mean);
-            saved.var.copy_from_slice(var);
+        Some(running) => {
+            saved.mean.copy_from_slice(running.mean);
+            saved.var.copy_from_slice(running.var);
         }
         None => batch(saved.mean, saved.var),
     }
@@ -109,7 +118,7 @@ pub fn statistics(
 
 /// Forward. x, y: (N, C, S); weight, bias: (C), absent (affine = False) meaning 1 and 0;
 /// `running`: None to normalise with this batch's mean and biased variance (training), or
-/// Some((mean, var)) (C each) for fixed running statistics (eval). Fills `saved`, then
+/// the fixed running statistics (eval). Fills `saved`, then
 ///   y = (x - mean) * rstd * weight + bias = x * alpha + beta
 /// (as PyTorch's CPU kernel computes it, see the module docs).
 #[allow(clippy::too_many_arguments)]
@@ -120,7 +129,7 @@ pub fn forward(
     eps: f32,
     weight: Option<&[f32]>,
     bias: Option<&[f32]>,
-    running: Option<(&[f32], &[f32])>,
+    running: Option<Running>,
     mut saved: Saved<&mut [f32]>,
 ) {
     let c = saved.mean.len();

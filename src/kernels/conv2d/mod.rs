@@ -156,6 +156,9 @@ fn forward_chunk(
     }
 }
 
+/// `grad(n, dy_n, scratch)` of `Upstream::PerSample`.
+pub type SampleGrad<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
+
 /// Where the backward finds the gradient of the output.
 pub enum Upstream<'a> {
     /// dy (N, Cout, P) in memory.
@@ -165,7 +168,7 @@ pub enum Upstream<'a> {
     PerSample {
         /// `grad(n, dy_n, scratch)` writes sample n's dy_n, with `scratch` values of scratch
         /// (the calling thread's own).
-        grad: &'a (dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+        grad: &'a SampleGrad<'a>,
         /// How many scratch values `grad` needs.
         scratch: usize,
     },
