@@ -1,10 +1,12 @@
 //! The define-by-run tape. A forward pass is plain Rust calling the graph's ops; each op computes
 //! its value at once and records one node; `backward` walks the nodes in reverse and calls each
-//! op's hand-written backward kernel.
+//! op's hand-written backward. Each op family has one file under `ops` with its forward, the
+//! layout of what its node saves, and its backward; the arithmetic is in `crate::kernels`.
 //!
 //! Buffers are kept between steps: node i of this step reuses node i's buffers of the previous
-//! step (a training step records the same ops in the same order), so after the first step a
-//! training step allocates nothing of its own (the GEMM crate allocates packing buffers). Call `reset` at the start of every step.
+//! step (a training step records the same ops in the same order), and the kernels' scratch is
+//! the graph's (`Scratch`), so after the first step a training step allocates nothing of its
+//! own (the GEMM crate allocates packing buffers). Call `reset` at the start of every step.
 
 mod backward;
 mod hooks;

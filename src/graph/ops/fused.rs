@@ -56,6 +56,7 @@ fn layout(c: usize, outs: usize, conv: Option<&ConvGeom>) -> [usize; 4] {
     [bn_op::saved_len(c), outs, conv_y, runs]
 }
 
+/// The saved values of a fused node in `buf`, by name.
 fn saved<'a>(
     buf: &'a [f32],
     c: usize,

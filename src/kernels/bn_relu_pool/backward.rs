@@ -170,7 +170,7 @@ fn backward_planes(
 /// One sample's input gradient, dx_n = ... (overwritten), for a layer that consumes it sample by
 /// sample (the fused convolution's backward, `conv2d::Upstream::PerSample`).
 /// x_n (C, H, W), dy_n, y_n, argmax_n (C, Ho, Wo); the rest as in `backward_input`;
-/// g: H W values of scratch (`sample_scratch_len`), the caller's (one per thread).
+/// g: H W values of scratch (`sample_scratch_len`), the caller's (one piece per parallel task).
 #[allow(clippy::too_many_arguments)]
 pub fn sample_input_grad(
     dx_n: &mut [f32],
