@@ -45,6 +45,7 @@ fn run() {
     let mut wt = vec![0.0; o * i];
     let mut csr = sparse_linear::Compressed::default();
     let mut csc = sparse_linear::Compressed::default();
+    let mut scratch = sparse_linear::Scratch::default();
     let reps = 200;
     println!("threads: {}", bnlab::runtime::threads());
     println!(
@@ -100,13 +101,23 @@ fn run() {
     println!(
         "sparse dW        {:8.1} us",
         median_us(reps, || sparse_linear::backward_weight(
-            &mut dw, &dy, &csc, o, i
+            &mut dw,
+            &dy,
+            &csc,
+            o,
+            i,
+            &mut scratch
         ))
     );
     println!(
         "sparse dW^T      {:8.1} us   (weight stored transposed, overwritten)",
         median_us(reps, || sparse_linear::backward_weight_t(
-            &mut wt, &dy, &csc, o, true
+            &mut wt,
+            &dy,
+            &csc,
+            o,
+            true,
+            &mut scratch
         ))
     );
 

@@ -1,26 +1,27 @@
 //! The define-by-run tape. A forward pass is plain Rust calling the graph's ops; each op computes
 //! its value at once and records one node; `backward` walks the nodes in reverse and calls each
-//! op's hand-written backward kernel.
+//! op's hand-written backward. Each op family has one file under `ops` with its forward, the
+//! layout of what its node saves, and its backward; the arithmetic is in `crate::kernels`.
 //!
 //! Buffers are kept between steps: node i of this step reuses node i's buffers of the previous
-//! step (a training step records the same ops in the same order), so after the first step a
-//! training step allocates nothing of its own (the GEMM crate allocates packing buffers). Call `reset` at the start of every step.
+//! step (a training step records the same ops in the same order), and the kernels' scratch is
+//! the graph's (`Scratch`), so after the first step a training step allocates nothing of its
+//! own (the GEMM crate allocates packing buffers). Call `reset` at the start of every step.
 
 mod backward;
-mod fused;
 mod hooks;
 mod ops;
 mod params;
 
-pub use fused::ConvArgs;
 pub use hooks::{BackwardHook, ForwardHook, HookHandle, Hooks};
-pub use ops::BnStats;
+pub use ops::{BnStats, ConvArgs};
 pub use params::{ParamId, ParamLayout, ParamStore};
 
-use crate::kernels::conv2d::ConvGeom;
+use crate::kernels::{bn_relu_pool, sparse_linear};
 use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
 use crate::{Error, Result};
+use ops::{Op, SparseInput};
 
 /// A value in the graph: a node recorded this step, or a parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,95 +31,6 @@ pub struct Var(VarKind);
 enum VarKind {
     Node(usize),
     Param(ParamId),
-}
-
-/// What a node computed, with the inputs its backward needs.
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    /// An input or constant.
-    Leaf,
-    /// A view of another node's buffer with another shape (flatten, reshape): no copy, and the
-    /// gradient flows into the same buffer, so the backward has nothing to do.
-    Alias,
-    /// `sparse`: x needs no gradient and is mostly zeros, so the kernels work on its nonzeros,
-    /// in CSR form in the slot given (the input's own, or this node's), with the weight
-    /// transposed in this node's aux.
-    Linear {
-        x: Var,
-        w: Var,
-        b: Option<Var>,
-        sparse: Option<usize>,
-        /// w is a parameter stored as W^T (I, O)
-        transposed: bool,
-    },
-    /// aux: mean, var, rstd, alpha, beta (C each); `batch` says whether mean and var are this
-    /// batch's statistics (training) or fixed running statistics (eval).
-    BatchNorm {
-        x: Var,
-        w: Option<Var>,
-        b: Option<Var>,
-        spatial: usize,
-        batch: bool,
-    },
-    /// max_pool2d(relu(batch_norm(x)), 2, 2). aux: mean, var, rstd, alpha, beta (C each), then
-    /// x at each output's argmax; idx: the argmax of each output in its input plane.
-    BatchNormReluPool {
-        x: Var,
-        w: Option<Var>,
-        b: Option<Var>,
-        batch: bool,
-    },
-    /// max_pool2d(relu(batch_norm(conv2d(x, conv_w, conv_b), w, b)), 2, 2). aux: mean, var,
-    /// rstd, alpha, beta (C each), x at each output's argmax, then the convolution's output;
-    /// idx: the argmax of each output in its plane.
-    ConvBnReluPool {
-        x: Var,
-        conv_w: Var,
-        conv_b: Option<Var>,
-        geom: ConvGeom,
-        w: Option<Var>,
-        b: Option<Var>,
-        batch: bool,
-    },
-    Relu {
-        x: Var,
-    },
-    /// aux: the mask (0 or 1 / (1 - p) per value)
-    Dropout {
-        x: Var,
-    },
-    Conv2d {
-        x: Var,
-        w: Var,
-        b: Option<Var>,
-        geom: ConvGeom,
-    },
-    /// idx: the argmax of each output in its input plane
-    MaxPool2d {
-        x: Var,
-        plane_in: usize,
-    },
-    Add {
-        a: Var,
-        b: Var,
-    },
-    Mul {
-        a: Var,
-        b: Var,
-    },
-    /// aux: softmax probabilities; idx: targets
-    CrossEntropy {
-        logits: Var,
-        classes: usize,
-    },
-    /// aux: targets
-    BceWithLogits {
-        x: Var,
-    },
-    /// aux: targets
-    Mse {
-        x: Var,
-    },
 }
 
 struct Node {
@@ -136,18 +48,33 @@ pub(crate) struct Slot {
     grad: Vec<f32>,
     /// Whether `grad` holds this step's gradient (otherwise it is zeroed on first use).
     grad_live: bool,
-    aux: Vec<f32>,
-    idx: Vec<u32>,
-    /// A sparse input by rows (forward) and by columns (backward); `csr_width` is the row
-    /// length `csr` describes (0: `csr` is not this step's).
-    csr: crate::kernels::sparse_linear::Compressed,
-    csr_width: usize,
-    csc: crate::kernels::sparse_linear::Compressed,
-    /// Whether `csc` was built for this step (by a sparse Linear's forward, for its backward).
-    csc_ready: bool,
-    /// Which parameter, at which version, `aux` holds transposed (sparse Linear), so that eval
-    /// batches with unchanged weights skip the transpose.
-    transposed: Option<(ParamId, u64)>,
+    /// What the node's op keeps for its backward (a dropout mask, softmax probabilities,
+    /// BatchNorm statistics, ...). Its layout belongs to the op's own file in `ops`, which
+    /// alone reads and writes it, through named pieces.
+    saved: Vec<f32>,
+    /// Indices the op keeps for its backward (argmaxes, class targets), likewise.
+    saved_idx: Vec<u32>,
+    /// A sparse input's CSR and CSC forms, and a sparse Linear's transposed weight.
+    sparse: SparseInput,
+}
+
+/// Scratch the kernels work in, owned by the graph and reused from op to op and step to step,
+/// so that a step allocates nothing. Nothing in it outlives the call that uses it: every user
+/// overwrites what it reads. (Kernels that run parallel tasks cut it into one piece per task.)
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// A convolution's backward: each chunk of samples' weight and bias gradient partials.
+    conv_partials: Vec<f32>,
+    /// A convolution's per-chunk column matrices (and, backward, their gradients and one
+    /// sample's output gradient).
+    conv: Vec<f32>,
+    /// A BatchNorm backward's per-channel sums and coefficients (and the fused ops'
+    /// per-plane sums).
+    bn: Vec<f32>,
+    /// The fused BatchNorm -> ReLU -> MaxPool kernels' per-group scratch.
+    pool: bn_relu_pool::Scratch,
+    /// The sparse Linear weight-gradient kernels' per-task scratch.
+    sparse: sparse_linear::Scratch,
 }
 
 /// The tape of one training or evaluation step, and the parameters it reads: ops record nodes
@@ -161,9 +88,8 @@ pub struct Graph {
     /// The generator for dropout masks.
     pub rng: Rng,
     grad_enabled: bool,
-    /// Scratch for backward kernels (a convolution's per-chunk weight-gradient partials),
-    /// reused from step to step.
-    scratch: Vec<f32>,
+    /// Scratch for the kernels, reused from step to step.
+    scratch: Scratch,
     /// Forward and backward hooks on modules (none: nothing to do).
     hooks: Hooks,
 }
@@ -196,6 +122,15 @@ fn fit_len<T: Copy + Default>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
+/// The first `len` values of a scratch buffer, grown if it is shorter (its contents are left
+/// as they are: the user overwrites what it reads).
+fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
 impl Graph {
     /// An empty graph; `seed` seeds the dropout generator.
     pub fn new(seed: u64) -> Graph {
@@ -205,7 +140,7 @@ impl Graph {
             slots: Vec::new(),
             rng: Rng::seed(seed),
             grad_enabled: true,
-            scratch: Vec::new(),
+            scratch: Scratch::default(),
             hooks: Hooks::default(),
         }
     }
@@ -247,8 +182,8 @@ impl Graph {
     ) -> Result<Var> {
         let i = self.push(Op::Leaf, Shape::new(shape)?, false);
         let slot = &mut self.slots[i];
-        fill(&mut slot.value, &mut slot.csr);
-        slot.csr_width = shape[1..].iter().product();
+        fill(&mut slot.value, &mut slot.sparse.csr);
+        slot.sparse.csr_width = shape[1..].iter().product();
         Ok(Var(VarKind::Node(i)))
     }
 
@@ -338,8 +273,7 @@ impl Graph {
         let slot = &mut self.slots[i];
         fit_len(&mut slot.value, shape.numel());
         slot.grad_live = false;
-        slot.csr_width = 0;
-        slot.csc_ready = false;
+        slot.sparse.new_step();
         self.nodes.push(Node {
             op,
             shape,
@@ -359,6 +293,32 @@ impl Graph {
                 params: &self.params,
             },
             &mut rest[0],
+        )
+    }
+
+    /// Like `split`, with the graph's scratch too.
+    fn split_scratch(&mut self, i: usize) -> (Values<'_>, &mut Slot, &mut Scratch) {
+        let (before, rest) = self.slots.split_at_mut(i);
+        (
+            Values {
+                nodes: &self.nodes,
+                slots: before,
+                params: &self.params,
+            },
+            &mut rest[0],
+            &mut self.scratch,
+        )
+    }
+
+    /// Every value recorded, and the graph's scratch (for a backward kernel).
+    fn values_and_scratch(&mut self) -> (Values<'_>, &mut Scratch) {
+        (
+            Values {
+                nodes: &self.nodes,
+                slots: &self.slots,
+                params: &self.params,
+            },
+            &mut self.scratch,
         )
     }
 

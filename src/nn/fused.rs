@@ -3,8 +3,8 @@
 //!
 //! Each gives the same values, running-statistics updates, gradients and errors as the layers
 //! one after the other (tests/fused.rs), reading and writing the activations once instead of
-//! four times (graph/fused.rs, kernels/bn_relu_pool.rs). Each returns None when the input does
-//! not allow it (not (N, C, H, W), or too small to pool): run the layers one by one then, and
+//! four times (graph/ops/fused.rs, kernels/bn_relu_pool/). Each returns None when the input
+//! does not allow it (not (N, C, H, W), or too small to pool): run the layers one by one then, and
 //! they say what is wrong.
 
 use super::{BatchNorm, Conv2d};

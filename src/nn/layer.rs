@@ -166,8 +166,8 @@ impl Sequential {
     /// The layers, with every Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2, 2) run (and every
     /// BatchNorm2d -> ReLU -> MaxPool2d(2, 2) without the convolution) run as one op where the
     /// input allows: the same values, running statistics and gradients as the layers one by
-    /// one (tests/fused.rs) with a fraction of the memory traffic (graph/fused.rs,
-    /// kernels/bn_relu_pool.rs). The CNN presets are built this way; a hand-written forward
+    /// one (tests/fused.rs) with a fraction of the memory traffic (graph/ops/fused.rs,
+    /// kernels/bn_relu_pool/). The CNN presets are built this way; a hand-written forward
     /// gets the same with [`crate::nn::fused`]. A layer with a hook runs unfused.
     pub fn fused(layers: Vec<Layer>) -> Sequential {
         Sequential { layers, fuse: true }

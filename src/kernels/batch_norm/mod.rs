@@ -10,87 +10,15 @@
 //! channels (for sums) or samples (for elementwise maps) are spread over threads. Every sum over
 //! a channel runs in a fixed order whatever the thread count.
 
+use super::elementwise::accumulate;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-/// Sum of f(v) over a run, in 16 interleaved partial sums so that it vectorises (a single
-/// running sum is a chain of dependent additions the compiler may not reorder).
-#[inline(always)]
-pub(crate) fn lane_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 16];
-    let mut chunks = run.chunks_exact(16);
-    for c in &mut chunks {
-        for j in 0..16 {
-            acc[j] += f(c[j]);
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    acc.iter().sum::<f32>() + tail
-}
+mod stats;
 
-/// The runs of channel `ch`: x[n, ch, :] for every n.
-#[inline(always)]
-fn channel_runs(x: &[f32], c: usize, s: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
-    x.chunks_exact(c * s)
-        .map(move |sample| &sample[ch * s..(ch + 1) * s])
-}
-
-/// One run's mean and sum of squared deviations from it (two passes over the run, which is in
-/// L1 by the second).
-#[inline(always)]
-pub fn run_stats(run: &[f32]) -> [f32; 2] {
-    let mean = lane_sum(run, |v| v) / run.len() as f32;
-    [mean, lane_sum(run, |v| (v - mean) * (v - mean))]
-}
-
-/// A channel's mean and biased variance from its runs' `run_stats` (S values each), merged in
-/// the order given (Chan et al.'s pairwise update, in f64).
-pub fn merge_runs(runs: impl Iterator<Item = [f32; 2]>, s: usize) -> (f32, f32) {
-    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
-    for [run_mean, run_m2] in runs {
-        let (nb, delta) = (s as f64, run_mean as f64 - mean);
-        let total = count + nb;
-        mean += delta * nb / total;
-        m2 += run_m2 as f64 + delta * delta * count * nb / total;
-        count = total;
-    }
-    (mean as f32, (m2 / count) as f32)
-}
-
-/// Per-channel mean and biased variance, from squared deviations about a mean (not the sum of
-/// squares, which loses the variance when |mean| >> std).
-/// x: (N, C, S); mean, var: (C)
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub fn batch_stats(x: &[f32], c: usize, s: usize, mean: &mut [f32], var: &mut [f32]) {
-    let m = (x.len() / c) as f32;
-    if s == 1 {
-        mean.fill(0.0);
-        var.fill(0.0);
-        for row in x.chunks_exact(c) {
-            for (acc, &v) in mean.iter_mut().zip(row) {
-                *acc += v;
-            }
-        }
-        mean.iter_mut().for_each(|v| *v /= m);
-        for row in x.chunks_exact(c) {
-            for ((acc, &v), &mu) in var.iter_mut().zip(row).zip(mean.iter()) {
-                *acc += (v - mu) * (v - mu);
-            }
-        }
-        var.iter_mut().for_each(|v| *v /= m);
-    } else {
-        mean.par_iter_mut()
-            .zip(var.par_iter_mut())
-            .enumerate()
-            .for_each(|(ch, (mu, var))| {
-                // Each run (one sample's S values, in L1 once read) gets its own mean and sum of
-                // squared deviations: one read of x from memory, and as robust as the
-                // two-pass formula.
-                let runs = channel_runs(x, c, s, ch).map(run_stats);
-                (*mu, *var) = merge_runs(runs, s);
-            });
-    }
-}
+use stats::channel_runs;
+pub(crate) use stats::lane_sum;
+pub use stats::{batch_stats, merge_runs, run_stats, stats_from_runs};
 
 /// `y = x * alpha[c] + beta[c]`. x, y: (N, C, S); alpha, beta: (C)
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
@@ -116,28 +44,154 @@ pub fn affine(y: &mut [f32], x: &[f32], alpha: &[f32], beta: &[f32], s: usize) {
     }
 }
 
-/// The per-channel affine map from statistics and (optional) weight and bias.
-/// alpha = weight * rstd, beta = bias - mean * alpha, rstd = 1 / sqrt(var + eps).
-/// `rstd_out` receives rstd (kept for the backward).
-#[allow(clippy::too_many_arguments)]
-pub fn fold(
-    mean: &[f32],
-    var: &[f32],
+/// What the forward saves for the backward, one value per channel (C) in each field: the
+/// statistics it normalised with, and the affine map made of them (see the module docs).
+pub struct Saved<S> {
+    /// The mean: this batch's (training) or the running mean (eval).
+    pub mean: S,
+    /// The biased variance: this batch's (training) or the running variance (eval).
+    pub var: S,
+    /// rstd = 1 / sqrt(var + eps).
+    pub rstd: S,
+    /// alpha = weight * rstd, the map's scale.
+    pub alpha: S,
+    /// beta = bias - mean * alpha, the map's shift.
+    pub beta: S,
+}
+
+impl Saved<&mut [f32]> {
+    /// The same values, read-only.
+    pub fn view(&self) -> Saved<&[f32]> {
+        Saved {
+            mean: self.mean,
+            var: self.var,
+            rstd: self.rstd,
+            alpha: self.alpha,
+            beta: self.beta,
+        }
+    }
+}
+
+/// Fixed statistics to normalise with (eval mode), C values each.
+#[derive(Clone, Copy, Debug)]
+pub struct Running<'a> {
+    /// The running mean.
+    pub mean: &'a [f32],
+    /// The running variance, used as it is.
+    pub var: &'a [f32],
+}
+
+/// The per-channel affine map from the statistics in `saved.mean` and `saved.var` and the
+/// (optional: absent means 1 and 0) weight and bias, into `saved.rstd`, `alpha` and `beta`:
+/// rstd = 1 / sqrt(var + eps), alpha = weight * rstd, beta = bias - mean * alpha.
+pub fn fold(saved: &mut Saved<&mut [f32]>, eps: f32, weight: Option<&[f32]>, bias: Option<&[f32]>) {
+    for ch in 0..saved.mean.len() {
+        let rstd = 1.0 / (saved.var[ch] + eps).sqrt();
+        let w = weight.map_or(1.0, |w| w[ch]);
+        let b = bias.map_or(0.0, |b| b[ch]);
+        saved.rstd[ch] = rstd;
+        saved.alpha[ch] = w * rstd;
+        saved.beta[ch] = b - saved.mean[ch] * saved.alpha[ch];
+    }
+}
+
+/// The forward's statistics step, everything but applying the map: mean and var copied from
+/// `running` (eval) or, for this batch's statistics, written by
+/// `batch` (`batch_stats` of x, or a convolution's merged runs), then `fold`.
+pub fn statistics(
+    saved: &mut Saved<&mut [f32]>,
+    running: Option<Running>,
     eps: f32,
     weight: Option<&[f32]>,
     bias: Option<&[f32]>,
-    alpha: &mut [f32],
-    beta: &mut [f32],
-    rstd_out: &mut [f32],
+    batch: impl FnOnce(&mut [f32], &mut [f32]),
 ) {
-    for ch in 0..mean.len() {
-        let rstd = 1.0 / (var[ch] + eps).sqrt();
-        let w = weight.map_or(1.0, |w| w[ch]);
-        let b = bias.map_or(0.0, |b| b[ch]);
-        rstd_out[ch] = rstd;
-        alpha[ch] = w * rstd;
-        beta[ch] = b - mean[ch] * alpha[ch];
+    match running {
+        Some(running) => {
+            saved.mean.copy_from_slice(running.mean);
+            saved.var.copy_from_slice(running.var);
+        }
+        None => batch(saved.mean, saved.var),
     }
+    fold(saved, eps, weight, bias);
+}
+
+/// Forward. x, y: (N, C, S); weight, bias: (C), absent (affine = False) meaning 1 and 0;
+/// `running`: None to normalise with this batch's mean and biased variance (training), or
+/// the fixed running statistics (eval). Fills `saved`, then
+///   y = (x - mean) * rstd * weight + bias = x * alpha + beta
+/// (as PyTorch's CPU kernel computes it, see the module docs).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    y: &mut [f32],
+    x: &[f32],
+    s: usize,
+    eps: f32,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    running: Option<Running>,
+    mut saved: Saved<&mut [f32]>,
+) {
+    let c = saved.mean.len();
+    statistics(&mut saved, running, eps, weight, bias, |mean, var| {
+        batch_stats(x, c, s, mean, var)
+    });
+    affine(y, x, saved.alpha, saved.beta, s);
+}
+
+/// Backward. dy, x: (N, C, S); `saved` and weight as in the forward; `batch`: the forward used
+/// this batch's statistics. The parameter gradients come from two per-channel sums
+/// (`grad_sums`): y = weight * xhat + bias gives
+///   dweight += sum dy * xhat,   dbias += sum dy
+/// and dx += `backward_train`'s expression (the gradient also flows through the batch's mean
+/// and variance) or, with fixed statistics, `backward_fixed`'s dy * alpha. Each gradient only
+/// when given. `work`: `backward_scratch_len` values of scratch (the two sums, then
+/// `backward_train`'s k1, k2, k3).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    dy: &[f32],
+    x: &[f32],
+    s: usize,
+    saved: Saved<&[f32]>,
+    weight: Option<&[f32]>,
+    batch: bool,
+    dx: Option<&mut [f32]>,
+    dweight: Option<&mut [f32]>,
+    dbias: Option<&mut [f32]>,
+    work: &mut [f32],
+) {
+    let c = saved.mean.len();
+    let (sums, k) = work[..backward_scratch_len(c)].split_at_mut(2 * c);
+    let (sum_dy, sum_dy_xhat) = sums.split_at_mut(c);
+    grad_sums(dy, x, saved.mean, saved.rstd, s, sum_dy, sum_dy_xhat);
+    if let Some(dw) = dweight {
+        accumulate(dw, sum_dy_xhat);
+    }
+    if let Some(db) = dbias {
+        accumulate(db, sum_dy);
+    }
+    let Some(dx) = dx else { return };
+    if batch {
+        backward_train(
+            dx,
+            dy,
+            x,
+            saved.mean,
+            saved.rstd,
+            weight,
+            sum_dy,
+            sum_dy_xhat,
+            s,
+            k,
+        );
+    } else {
+        backward_fixed(dx, dy, saved.alpha, s);
+    }
+}
+
+/// Scratch values `backward` needs for `c` channels.
+pub fn backward_scratch_len(c: usize) -> usize {
+    5 * c
 }
 
 /// Per-channel sums of dy and of dy * xhat, where xhat = (x - mean) * rstd.

@@ -1,0 +1,233 @@
+//! Linear: y = x W^T + b, dense (GEMM) or, for a mostly-zero model input, sparse (the input's
+//! nonzeros in CSR form forward, CSC form backward); its forward, what it keeps, its backward.
+
+use super::{shape_err, Op};
+use crate::graph::{fit_len, Graph, ParamId, Var, VarKind};
+use crate::kernels::linear;
+use crate::kernels::sparse_linear::{self, Compressed};
+use crate::tensor::Shape;
+use crate::Result;
+
+/// Below this fraction of nonzeros an input takes the sparse Linear kernels. Measured on the
+/// seed's first layer: the sparse kernels win up to about half nonzeros.
+const SPARSE_DENSITY: f32 = 0.5;
+
+/// A Linear node's inputs.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::graph) struct Linear {
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    /// x needs no gradient and is mostly zeros, so the kernels work on its nonzeros, in the
+    /// `SparseInput` of the slot given (the input's own, or this node's).
+    sparse: Option<usize>,
+    /// w is a parameter stored as W^T (I, O).
+    transposed: bool,
+}
+
+/// What the sparse Linear kernels keep in a slot: a sparse input's forms, in the input's slot
+/// (filled with the input) or the Linear node's (made by its forward), and in the node's slot
+/// the weight transposed.
+#[derive(Default)]
+pub(in crate::graph) struct SparseInput {
+    /// The input by rows (forward).
+    pub csr: Compressed,
+    /// The row length `csr` describes (0: `csr` is not this step's).
+    pub csr_width: usize,
+    /// The input by columns (backward), in the Linear node's slot.
+    csc: Compressed,
+    /// Whether `csc` was built for this step (by the forward, for the backward).
+    csc_ready: bool,
+    /// W^T (I, O), when the weight is stored as W (O, I).
+    wt: Vec<f32>,
+    /// Which parameter, at which version, `wt` holds transposed, so that eval batches with
+    /// unchanged weights skip the transpose.
+    wt_of: Option<(ParamId, u64)>,
+}
+
+impl SparseInput {
+    /// A new step: the forms made last step are stale (`wt` is checked by version).
+    pub(in crate::graph) fn new_step(&mut self) {
+        self.csr_width = 0;
+        self.csc_ready = false;
+    }
+}
+
+impl Graph {
+    /// y = x W^T + b. x: (\*, I), w: (O, I), b: (O); y: (\*, O).
+    /// A parameter stored transposed (`ParamLayout::Transposed`) is W^T (I, O) in memory.
+    pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
+        let transposed = self.stored_transposed(w);
+        let (xs, mut ws) = (self.shape_inline(x), self.shape_inline(w));
+        if transposed {
+            ws = Shape::new(&[ws.dims()[1], ws.dims()[0]])?;
+        }
+        let (xd, wd) = (xs.dims(), ws.dims());
+        if wd.len() != 2 || xd.is_empty() || xd[xd.len() - 1] != wd[1] {
+            return shape_err(format!(
+                "linear: input {xd:?} does not fit weight {wd:?} (the input's last dimension must be {})",
+                wd.get(1).copied().unwrap_or(0)
+            ));
+        }
+        let (o, i) = (wd[0], wd[1]);
+        if let Some(b) = b {
+            if self.shape(b) != [o] {
+                return shape_err(format!("linear: bias {:?} must be [{o}]", self.shape(b)));
+            }
+        }
+        let n = xs.numel() / i.max(1);
+        let mut out = xd.to_vec();
+        *out.last_mut().unwrap() = o;
+        let rg = self.requires_grad(x)
+            || self.requires_grad(w)
+            || b.is_some_and(|b| self.requires_grad(b));
+        let sparse = self.sparse_source(x, n, i);
+        let op = Linear {
+            x,
+            w,
+            b,
+            sparse,
+            transposed,
+        };
+        let k = self.push(Op::Linear(op), Shape::new(&out)?, rg);
+        let needs_dw = self.grad_enabled() && self.requires_grad(w);
+        let (v, slot) = self.split(k);
+        let Some(src) = sparse else {
+            let (xv, wv, bv) = (v.get(x), v.get(w), v.opt(b));
+            linear::forward(&mut slot.value, xv, wv, transposed, bv, n, i, o);
+            return Ok(Graph::node_var(k));
+        };
+        let own = &mut slot.sparse;
+        if src == k {
+            sparse_linear::to_csr(v.get(x), i, &mut own.csr);
+            own.csr_width = i;
+        }
+        // the forward reads rows of W^T: the stored weight itself, or a transposed copy kept
+        // until the weight changes
+        let key = match w.0 {
+            VarKind::Param(p) => Some((p, v.params.version(p))),
+            VarKind::Node(_) => None,
+        };
+        if !transposed && (key.is_none() || own.wt_of != key || own.wt.len() != o * i) {
+            fit_len(&mut own.wt, o * i);
+            sparse_linear::transpose(&mut own.wt, v.get(w), o, i);
+            own.wt_of = key;
+        }
+        let SparseInput { csr, csc, wt, .. } = own;
+        let csr = if src == k {
+            &*csr
+        } else {
+            &v.slots[src].sparse.csr
+        };
+        let wt = if transposed { v.get(w) } else { &wt[..] };
+        let (value, bv) = (&mut slot.value, v.opt(b));
+        // The weight gradient will need x by columns: that form is built here, beside the
+        // forward's parallel rows, instead of alone at the start of the backward.
+        if needs_dw {
+            rayon::join(
+                || sparse_linear::forward(value, csr, wt, bv, o),
+                || sparse_linear::csr_to_csc(csr, i, csc),
+            );
+        } else {
+            sparse_linear::forward(value, csr, wt, bv, o);
+        }
+        slot.sparse.csc_ready = needs_dw;
+        Ok(Graph::node_var(k))
+    }
+
+    /// The slot whose CSR form of x a Linear with n rows of i inputs takes the sparse kernels
+    /// with: x's own (given with it), or `Some(the new node's)` to make one when x is sparse
+    /// enough; None for the dense kernels.
+    fn sparse_source(&self, x: Var, n: usize, i: usize) -> Option<usize> {
+        // Model inputs (no gradient needed) that are mostly exact zeros take the sparse kernels:
+        // with the CSR the input came with, or one made here when the density is low.
+        match x.0 {
+            // only model inputs: intermediate values (a ReLU's output in eval mode, say) are
+            // rarely sparse enough for the sparse kernels to beat the GEMM
+            VarKind::Node(j)
+                if !self.requires_grad(x)
+                    && matches!(self.nodes[self.nodes[j].storage].op, Op::Leaf) =>
+            {
+                let src = self.nodes[j].storage;
+                let given = &self.slots[src].sparse;
+                let rows_match = given.csr.ptr.len() == n + 1;
+                if given.csr_width == i && rows_match {
+                    Some(src)
+                } else if sparse_linear::density(self.value(x)) < SPARSE_DENSITY {
+                    Some(self.nodes.len()) // the node about to be recorded
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The backward of Linear node `i`.
+pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: Linear, dy: &[f32]) {
+    let Linear {
+        x,
+        w,
+        b,
+        sparse,
+        transposed,
+    } = op;
+    let (mut gx, gw, mut gb) = (g.take_grad(x), g.take_grad_to_overwrite(w), g.take_opt(b));
+    let ws = g.shape_inline(w);
+    let (o, inner) = if transposed {
+        (ws.dims()[1], ws.dims()[0])
+    } else {
+        (ws.dims()[0], ws.dims()[1])
+    };
+    let mut gw = gw.map(|(mut grad, fresh)| {
+        // only the sparse kernel for W^T overwrites; the others accumulate
+        if fresh && !(transposed && sparse.is_some()) {
+            grad.fill(0.0);
+        }
+        (grad, fresh)
+    });
+    if let Some(src) = sparse {
+        // x needs no gradient; dw from the nonzeros of x, by columns of x
+        if let Some((gw, fresh)) = gw.as_mut() {
+            let (before, rest) = g.slots.split_at_mut(i);
+            let own = &mut rest[0].sparse;
+            if !own.csc_ready {
+                // src is this node's slot or an earlier one (the input's)
+                let csr = if src == i {
+                    &own.csr
+                } else {
+                    &before[src].sparse.csr
+                };
+                sparse_linear::csr_to_csc(csr, inner, &mut own.csc);
+            }
+            let scratch = &mut g.scratch.sparse;
+            if transposed {
+                sparse_linear::backward_weight_t(gw, dy, &own.csc, o, *fresh, scratch);
+            } else {
+                sparse_linear::backward_weight(gw, dy, &own.csc, o, inner, scratch);
+            }
+        }
+        if let Some(gb) = gb.as_deref_mut() {
+            linear::bias_grad(gb, dy, o);
+        }
+    } else {
+        let v = g.values_all();
+        let n = v.get(x).len() / inner;
+        linear::backward(
+            dy,
+            v.get(x),
+            v.get(w),
+            transposed,
+            gx.as_deref_mut(),
+            gw.as_mut().map(|(grad, _)| &mut grad[..]),
+            gb.as_deref_mut(),
+            n,
+            inner,
+            o,
+        );
+    }
+    g.put_grad(x, gx);
+    g.put_grad(w, gw.map(|(grad, _)| grad));
+    g.put_opt(b, gb);
+}
