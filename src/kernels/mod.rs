@@ -8,6 +8,7 @@
 //! instead: the fused BatchNorm -> ReLU -> MaxPool input gradient (`bn_relu_pool`), and the
 //! sparse first layer's weight gradient (`sparse_linear`). Each kernel's comment says which.
 
+pub mod activations;
 pub mod batch_norm;
 pub mod bn_relu_pool;
 pub mod conv2d;
