@@ -14,6 +14,8 @@ pub mod bn_relu_pool;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod group_norm;
+pub mod layer_norm;
 pub mod linear;
 pub mod loss;
 pub mod max_pool2d;

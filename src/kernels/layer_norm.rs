@@ -1,0 +1,385 @@
+//! Layer normalisation (PyTorch's `LayerNorm`): each of `rows` rows of `d` values (the trailing
+//! `normalized_shape` dimensions flattened, d = their product) is normalised by its own mean
+//! and biased variance, eps inside the square root, then optionally scaled and shifted
+//! elementwise by a weight and bias of length d:
+//!   `y = (x - mean) * rstd * weight + bias`,  `rstd = 1 / sqrt(var + eps)`
+//! There are no running statistics and no train/eval difference.
+//!
+//! Rows are independent: both passes over x are spread over threads by rows, with at least
+//! `CHUNK` values per task so that small inputs stay on the calling thread. The parameter
+//! gradients sum over rows: one pass in row order, vectorised across d (as `batch_norm` does
+//! for (N, C)), so their values do not depend on the thread count.
+
+use super::batch_norm::run_stats;
+use rayon::prelude::*;
+
+/// Values per parallel task, at least (whole rows).
+const CHUNK: usize = 1 << 14;
+
+/// Rows per parallel task for rows of d values.
+fn rows_per_task(d: usize) -> usize {
+    (CHUNK / d).max(1)
+}
+
+/// Forward.
+///
+/// Shapes: x, y: (rows, d); weight, bias: (d) each, or absent (`elementwise_affine = false`,
+/// or PyTorch's `bias = False`); mean, rstd: (rows), written for the backward.
+///
+/// Per row: mean and sum of squared deviations from it (two passes, `batch_norm::run_stats`:
+/// no loss of the variance when |mean| >> std), var = that / d (biased), rstd = 1/sqrt(var + eps),
+/// then `xhat = x * rstd + (-mean * rstd)` (one multiply-add, as PyTorch's CPU kernel forms it)
+/// and `y = xhat * weight + bias`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    x: &[f32],
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    d: usize,
+    eps: f32,
+) {
+    assert!(
+        d > 0 && x.len() % d == 0,
+        "layer_norm: {} values are not rows of {d}",
+        x.len()
+    );
+    let rows = x.len() / d;
+    assert!(
+        y.len() == x.len() && mean.len() == rows && rstd.len() == rows,
+        "layer_norm: buffer sizes"
+    );
+    assert!(
+        weight.is_none_or(|w| w.len() == d) && bias.is_none_or(|b| b.len() == d),
+        "layer_norm: weight or bias is not of length {d}"
+    );
+    y.par_chunks_mut(d)
+        .zip(x.par_chunks(d))
+        .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
+        .with_min_len(rows_per_task(d))
+        .for_each(|((yr, xr), (mu, rs))| {
+            let [m, m2] = run_stats(xr);
+            let r = 1.0 / (m2 / d as f32 + eps).sqrt();
+            (*mu, *rs) = (m, r);
+            let shift = -m * r;
+            if let (Some(w), Some(b)) = (weight, bias) {
+                // the usual case, without the per-value Option tests below
+                for (((y, &x), &w), &b) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                    *y = (x * r + shift) * w + b;
+                }
+            } else {
+                for (j, (y, &x)) in yr.iter_mut().zip(xr).enumerate() {
+                    let (w, b) = (weight.map_or(1.0, |w| w[j]), bias.map_or(0.0, |b| b[j]));
+                    *y = (x * r + shift) * w + b;
+                }
+            }
+        });
+}
+
+/// Backward. dx += the input gradient; when given, dweight += sum over rows of dy * xhat and
+/// dbias += sum over rows of dy (all accumulate, see `kernels/mod.rs`).
+///
+/// Shapes: dx, dy, x: (rows, d); mean, rstd: (rows) from `forward`; weight: (d) or absent
+/// (w = 1); dweight, dbias: (d) each, or absent (not wanted).
+///
+/// Derivation, for one row of d values, xhat_j = (x_j - mean) * rstd, y_j = w_j xhat_j + b_j:
+///   parameters: dL/dw_j = sum_rows dy_j xhat_j,  dL/db_j = sum_rows dy_j
+///   dxhat_j = dL/dxhat_j = dy_j w_j
+///   dmean/dx_i = 1/d,  dvar/dx_i = 2 (x_i - mean) / d,  drstd/dvar = -rstd^3 / 2, so
+///   dxhat_j/dx_i = rstd ([i = j] - 1/d) - (x_j - mean) rstd^3 (x_i - mean) / d
+///                = rstd ([i = j] - 1/d - xhat_j xhat_i / d)
+/// and dL/dx_i = sum_j dxhat_j dxhat_j/dx_i
+///             = rstd * (dxhat_i - mean_j(dxhat_j) - xhat_i * mean_j(dxhat_j xhat_j)).
+/// Per row that is two sums, s1 = sum_j dxhat_j and s2 = sum_j dxhat_j (x_j - mean) (so that
+/// mean(dxhat xhat) = s2 * rstd / d), then one pass writing dx.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    dx: &mut [f32],
+    dweight: Option<&mut [f32]>,
+    dbias: Option<&mut [f32]>,
+    dy: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    weight: Option<&[f32]>,
+    d: usize,
+) {
+    assert!(
+        d > 0 && x.len() % d == 0,
+        "layer_norm: {} values are not rows of {d}",
+        x.len()
+    );
+    let rows = x.len() / d;
+    assert!(
+        dx.len() == x.len() && dy.len() == x.len() && mean.len() == rows && rstd.len() == rows,
+        "layer_norm backward: buffer sizes"
+    );
+    assert!(
+        weight.is_none_or(|w| w.len() == d),
+        "layer_norm: weight is not of length {d}"
+    );
+    let inv_d = 1.0 / d as f32;
+    dx.par_chunks_mut(d)
+        .zip(dy.par_chunks(d).zip(x.par_chunks(d)))
+        .zip(mean.par_iter().zip(rstd.par_iter()))
+        .with_min_len(rows_per_task(d))
+        .for_each(|((gr, (dr, xr)), (&mu, &rs))| {
+            let w = |j: usize| weight.map_or(1.0, |w| w[j]);
+            // s1 = sum dxhat, s2 = sum dxhat * (x - mean), in a fixed order
+            let (mut s1, mut s2) = (0.0f32, 0.0f32);
+            for (j, (&d, &v)) in dr.iter().zip(xr).enumerate() {
+                let g = d * w(j);
+                s1 += g;
+                s2 += g * (v - mu);
+            }
+            // dx_i = rstd * (dxhat_i - s1 / d - (x_i - mean) * rstd * (s2 * rstd / d))
+            let (k_mean, k_x) = (s1 * inv_d, s2 * rs * rs * inv_d);
+            for (j, (g, (&d, &v))) in gr.iter_mut().zip(dr.iter().zip(xr)).enumerate() {
+                *g += rs * (d * w(j) - k_mean - (v - mu) * k_x);
+            }
+        });
+    // parameters: in row order, each row's contribution added across d
+    let (mut dweight, mut dbias) = (dweight, dbias);
+    for (r, (dr, xr)) in dy.chunks_exact(d).zip(x.chunks_exact(d)).enumerate() {
+        let (mu, rs) = (mean[r], rstd[r]);
+        if let Some(dw) = dweight.as_deref_mut() {
+            for ((g, &d), &v) in dw.iter_mut().zip(dr).zip(xr) {
+                *g += d * ((v - mu) * rs);
+            }
+        }
+        if let Some(db) = dbias.as_deref_mut() {
+            for (g, &d) in db.iter_mut().zip(dr) {
+                *g += d;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::activations::tests::{assert_close, golden_cases, meta, tensor};
+
+    /// f64 LayerNorm of one (rows, d) input: y, and the per-row mean and rstd.
+    fn reference(
+        x: &[f64],
+        w: &[f64],
+        b: &[f64],
+        d: usize,
+        eps: f64,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (mut y, mut means, mut rstds) = (Vec::new(), Vec::new(), Vec::new());
+        for row in x.chunks(d) {
+            let m = row.iter().sum::<f64>() / d as f64;
+            let var = row.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / d as f64;
+            let r = 1.0 / (var + eps).sqrt();
+            y.extend(
+                row.iter()
+                    .enumerate()
+                    .map(|(j, v)| (v - m) * r * w[j] + b[j]),
+            );
+            means.push(m);
+            rstds.push(r);
+        }
+        (y, means, rstds)
+    }
+
+    fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+        let mut rng = crate::rng::Rng::seed(seed);
+        (0..n).map(|_| rng.uniform(lo, hi)).collect()
+    }
+
+    fn wide(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&v| v as f64).collect()
+    }
+
+    #[test]
+    fn forward_matches_an_f64_computation() {
+        // an offset larger than the spread: the two-pass variance must keep it
+        for (rows, d, affine) in [(5, 7, true), (3, 33, false), (1, 1, true), (2000, 9, true)] {
+            let x = data(rows * d, 1, 99.0, 101.0);
+            let (w, b) = (data(d, 2, 0.5, 1.5), data(d, 3, -1.0, 1.0));
+            let (wa, ba) = if affine {
+                (Some(&w[..]), Some(&b[..]))
+            } else {
+                (None, None)
+            };
+            let (mut y, mut mean, mut rstd) =
+                (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
+            forward(&mut y, &mut mean, &mut rstd, &x, wa, ba, d, 1e-5);
+            let (w64, b64) = if affine {
+                (wide(&w), wide(&b))
+            } else {
+                (vec![1.0; d], vec![0.0; d])
+            };
+            let (y64, m64, r64) = reference(&wide(&x), &w64, &b64, d, 1e-5);
+            let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+            assert_close(&mean, &f(&m64), 0.0, 1e-5, "mean");
+            assert_close(&rstd, &f(&r64), 0.0, 1e-3, "rstd");
+            assert_close(&y, &f(&y64), 1e-4, 1e-3, "y");
+        }
+    }
+
+    #[test]
+    fn backward_matches_central_differences_of_sum_y_r() {
+        // L = sum y * r through the f64 reference; the kernel adds onto dx, dweight, dbias
+        let (rows, d, eps) = (4, 6, 1e-5);
+        let (x, w, b, r) = (
+            data(rows * d, 4, -2.0, 2.0),
+            data(d, 5, 0.5, 1.5),
+            data(d, 6, -1.0, 1.0),
+            data(rows * d, 7, -1.0, 1.0),
+        );
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+            let (y, _, _) = reference(x, w, b, d, eps);
+            y.iter().zip(&r).map(|(y, &r)| y * r as f64).sum()
+        };
+        let (mut y, mut mean, mut rstd) = (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
+        forward(
+            &mut y,
+            &mut mean,
+            &mut rstd,
+            &x,
+            Some(&w),
+            Some(&b),
+            d,
+            eps as f32,
+        );
+        let (mut dx, mut dw, mut db) = (vec![1.0; x.len()], vec![1.0; d], vec![1.0; d]);
+        backward(
+            &mut dx,
+            Some(&mut dw),
+            Some(&mut db),
+            &r,
+            &x,
+            &mean,
+            &rstd,
+            Some(&w),
+            d,
+        );
+        let (x64, w64, b64) = (wide(&x), wide(&w), wide(&b));
+        let h = 1e-5;
+        let grad = |which: usize, i: usize| {
+            let (mut p, mut m) = (
+                [x64.clone(), w64.clone(), b64.clone()],
+                [x64.clone(), w64.clone(), b64.clone()],
+            );
+            p[which][i] += h;
+            m[which][i] -= h;
+            1.0 + (loss(&p[0], &p[1], &p[2]) - loss(&m[0], &m[1], &m[2])) / (2.0 * h)
+        };
+        let want: Vec<Vec<f32>> = [x.len(), d, d]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|i| grad(k, i) as f32).collect())
+            .collect();
+        assert_close(&dx, &want[0], 1e-5, 1e-4, "dx");
+        assert_close(&dw, &want[1], 1e-5, 1e-4, "dweight");
+        assert_close(&db, &want[2], 1e-5, 1e-4, "dbias");
+        // without weight: w = 1, and no parameter gradients asked for
+        forward(&mut y, &mut mean, &mut rstd, &x, None, None, d, eps as f32);
+        let mut dx1 = vec![0.0; x.len()];
+        backward(&mut dx1, None, None, &r, &x, &mean, &rstd, None, d);
+        let ones = vec![1.0; d];
+        let (mut dx2, mut sink) = (vec![0.0; x.len()], vec![0.0; d]);
+        backward(
+            &mut dx2,
+            Some(&mut sink),
+            None,
+            &r,
+            &x,
+            &mean,
+            &rstd,
+            Some(&ones),
+            d,
+        );
+        assert_eq!(dx1, dx2);
+    }
+
+    #[test]
+    fn golden_cases_from_pytorch() {
+        // README: atol 1e-5 + rtol 1e-4
+        for (path, file) in golden_cases("LayerNorm") {
+            let p = path.display();
+            let parse = |key: &str| -> Vec<usize> {
+                let v = meta(&file, key, &path);
+                serde_json::from_str(v).unwrap_or_else(|e| panic!("{p}: {key} {v}: {e}"))
+            };
+            let (shape, normalized) = (parse("shape"), parse("normalized_shape"));
+            assert!(
+                shape.ends_with(&normalized),
+                "{p}: normalized_shape is not trailing"
+            );
+            let d: usize = normalized.iter().product();
+            let eps: f32 = meta(&file, "eps", &path)
+                .parse()
+                .unwrap_or_else(|e| panic!("{p}: eps: {e}"));
+            let steps: usize = meta(&file, "steps", &path)
+                .parse()
+                .unwrap_or_else(|e| panic!("{p}: steps: {e}"));
+            let affine = match meta(&file, "affine", &path) {
+                "true" => true,
+                "false" => false,
+                other => panic!("{p}: affine {other}"),
+            };
+            let (w, b) = if affine {
+                (
+                    Some(tensor(&file, "weight", &path)),
+                    Some(tensor(&file, "bias", &path)),
+                )
+            } else {
+                (None, None)
+            };
+            assert!(steps > 0, "{p}: no steps");
+            for s in 0..steps {
+                let x = tensor(&file, &format!("x{s}"), &path);
+                let dy = tensor(&file, &format!("grad_y{s}"), &path);
+                assert_eq!(x.len(), shape.iter().product::<usize>(), "{p}: x{s} size");
+                let rows = x.len() / d;
+                let (mut y, mut mean, mut rstd) =
+                    (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
+                forward(&mut y, &mut mean, &mut rstd, x, w, b, d, eps);
+                let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; d], vec![0.0; d]);
+                let (dwa, dba) = if affine {
+                    (Some(&mut dw[..]), Some(&mut db[..]))
+                } else {
+                    (None, None)
+                };
+                backward(&mut dx, dwa, dba, dy, x, &mean, &rstd, w, d);
+                let (atol, rtol) = (1e-5, 1e-4);
+                assert_close(
+                    &y,
+                    tensor(&file, &format!("y{s}"), &path),
+                    atol,
+                    rtol,
+                    &format!("{p}: y{s}"),
+                );
+                assert_close(
+                    &dx,
+                    tensor(&file, &format!("grad_x{s}"), &path),
+                    atol,
+                    rtol,
+                    &format!("{p}: grad_x{s}"),
+                );
+                if affine {
+                    assert_close(
+                        &dw,
+                        tensor(&file, &format!("grad_weight{s}"), &path),
+                        atol,
+                        rtol,
+                        &format!("{p}: grad_weight{s}"),
+                    );
+                    assert_close(
+                        &db,
+                        tensor(&file, &format!("grad_bias{s}"), &path),
+                        atol,
+                        rtol,
+                        &format!("{p}: grad_bias{s}"),
+                    );
+                }
+            }
+        }
+    }
+}
