@@ -233,53 +233,72 @@ pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32], approximate: GeluApp
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::io::safetensors_file::{read_safetensors, TensorFile};
-    use std::path::PathBuf;
+    use crate::kernels::layer_norm::tests::Golden;
 
-    /// Every golden case in `../shared/golden/extended` whose metadata `layer` is `layer`, with
-    /// its path. Panics if the directory or any file in it cannot be read (a case that cannot be
-    /// interpreted fails the test rather than being skipped), or if no case matches.
-    pub(crate) fn golden_cases(layer: &str) -> Vec<(PathBuf, TensorFile)> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/golden/extended");
-        let mut cases = Vec::new();
-        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
-        for entry in entries {
-            let path = entry.expect("a directory entry").path();
-            if path.extension().is_some_and(|e| e == "safetensors") {
-                let file = read_safetensors(&path).unwrap_or_else(|e| panic!("{e}"));
-                if file.metadata.get("layer").map(String::as_str) == Some(layer) {
-                    cases.push((path, file));
-                }
+    /// The kernels under test, with their parameters.
+    #[derive(Clone, Copy, Debug)]
+    enum Act {
+        Sigmoid,
+        Tanh,
+        Leaky(f32),
+        Gelu(GeluApproximate),
+    }
+
+    const ACTS: [Act; 5] = [
+        Act::Sigmoid,
+        Act::Tanh,
+        Act::Leaky(0.2),
+        Act::Gelu(GeluApproximate::None),
+        Act::Gelu(GeluApproximate::Tanh),
+    ];
+
+    impl Act {
+        fn forward(self, y: &mut [f32], x: &[f32]) {
+            match self {
+                Act::Sigmoid => sigmoid_forward(y, x),
+                Act::Tanh => tanh_forward(y, x),
+                Act::Leaky(slope) => leaky_relu_forward(y, x, slope),
+                Act::Gelu(a) => gelu_forward(y, x, a),
             }
         }
-        assert!(!cases.is_empty(), "no golden {layer} case in {dir}");
-        cases.sort_by(|a, b| a.0.cmp(&b.0));
-        cases
-    }
 
-    /// A tensor's values by key, or a panic naming the file.
-    pub(crate) fn tensor<'a>(file: &'a TensorFile, key: &str, path: &std::path::Path) -> &'a [f32] {
-        &file.f32(key, path).unwrap_or_else(|e| panic!("{e}")).data
-    }
+        fn backward(self, dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+            match self {
+                Act::Sigmoid => sigmoid_backward(dx, dy, y),
+                Act::Tanh => tanh_backward(dx, dy, y),
+                Act::Leaky(slope) => leaky_relu_backward(dx, dy, x, slope),
+                Act::Gelu(a) => gelu_backward(dx, dy, x, a),
+            }
+        }
 
-    /// Metadata `key`, or a panic naming the file.
-    pub(crate) fn meta<'a>(file: &'a TensorFile, key: &str, path: &std::path::Path) -> &'a str {
-        file.metadata
-            .get(key)
-            .unwrap_or_else(|| panic!("{}: no metadata '{key}'", path.display()))
-    }
-
-    /// |got - want| <= atol + rtol * |want| everywhere (and the same length).
-    pub(crate) fn assert_close(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-            let err = (g as f64 - w as f64).abs();
-            assert!(
-                err <= atol + rtol * (w as f64).abs(),
-                "{what}[{i}]: {g} vs {w}"
-            );
+        /// f64 references, written independently of the kernels' forms.
+        fn reference(self, x: f64) -> f64 {
+            let pi = std::f64::consts::PI;
+            match self {
+                Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+                Act::Tanh => x.tanh(),
+                Act::Leaky(slope) => x.max(0.0) + slope as f64 * x.min(0.0),
+                Act::Gelu(GeluApproximate::None) => {
+                    // Phi(t), t <= 0, by Simpson's rule on the density over [t - 12, t] (what
+                    // lies below is under 1e-32 of it): no erf, and the lower tail keeps its
+                    // relative accuracy
+                    let lower = |t: f64| {
+                        let (n, h, a) = (4000, 12.0 / 4000.0, t - 12.0);
+                        let pdf = |s: f64| (-0.5 * s * s).exp() / (2.0 * pi).sqrt();
+                        let weight = |i: usize| if i % 2 == 1 { 4.0 } else { 2.0 };
+                        let inner: f64 = (1..n).map(|i| weight(i) * pdf(a + i as f64 * h)).sum();
+                        h / 3.0 * (pdf(a) + inner + pdf(t))
+                    };
+                    x * if x <= 0.0 { lower(x) } else { 1.0 - lower(-x) }
+                }
+                Act::Gelu(GeluApproximate::Tanh) => {
+                    // (1 + tanh u) / 2 = 1 / (1 + e^(-2u)), without 1 + tanh's cancellation
+                    let u = (2.0 / pi).sqrt() * (x + 0.044715 * x * x * x);
+                    x / (1.0 + (-2.0 * u).exp())
+                }
+            }
         }
     }
 
@@ -291,64 +310,6 @@ pub(crate) mod tests {
         x.extend((0..161).map(|i| (i as f32 - 80.0) / 10.0));
         x
     }
-
-    /// f64 references, written independently of the kernels' forms; Phi by Simpson's rule on
-    /// the normal density (no erf involved).
-    fn reference(name: &str, x: f64) -> f64 {
-        match name {
-            "sigmoid" => 1.0 / (1.0 + (-x).exp()),
-            "tanh" => x.tanh(),
-            "leaky" => x.max(0.0) + 0.2 * x.min(0.0),
-            "gelu" => {
-                // Phi(t) for t <= 0 as the integral of the density over [t - 12, t] (what lies
-                // below is under 1e-32 of it), so the lower tail keeps its relative accuracy
-                let lower = |t: f64| {
-                    let (n, h) = (4000, 12.0 / 4000.0);
-                    let pdf = |s: f64| (-0.5 * s * s).exp() / (2.0 * std::f64::consts::PI).sqrt();
-                    let a = t - 12.0;
-                    let inner: f64 = (1..n)
-                        .map(|i| if i % 2 == 1 { 4.0 } else { 2.0 } * pdf(a + i as f64 * h))
-                        .sum();
-                    h / 3.0 * (pdf(a) + inner + pdf(t))
-                };
-                x * if x <= 0.0 { lower(x) } else { 1.0 - lower(-x) }
-            }
-            "gelu_tanh" => {
-                // (1 + tanh u) / 2 = 1 / (1 + e^(-2u)): the same value without 1 + tanh's
-                // cancellation for u << 0
-                let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
-                x / (1.0 + (-2.0 * u).exp())
-            }
-            _ => unreachable!(),
-        }
-    }
-
-    type Kernels = (
-        fn(&mut [f32], &[f32]),
-        fn(&mut [f32], &[f32], &[f32], &[f32]),
-    );
-
-    fn kernels(name: &str) -> Kernels {
-        match name {
-            "sigmoid" => (sigmoid_forward, |dx, dy, _x, y| sigmoid_backward(dx, dy, y)),
-            "tanh" => (tanh_forward, |dx, dy, _x, y| tanh_backward(dx, dy, y)),
-            "leaky" => (
-                |y, x| leaky_relu_forward(y, x, 0.2),
-                |dx, dy, x, _y| leaky_relu_backward(dx, dy, x, 0.2),
-            ),
-            "gelu" => (
-                |y, x| gelu_forward(y, x, GeluApproximate::None),
-                |dx, dy, x, _y| gelu_backward(dx, dy, x, GeluApproximate::None),
-            ),
-            "gelu_tanh" => (
-                |y, x| gelu_forward(y, x, GeluApproximate::Tanh),
-                |dx, dy, x, _y| gelu_backward(dx, dy, x, GeluApproximate::Tanh),
-            ),
-            _ => unreachable!(),
-        }
-    }
-
-    const NAMES: [&str; 5] = ["sigmoid", "tanh", "leaky", "gelu", "gelu_tanh"];
 
     #[test]
     fn erfc_matches_known_values() {
@@ -376,15 +337,15 @@ pub(crate) mod tests {
     #[test]
     fn forward_matches_f64_references() {
         let x = inputs();
-        for name in NAMES {
+        for act in ACTS {
             let mut y = vec![f32::NAN; x.len()];
-            kernels(name).0(&mut y, &x);
+            act.forward(&mut y, &x);
             for (&x, &y) in x.iter().zip(&y) {
-                let want = reference(name, x as f64);
+                let want = act.reference(x as f64);
                 let err = (y as f64 - want).abs();
                 assert!(
                     err <= 1e-37 + 3e-7 * want.abs(),
-                    "{name}({x}) = {y}, want {want}"
+                    "{act:?}({x}) = {y}, want {want}"
                 );
             }
         }
@@ -393,32 +354,28 @@ pub(crate) mod tests {
     #[test]
     fn backward_matches_central_differences_of_sum_y_r() {
         // L = sum_i y_i r_i, so dL/dx_i = r_i f'(x_i): central differences of the f64 reference
+        // (a step relative to |x|, so that it is not lost at 1e4)
         let x = inputs();
         let r: Vec<f32> = (0..x.len())
             .map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0)
             .collect();
-        for name in NAMES {
-            let (fwd, bwd) = kernels(name);
+        for act in ACTS {
             let mut y = vec![0.0; x.len()];
-            fwd(&mut y, &x);
-            // accumulates onto what is there
-            let mut dx = vec![0.5; x.len()];
-            bwd(&mut dx, &r, &x, &y);
+            act.forward(&mut y, &x);
+            let mut dx = vec![0.5; x.len()]; // backward adds onto what is there
+            act.backward(&mut dx, &r, &x, &y);
             for i in 0..x.len() {
                 let (xi, h) = (x[i] as f64, 1e-4 * (1.0 + (x[i] as f64).abs()));
-                let slope = (reference(name, xi + h) - reference(name, xi - h)) / (2.0 * h);
-                let want = 0.5 + r[i] as f64 * slope;
-                // leaky's kink at 0: the kernel takes the slope side, as PyTorch does
-                let want = if name == "leaky" && x[i] == 0.0 {
-                    0.5 + 0.2 * r[i] as f64
-                } else {
-                    want
+                let slope = match act {
+                    // the kink at 0: the kernel takes the slope's side, as PyTorch does
+                    Act::Leaky(slope) if x[i] == 0.0 => slope as f64,
+                    _ => (act.reference(xi + h) - act.reference(xi - h)) / (2.0 * h),
                 };
+                let want = 0.5 + r[i] as f64 * slope;
                 let err = (dx[i] as f64 - want).abs();
                 assert!(
                     err <= 2e-6 + 1e-5 * want.abs(),
-                    "{name}'({}) gave {}, want {want}",
-                    x[i],
+                    "{act:?}'({xi}): {}, want {want}",
                     dx[i]
                 );
             }
@@ -430,63 +387,49 @@ pub(crate) mod tests {
         let x: Vec<f32> = (0..3 * CHUNK + 5)
             .map(|i| (i % 4001) as f32 / 100.0 - 20.0)
             .collect();
-        for name in NAMES {
-            let (fwd, bwd) = kernels(name);
+        for act in ACTS {
             let (mut y, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-            fwd(&mut y, &x);
-            bwd(&mut dx, &x, &x, &y);
+            act.forward(&mut y, &x);
+            act.backward(&mut dx, &x, &x, &y);
             assert!(
                 y.iter().chain(&dx).all(|v| v.is_finite()),
-                "{name}: non-finite"
+                "{act:?}: not finite"
             );
             for i in [0, CHUNK - 1, CHUNK, 2 * CHUNK + 17, x.len() - 1] {
-                let (mut y1, mut d1) = ([0.0], [0.0]);
-                fwd(&mut y1, &x[i..i + 1]);
-                bwd(&mut d1, &x[i..i + 1], &x[i..i + 1], &y1);
-                assert_eq!((y[i], dx[i]), (y1[0], d1[0]), "{name} at {i}");
+                let (mut y1, mut d1, one) = ([0.0], [0.0], &x[i..i + 1]);
+                act.forward(&mut y1, one);
+                act.backward(&mut d1, one, one, &y1);
+                assert_eq!((y[i], dx[i]), (y1[0], d1[0]), "{act:?} at {i}");
             }
         }
     }
 
     #[test]
     fn golden_cases_from_pytorch() {
-        // README: atol 1e-6 + rtol 1e-5
-        let (atol, rtol) = (1e-6, 1e-5);
         let mut seen = 0;
         for layer in ["Sigmoid", "Tanh", "LeakyReLU", "GELU"] {
-            for (path, file) in golden_cases(layer) {
-                let (x, y_want) = (tensor(&file, "x", &path), tensor(&file, "y", &path));
-                let (dy, dx_want) = (
-                    tensor(&file, "grad_y", &path),
-                    tensor(&file, "grad_x", &path),
-                );
+            for case in Golden::cases(layer) {
+                let act = match layer {
+                    "Sigmoid" => Act::Sigmoid,
+                    "Tanh" => Act::Tanh,
+                    "LeakyReLU" => Act::Leaky(case.parse("negative_slope")),
+                    _ => Act::Gelu(
+                        GeluApproximate::from_name(case.meta("approximate")).unwrap_or_else(|| {
+                            panic!(
+                                "{}: approximate {}",
+                                case.path.display(),
+                                case.meta("approximate")
+                            )
+                        }),
+                    ),
+                };
+                let (x, dy) = (case.t("x"), case.t("grad_y"));
                 let (mut y, mut dx) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
-                match layer {
-                    "Sigmoid" => {
-                        sigmoid_forward(&mut y, x);
-                        sigmoid_backward(&mut dx, dy, &y);
-                    }
-                    "Tanh" => {
-                        tanh_forward(&mut y, x);
-                        tanh_backward(&mut dx, dy, &y);
-                    }
-                    "LeakyReLU" => {
-                        let slope = meta(&file, "negative_slope", &path);
-                        let slope: f32 = slope.parse().unwrap_or_else(|e| panic!("{slope}: {e}"));
-                        leaky_relu_forward(&mut y, x, slope);
-                        leaky_relu_backward(&mut dx, dy, x, slope);
-                    }
-                    _ => {
-                        let name = meta(&file, "approximate", &path);
-                        let approx = GeluApproximate::from_name(name)
-                            .unwrap_or_else(|| panic!("{}: approximate {name}", path.display()));
-                        gelu_forward(&mut y, x, approx);
-                        gelu_backward(&mut dx, dy, x, approx);
-                    }
-                }
-                let case = path.display().to_string();
-                assert_close(&y, y_want, atol, rtol, &format!("{case}: y"));
-                assert_close(&dx, dx_want, atol, rtol, &format!("{case}: grad_x"));
+                act.forward(&mut y, x);
+                act.backward(&mut dx, dy, x, &y);
+                // README: atol 1e-6 + rtol 1e-5
+                case.check(&y, "y", 1e-6, 1e-5);
+                case.check(&dx, "grad_x", 1e-6, 1e-5);
                 seen += 1;
             }
         }

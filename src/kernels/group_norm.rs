@@ -203,47 +203,36 @@ pub fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::activations::tests::{assert_close, golden_cases, meta, tensor};
+    use crate::kernels::layer_norm::tests::{assert_close, central_differences, draws, Golden};
 
-    /// f64 GroupNorm of (N, C, S) with weight and bias (C): y, and mean and rstd per (n, g).
-    #[allow(clippy::type_complexity)]
+    /// f64 GroupNorm of (N, C, S) with weight and bias (C): y, and per (n, g) the mean and
+    /// rstd. A block's statistics are a LayerNorm row's over its C/G * S values.
     fn reference(
         x: &[f64],
         w: &[f64],
         b: &[f64],
-        c: usize,
-        s: usize,
+        cs: (usize, usize),
         groups: usize,
-        eps: f64,
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let cg = c / groups;
-        let (mut y, mut means, mut rstds) = (vec![0.0; x.len()], Vec::new(), Vec::new());
-        for (k, blk) in x.chunks(cg * s).enumerate() {
-            let m = blk.iter().sum::<f64>() / blk.len() as f64;
-            let var = blk.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / blk.len() as f64;
-            let r = 1.0 / (var + eps).sqrt();
-            for (i, v) in blk.iter().enumerate() {
-                let ch = (k % groups) * cg + i / s;
-                y[k * cg * s + i] = (v - m) * r * w[ch] + b[ch];
-            }
-            means.push(m);
-            rstds.push(r);
+    ) -> [Vec<f64>; 3] {
+        let (c, s) = cs;
+        let block = c / groups * s;
+        let ones = (vec![1.0; block], vec![0.0; block]);
+        let [mut y, means, rstds] =
+            crate::kernels::layer_norm::tests::reference(x, &ones.0, &ones.1, block, 1e-5);
+        for (i, y) in y.iter_mut().enumerate() {
+            let ch = i / s % c;
+            *y = *y * w[ch] + b[ch];
         }
-        (y, means, rstds)
+        [y, means, rstds]
     }
 
-    fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-        let mut rng = crate::rng::Rng::seed(seed);
-        (0..n).map(|_| rng.uniform(lo, hi)).collect()
-    }
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&v| v as f64).collect()
+    fn narrow(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&v| v as f32).collect()
     }
 
     #[test]
     fn forward_matches_an_f64_computation() {
-        // (N, C, S, G, affine); S = 1 and G = 1 and G = C; an offset larger than the spread
+        // (N, C, S, G, affine): S = 1, G = 1 and G = C; an offset larger than the spread
         for (n, c, s, g, affine) in [
             (3, 6, 5, 3, true),
             (4, 8, 1, 2, true),
@@ -251,8 +240,12 @@ mod tests {
             (2, 6, 4, 6, true),
             (64, 8, 40, 4, true),
         ] {
-            let x = data(n * c * s, 1, 49.0, 51.0);
-            let (w, b) = (data(c, 2, 0.5, 1.5), data(c, 3, -1.0, 1.0));
+            let x = draws(n * c * s, 1, 49.0, 51.0);
+            let (w, b) = if affine {
+                (draws(c, 2, 0.5, 1.5), draws(c, 3, -1.0, 1.0))
+            } else {
+                (vec![1.0; c], vec![0.0; c])
+            };
             let (wa, ba) = if affine {
                 (Some(&w[..]), Some(&b[..]))
             } else {
@@ -261,16 +254,11 @@ mod tests {
             let (mut y, mut mean, mut rstd) =
                 (vec![0.0; x.len()], vec![0.0; n * g], vec![0.0; n * g]);
             forward(&mut y, &mut mean, &mut rstd, &x, wa, ba, c, s, g, 1e-5);
-            let (w64, b64) = if affine {
-                (wide(&w), wide(&b))
-            } else {
-                (vec![1.0; c], vec![0.0; c])
-            };
-            let (y64, m64, r64) = reference(&wide(&x), &w64, &b64, c, s, g, 1e-5);
-            let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
-            assert_close(&mean, &f(&m64), 0.0, 1e-5, "mean");
-            assert_close(&rstd, &f(&r64), 0.0, 1e-3, "rstd");
-            assert_close(&y, &f(&y64), 1e-4, 1e-3, "y");
+            let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+            let [y64, m64, r64] = reference(&wide(&x), &wide(&w), &wide(&b), (c, s), g);
+            assert_close(&mean, &narrow(&m64), 0.0, 1e-5, "mean");
+            assert_close(&rstd, &narrow(&r64), 0.0, 1e-3, "rstd");
+            assert_close(&y, &narrow(&y64), 1e-4, 1e-3, "y");
         }
     }
 
@@ -278,17 +266,15 @@ mod tests {
     fn backward_matches_central_differences_of_sum_y_r() {
         // L = sum y * r through the f64 reference; the kernel adds onto dx, dweight, dbias
         for (n, c, s, g) in [(2, 6, 3, 3), (3, 4, 1, 2), (2, 3, 4, 1)] {
-            let eps = 1e-5;
-            let (x, w, b) = (
-                data(n * c * s, 4, -2.0, 2.0),
-                data(c, 5, 0.5, 1.5),
-                data(c, 6, -1.0, 1.0),
+            let (x, r) = (
+                draws(n * c * s, 4, -2.0, 2.0),
+                draws(n * c * s, 7, -1.0, 1.0),
             );
-            let r = data(n * c * s, 7, -1.0, 1.0);
-            let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
-                let (y, _, _) = reference(x, w, b, c, s, g, eps);
+            let (w, b) = (draws(c, 5, 0.5, 1.5), draws(c, 6, -1.0, 1.0));
+            let want = central_differences(&[&x, &w, &b], |p| {
+                let [y, _, _] = reference(&p[0], &p[1], &p[2], (c, s), g);
                 y.iter().zip(&r).map(|(y, &r)| y * r as f64).sum()
-            };
+            });
             let (mut y, mut mean, mut rstd) =
                 (vec![0.0; x.len()], vec![0.0; n * g], vec![0.0; n * g]);
             forward(
@@ -301,7 +287,7 @@ mod tests {
                 c,
                 s,
                 g,
-                eps as f32,
+                1e-5,
             );
             let (mut dx, mut dw, mut db) = (vec![1.0; x.len()], vec![1.0; c], vec![1.0; c]);
             backward(
@@ -317,64 +303,84 @@ mod tests {
                 s,
                 g,
             );
-            let params = [wide(&x), wide(&w), wide(&b)];
-            let h = 1e-5;
-            let grad = |which: usize, i: usize| {
-                let (mut p, mut m) = (params.clone(), params.clone());
-                p[which][i] += h;
-                m[which][i] -= h;
-                1.0 + (loss(&p[0], &p[1], &p[2]) - loss(&m[0], &m[1], &m[2])) / (2.0 * h)
-            };
-            let want = |k: usize| {
-                (0..params[k].len())
-                    .map(|i| grad(k, i) as f32)
-                    .collect::<Vec<_>>()
-            };
+            let plus_one = |v: &[f32]| v.iter().map(|v| v + 1.0).collect::<Vec<_>>();
             let case = format!("({n}, {c}, {s}) in {g} groups");
-            assert_close(&dx, &want(0), 1e-5, 1e-4, &format!("{case}: dx"));
-            assert_close(&dw, &want(1), 1e-5, 1e-4, &format!("{case}: dweight"));
-            assert_close(&db, &want(2), 1e-5, 1e-4, &format!("{case}: dbias"));
+            assert_close(&dx, &plus_one(&want[0]), 1e-5, 1e-4, &format!("{case}: dx"));
+            assert_close(
+                &dw,
+                &plus_one(&want[1]),
+                1e-5,
+                1e-4,
+                &format!("{case}: dweight"),
+            );
+            assert_close(
+                &db,
+                &plus_one(&want[2]),
+                1e-5,
+                1e-4,
+                &format!("{case}: dbias"),
+            );
+            // one parameter gradient at a time: the same values
+            let (mut dw1, mut db1, mut dx1) = (vec![1.0; c], vec![1.0; c], vec![1.0; x.len()]);
+            backward(
+                &mut dx1,
+                Some(&mut dw1),
+                None,
+                &r,
+                &x,
+                &mean,
+                &rstd,
+                Some(&w),
+                c,
+                s,
+                g,
+            );
+            backward(
+                &mut dx1,
+                None,
+                Some(&mut db1),
+                &r,
+                &x,
+                &mean,
+                &rstd,
+                Some(&w),
+                c,
+                s,
+                g,
+            );
+            assert_eq!((dw1, db1), (dw, db), "{case}: separately");
         }
     }
 
     #[test]
     fn golden_cases_from_pytorch() {
-        // README: atol 1e-5 + rtol 1e-4
-        for (path, file) in golden_cases("GroupNorm") {
-            let p = path.display();
-            let num = |key: &str| -> usize {
-                let v = meta(&file, key, &path);
-                v.parse().unwrap_or_else(|e| panic!("{p}: {key} {v}: {e}"))
-            };
-            let shape_text = meta(&file, "shape", &path);
-            let shape: Vec<usize> = serde_json::from_str(shape_text)
-                .unwrap_or_else(|e| panic!("{p}: shape {shape_text}: {e}"));
-            assert!(shape.len() >= 2, "{p}: shape {shape:?} is not (N, C, *)");
-            let (c, g, steps) = (num("num_channels"), num("num_groups"), num("steps"));
-            assert_eq!(shape[1], c, "{p}: num_channels and shape disagree");
-            let s: usize = shape[2..].iter().product();
-            let eps: f32 = meta(&file, "eps", &path)
-                .parse()
-                .unwrap_or_else(|e| panic!("{p}: eps: {e}"));
-            let affine = match meta(&file, "affine", &path) {
-                "true" => true,
-                "false" => false,
-                other => panic!("{p}: affine {other}"),
-            };
+        for case in Golden::cases("GroupNorm") {
+            let p = case.path.display();
+            let shape: Vec<usize> = case.json("shape");
+            let (c, g, steps): (usize, usize, usize) = (
+                case.parse("num_channels"),
+                case.parse("num_groups"),
+                case.parse("steps"),
+            );
+            assert!(
+                shape.len() >= 2 && shape[1] == c,
+                "{p}: shape {shape:?} is not (N, {c}, *)"
+            );
+            let (n, s, eps, affine) = (
+                shape[0],
+                shape[2..].iter().product(),
+                case.parse("eps"),
+                case.parse("affine"),
+            );
             let (w, b) = if affine {
-                (
-                    Some(tensor(&file, "weight", &path)),
-                    Some(tensor(&file, "bias", &path)),
-                )
+                (Some(case.t("weight")), Some(case.t("bias")))
             } else {
                 (None, None)
             };
             assert!(steps > 0, "{p}: no steps");
             for st in 0..steps {
-                let x = tensor(&file, &format!("x{st}"), &path);
-                let dy = tensor(&file, &format!("grad_y{st}"), &path);
-                assert_eq!(x.len(), shape.iter().product::<usize>(), "{p}: x{st} size");
-                let n = shape[0];
+                let (x, dy) = (case.t(&format!("x{st}")), case.t(&format!("grad_y{st}")));
+                assert_eq!(x.len(), shape.iter().product::<usize>(), "{p}: x{st}");
                 let (mut y, mut mean, mut rstd) =
                     (vec![0.0; x.len()], vec![0.0; n * g], vec![0.0; n * g]);
                 forward(&mut y, &mut mean, &mut rstd, x, w, b, c, s, g, eps);
@@ -385,36 +391,12 @@ mod tests {
                     (None, None)
                 };
                 backward(&mut dx, dwa, dba, dy, x, &mean, &rstd, w, c, s, g);
-                let (atol, rtol) = (1e-5, 1e-4);
-                assert_close(
-                    &y,
-                    tensor(&file, &format!("y{st}"), &path),
-                    atol,
-                    rtol,
-                    &format!("{p}: y{st}"),
-                );
-                assert_close(
-                    &dx,
-                    tensor(&file, &format!("grad_x{st}"), &path),
-                    atol,
-                    rtol,
-                    &format!("{p}: grad_x{st}"),
-                );
+                // README: atol 1e-5 + rtol 1e-4; no accumulation across steps
+                case.check(&y, &format!("y{st}"), 1e-5, 1e-4);
+                case.check(&dx, &format!("grad_x{st}"), 1e-5, 1e-4);
                 if affine {
-                    assert_close(
-                        &dw,
-                        tensor(&file, &format!("grad_weight{st}"), &path),
-                        atol,
-                        rtol,
-                        &format!("{p}: grad_weight{st}"),
-                    );
-                    assert_close(
-                        &db,
-                        tensor(&file, &format!("grad_bias{st}"), &path),
-                        atol,
-                        rtol,
-                        &format!("{p}: grad_bias{st}"),
-                    );
+                    case.check(&dw, &format!("grad_weight{st}"), 1e-5, 1e-4);
+                    case.check(&db, &format!("grad_bias{st}"), 1e-5, 1e-4);
                 }
             }
         }

@@ -158,49 +158,149 @@ pub fn backward(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! Also the golden-file and finite-difference helpers of the other kernels' tests.
     use super::*;
-    use crate::kernels::activations::tests::{assert_close, golden_cases, meta, tensor};
+    use crate::io::safetensors_file::{read_safetensors, TensorFile};
+    use std::path::PathBuf;
 
-    /// f64 LayerNorm of one (rows, d) input: y, and the per-row mean and rstd.
-    fn reference(
-        x: &[f64],
-        w: &[f64],
-        b: &[f64],
-        d: usize,
-        eps: f64,
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (mut y, mut means, mut rstds) = (Vec::new(), Vec::new(), Vec::new());
+    /// One golden case: its file's path (to name it in failures) and contents.
+    pub(crate) struct Golden {
+        pub path: PathBuf,
+        pub file: TensorFile,
+    }
+
+    impl Golden {
+        /// Every case in `../shared/golden/extended` whose metadata `layer` is `layer`. Panics
+        /// if the directory or any file in it cannot be read (a case that cannot be interpreted
+        /// fails rather than being skipped), or if no case matches.
+        pub(crate) fn cases(layer: &str) -> Vec<Golden> {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/golden/extended");
+            let mut cases = Vec::new();
+            for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+                let path = entry.expect("a directory entry").path();
+                if path.extension().is_some_and(|e| e == "safetensors") {
+                    let file = read_safetensors(&path).unwrap_or_else(|e| panic!("{e}"));
+                    if file.metadata.get("layer").map(String::as_str) == Some(layer) {
+                        cases.push(Golden { path, file });
+                    }
+                }
+            }
+            assert!(!cases.is_empty(), "no golden {layer} case in {dir}");
+            cases.sort_by(|a, b| a.path.cmp(&b.path));
+            cases
+        }
+
+        /// A tensor's values.
+        pub(crate) fn t(&self, key: &str) -> &[f32] {
+            &self
+                .file
+                .f32(key, &self.path)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .data
+        }
+
+        /// Metadata `key` as text.
+        pub(crate) fn meta(&self, key: &str) -> &str {
+            let p = self.path.display();
+            self.file
+                .metadata
+                .get(key)
+                .unwrap_or_else(|| panic!("{p}: no metadata '{key}'"))
+        }
+
+        /// Metadata `key` parsed as a plain value (`"0.2"`, `"3"`, `"true"`).
+        pub(crate) fn parse<T: std::str::FromStr>(&self, key: &str) -> T {
+            let (p, v) = (self.path.display(), self.meta(key));
+            v.parse()
+                .unwrap_or_else(|_| panic!("{p}: metadata {key} = {v}"))
+        }
+
+        /// Metadata `key` read as JSON (`"[4, 5, 6]"`).
+        pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> T {
+            let (p, v) = (self.path.display(), self.meta(key));
+            serde_json::from_str(v).unwrap_or_else(|e| panic!("{p}: metadata {key} = {v}: {e}"))
+        }
+
+        /// `got` against tensor `key` within atol + rtol * |want|.
+        pub(crate) fn check(&self, got: &[f32], key: &str, atol: f64, rtol: f64) {
+            let what = format!("{}: {key}", self.path.display());
+            assert_close(got, self.t(key), atol, rtol, &what);
+        }
+    }
+
+    /// |got - want| <= atol + rtol * |want| everywhere (and the same length).
+    pub(crate) fn assert_close(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let err = (g as f64 - w as f64).abs();
+            assert!(
+                err <= atol + rtol * (w as f64).abs(),
+                "{what}[{i}]: {g} vs {w}"
+            );
+        }
+    }
+
+    /// n seeded uniform draws from [lo, hi).
+    pub(crate) fn draws(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+        let mut rng = crate::rng::Rng::seed(seed);
+        (0..n).map(|_| rng.uniform(lo, hi)).collect()
+    }
+
+    /// Central differences (step 1e-5, in f64) of `loss` with respect to every value of every
+    /// one of `params`, in their shapes, rounded to f32.
+    pub(crate) fn central_differences(
+        params: &[&[f32]],
+        loss: impl Fn(&[Vec<f64>]) -> f64,
+    ) -> Vec<Vec<f32>> {
+        let at: Vec<Vec<f64>> = params
+            .iter()
+            .map(|p| p.iter().map(|&v| v as f64).collect())
+            .collect();
+        let h = 1e-5;
+        let slope = |k: usize, i: usize| {
+            let (mut up, mut down) = (at.clone(), at.clone());
+            up[k][i] += h;
+            down[k][i] -= h;
+            ((loss(&up) - loss(&down)) / (2.0 * h)) as f32
+        };
+        (0..at.len())
+            .map(|k| (0..at[k].len()).map(|i| slope(k, i)).collect())
+            .collect()
+    }
+
+    /// f64 LayerNorm of (rows, d) with weight and bias (d): y, and per row the mean and rstd.
+    pub(crate) fn reference(x: &[f64], w: &[f64], b: &[f64], d: usize, eps: f64) -> [Vec<f64>; 3] {
+        let [mut y, mut means, mut rstds] = [vec![], vec![], vec![]];
         for row in x.chunks(d) {
             let m = row.iter().sum::<f64>() / d as f64;
             let var = row.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / d as f64;
             let r = 1.0 / (var + eps).sqrt();
             y.extend(
                 row.iter()
-                    .enumerate()
-                    .map(|(j, v)| (v - m) * r * w[j] + b[j]),
+                    .zip(w.iter().zip(b))
+                    .map(|(v, (w, b))| (v - m) * r * w + b),
             );
             means.push(m);
             rstds.push(r);
         }
-        (y, means, rstds)
+        [y, means, rstds]
     }
 
-    fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-        let mut rng = crate::rng::Rng::seed(seed);
-        (0..n).map(|_| rng.uniform(lo, hi)).collect()
-    }
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&v| v as f64).collect()
+    fn narrow(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&v| v as f32).collect()
     }
 
     #[test]
     fn forward_matches_an_f64_computation() {
         // an offset larger than the spread: the two-pass variance must keep it
         for (rows, d, affine) in [(5, 7, true), (3, 33, false), (1, 1, true), (2000, 9, true)] {
-            let x = data(rows * d, 1, 99.0, 101.0);
-            let (w, b) = (data(d, 2, 0.5, 1.5), data(d, 3, -1.0, 1.0));
+            let x = draws(rows * d, 1, 99.0, 101.0);
+            let (w, b) = if affine {
+                (draws(d, 2, 0.5, 1.5), draws(d, 3, -1.0, 1.0))
+            } else {
+                (vec![1.0; d], vec![0.0; d])
+            };
             let (wa, ba) = if affine {
                 (Some(&w[..]), Some(&b[..]))
             } else {
@@ -209,16 +309,11 @@ mod tests {
             let (mut y, mut mean, mut rstd) =
                 (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
             forward(&mut y, &mut mean, &mut rstd, &x, wa, ba, d, 1e-5);
-            let (w64, b64) = if affine {
-                (wide(&w), wide(&b))
-            } else {
-                (vec![1.0; d], vec![0.0; d])
-            };
-            let (y64, m64, r64) = reference(&wide(&x), &w64, &b64, d, 1e-5);
-            let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
-            assert_close(&mean, &f(&m64), 0.0, 1e-5, "mean");
-            assert_close(&rstd, &f(&r64), 0.0, 1e-3, "rstd");
-            assert_close(&y, &f(&y64), 1e-4, 1e-3, "y");
+            let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+            let [y64, m64, r64] = reference(&wide(&x), &wide(&w), &wide(&b), d, 1e-5);
+            assert_close(&mean, &narrow(&m64), 0.0, 1e-5, "mean");
+            assert_close(&rstd, &narrow(&r64), 0.0, 1e-3, "rstd");
+            assert_close(&y, &narrow(&y64), 1e-4, 1e-3, "y");
         }
     }
 
@@ -226,16 +321,12 @@ mod tests {
     fn backward_matches_central_differences_of_sum_y_r() {
         // L = sum y * r through the f64 reference; the kernel adds onto dx, dweight, dbias
         let (rows, d, eps) = (4, 6, 1e-5);
-        let (x, w, b, r) = (
-            data(rows * d, 4, -2.0, 2.0),
-            data(d, 5, 0.5, 1.5),
-            data(d, 6, -1.0, 1.0),
-            data(rows * d, 7, -1.0, 1.0),
-        );
-        let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
-            let (y, _, _) = reference(x, w, b, d, eps);
+        let (x, r) = (draws(rows * d, 4, -2.0, 2.0), draws(rows * d, 7, -1.0, 1.0));
+        let (w, b) = (draws(d, 5, 0.5, 1.5), draws(d, 6, -1.0, 1.0));
+        let want = central_differences(&[&x, &w, &b], |p| {
+            let [y, _, _] = reference(&p[0], &p[1], &p[2], d, eps);
             y.iter().zip(&r).map(|(y, &r)| y * r as f64).sum()
-        };
+        });
         let (mut y, mut mean, mut rstd) = (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
         forward(
             &mut y,
@@ -259,31 +350,14 @@ mod tests {
             Some(&w),
             d,
         );
-        let (x64, w64, b64) = (wide(&x), wide(&w), wide(&b));
-        let h = 1e-5;
-        let grad = |which: usize, i: usize| {
-            let (mut p, mut m) = (
-                [x64.clone(), w64.clone(), b64.clone()],
-                [x64.clone(), w64.clone(), b64.clone()],
-            );
-            p[which][i] += h;
-            m[which][i] -= h;
-            1.0 + (loss(&p[0], &p[1], &p[2]) - loss(&m[0], &m[1], &m[2])) / (2.0 * h)
-        };
-        let want: Vec<Vec<f32>> = [x.len(), d, d]
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| (0..n).map(|i| grad(k, i) as f32).collect())
-            .collect();
-        assert_close(&dx, &want[0], 1e-5, 1e-4, "dx");
-        assert_close(&dw, &want[1], 1e-5, 1e-4, "dweight");
-        assert_close(&db, &want[2], 1e-5, 1e-4, "dbias");
-        // without weight: w = 1, and no parameter gradients asked for
+        let plus_one = |v: &[f32]| v.iter().map(|v| v + 1.0).collect::<Vec<_>>();
+        assert_close(&dx, &plus_one(&want[0]), 1e-5, 1e-4, "dx");
+        assert_close(&dw, &plus_one(&want[1]), 1e-5, 1e-4, "dweight");
+        assert_close(&db, &plus_one(&want[2]), 1e-5, 1e-4, "dbias");
+        // no weight is w = 1, with or without parameter gradients asked for
         forward(&mut y, &mut mean, &mut rstd, &x, None, None, d, eps as f32);
-        let mut dx1 = vec![0.0; x.len()];
+        let (mut dx1, mut dx2, mut sink) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; d]);
         backward(&mut dx1, None, None, &r, &x, &mean, &rstd, None, d);
-        let ones = vec![1.0; d];
-        let (mut dx2, mut sink) = (vec![0.0; x.len()], vec![0.0; d]);
         backward(
             &mut dx2,
             Some(&mut sink),
@@ -292,7 +366,7 @@ mod tests {
             &x,
             &mean,
             &rstd,
-            Some(&ones),
+            Some(&vec![1.0; d]),
             d,
         );
         assert_eq!(dx1, dx2);
@@ -300,43 +374,34 @@ mod tests {
 
     #[test]
     fn golden_cases_from_pytorch() {
-        // README: atol 1e-5 + rtol 1e-4
-        for (path, file) in golden_cases("LayerNorm") {
-            let p = path.display();
-            let parse = |key: &str| -> Vec<usize> {
-                let v = meta(&file, key, &path);
-                serde_json::from_str(v).unwrap_or_else(|e| panic!("{p}: {key} {v}: {e}"))
-            };
-            let (shape, normalized) = (parse("shape"), parse("normalized_shape"));
+        for case in Golden::cases("LayerNorm") {
+            let (shape, normalized): (Vec<usize>, Vec<usize>) =
+                (case.json("shape"), case.json("normalized_shape"));
             assert!(
                 shape.ends_with(&normalized),
-                "{p}: normalized_shape is not trailing"
+                "{}: normalized_shape is not trailing",
+                case.path.display()
             );
-            let d: usize = normalized.iter().product();
-            let eps: f32 = meta(&file, "eps", &path)
-                .parse()
-                .unwrap_or_else(|e| panic!("{p}: eps: {e}"));
-            let steps: usize = meta(&file, "steps", &path)
-                .parse()
-                .unwrap_or_else(|e| panic!("{p}: steps: {e}"));
-            let affine = match meta(&file, "affine", &path) {
-                "true" => true,
-                "false" => false,
-                other => panic!("{p}: affine {other}"),
-            };
+            let (d, eps, affine) = (
+                normalized.iter().product(),
+                case.parse("eps"),
+                case.parse("affine"),
+            );
             let (w, b) = if affine {
-                (
-                    Some(tensor(&file, "weight", &path)),
-                    Some(tensor(&file, "bias", &path)),
-                )
+                (Some(case.t("weight")), Some(case.t("bias")))
             } else {
                 (None, None)
             };
-            assert!(steps > 0, "{p}: no steps");
+            let steps: usize = case.parse("steps");
+            assert!(steps > 0, "{}: no steps", case.path.display());
             for s in 0..steps {
-                let x = tensor(&file, &format!("x{s}"), &path);
-                let dy = tensor(&file, &format!("grad_y{s}"), &path);
-                assert_eq!(x.len(), shape.iter().product::<usize>(), "{p}: x{s} size");
+                let (x, dy) = (case.t(&format!("x{s}")), case.t(&format!("grad_y{s}")));
+                assert_eq!(
+                    x.len(),
+                    shape.iter().product::<usize>(),
+                    "{}: x{s}",
+                    case.path.display()
+                );
                 let rows = x.len() / d;
                 let (mut y, mut mean, mut rstd) =
                     (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
@@ -348,36 +413,12 @@ mod tests {
                     (None, None)
                 };
                 backward(&mut dx, dwa, dba, dy, x, &mean, &rstd, w, d);
-                let (atol, rtol) = (1e-5, 1e-4);
-                assert_close(
-                    &y,
-                    tensor(&file, &format!("y{s}"), &path),
-                    atol,
-                    rtol,
-                    &format!("{p}: y{s}"),
-                );
-                assert_close(
-                    &dx,
-                    tensor(&file, &format!("grad_x{s}"), &path),
-                    atol,
-                    rtol,
-                    &format!("{p}: grad_x{s}"),
-                );
+                // README: atol 1e-5 + rtol 1e-4; no accumulation across steps
+                case.check(&y, &format!("y{s}"), 1e-5, 1e-4);
+                case.check(&dx, &format!("grad_x{s}"), 1e-5, 1e-4);
                 if affine {
-                    assert_close(
-                        &dw,
-                        tensor(&file, &format!("grad_weight{s}"), &path),
-                        atol,
-                        rtol,
-                        &format!("{p}: grad_weight{s}"),
-                    );
-                    assert_close(
-                        &db,
-                        tensor(&file, &format!("grad_bias{s}"), &path),
-                        atol,
-                        rtol,
-                        &format!("{p}: grad_bias{s}"),
-                    );
+                    case.check(&dw, &format!("grad_weight{s}"), 1e-5, 1e-4);
+                    case.check(&db, &format!("grad_bias{s}"), 1e-5, 1e-4);
                 }
             }
         }
