@@ -9,6 +9,7 @@
 //! sparse first layer's weight gradient (`sparse_linear`). Each kernel's comment says which.
 
 pub mod activations;
+pub mod avg_pool2d;
 pub mod batch_norm;
 pub mod bn_relu_pool;
 pub mod conv2d;
