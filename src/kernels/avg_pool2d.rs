@@ -32,7 +32,7 @@ fn check(x_len: usize, y_len: usize, h: usize, w: usize, kernel: Size2, stride: 
         "avg_pool2d: kernel and stride must be positive"
     );
     assert!(
-        h > 0 && w > 0 && x_len % (h * w) == 0,
+        h > 0 && w > 0 && x_len.is_multiple_of(h * w),
         "avg_pool2d: {x_len} values are not {h} x {w} planes"
     );
     let (ho, wo) = out_dims(h, w, kernel, stride);

@@ -21,14 +21,25 @@ const CHUNK: usize = 1 << 14;
 /// Checks the layout and returns (samples, channels per group).
 fn dims(len: usize, c: usize, s: usize, groups: usize) -> (usize, usize) {
     assert!(
-        c > 0 && s > 0 && groups > 0 && c % groups == 0,
+        c > 0 && s > 0 && groups > 0 && c.is_multiple_of(groups),
         "group_norm: {c} channels do not split into {groups} groups"
     );
     assert!(
-        len % (c * s) == 0,
+        len.is_multiple_of(c * s),
         "group_norm: {len} values are not samples of {c} x {s}"
     );
     (len / (c * s), c / groups)
+}
+
+/// One run's sum of dy and sum of dy * (x - mean), in order.
+#[inline(always)]
+fn run_sums(dy: &[f32], x: &[f32], mean: f32) -> (f32, f32) {
+    let (mut a, mut b) = (0.0f32, 0.0f32);
+    for (&gy, &v) in dy.iter().zip(x) {
+        a += gy;
+        b += gy * (v - mean);
+    }
+    (a, b)
 }
 
 /// Forward.
@@ -131,54 +142,43 @@ pub fn backward(
         .zip(mean.par_iter().zip(rstd.par_iter()))
         .enumerate()
         .with_min_len((CHUNK / block).max(1))
-        .for_each(|(k, ((gb, (db, xb)), (&mu, &rs)))| {
+        .for_each(|(k, ((gb, (dyb, xb)), (&mu, &rs)))| {
             let first = (k % groups) * cg;
             let w = |j: usize| weight.map_or(1.0, |w| w[first + j]);
-            // per channel run: sum dy and sum dy (x - mean), weighted by w_c into s1, s2
+            // each channel's run sums, weighted by w_c into s1 and s2
             let (mut s1, mut s2) = (0.0f32, 0.0f32);
-            for (j, (dr, xr)) in db.chunks_exact(s).zip(xb.chunks_exact(s)).enumerate() {
-                let (mut a, mut b) = (0.0f32, 0.0f32);
-                for (&d, &v) in dr.iter().zip(xr) {
-                    a += d;
-                    b += d * (v - mu);
-                }
+            for (j, (dyr, xr)) in dyb.chunks_exact(s).zip(xb.chunks_exact(s)).enumerate() {
+                let (a, b) = run_sums(dyr, xr, mu);
                 s1 += w(j) * a;
                 s2 += w(j) * b;
             }
             let (k_mean, k_x) = (s1 * inv_m, s2 * rs * rs * inv_m);
             let runs = gb
                 .chunks_exact_mut(s)
-                .zip(db.chunks_exact(s).zip(xb.chunks_exact(s)));
-            for (j, (gr, (dr, xr))) in runs.enumerate() {
+                .zip(dyb.chunks_exact(s).zip(xb.chunks_exact(s)));
+            for (j, (gr, (dyr, xr))) in runs.enumerate() {
                 let wj = w(j);
-                for (g, (&d, &v)) in gr.iter_mut().zip(dr.iter().zip(xr)) {
-                    *g += rs * (d * wj - k_mean - (v - mu) * k_x);
+                for (g, (&gy, &v)) in gr.iter_mut().zip(dyr.iter().zip(xr)) {
+                    *g += rs * (gy * wj - k_mean - (v - mu) * k_x);
                 }
             }
         });
-    // parameters: channel ch's runs dy[n, ch, :], x[n, ch, :] for n in order
+    // parameters: channel ch sums its runs dy[n, ch, :], x[n, ch, :] in sample order
     let sums = |ch: usize| -> (f32, f32) {
         let (mut sw, mut sb) = (0.0f32, 0.0f32);
         for i in 0..n {
-            let at = (i * c + ch) * s;
-            let (dr, xr) = (&dy[at..at + s], &x[at..at + s]);
-            let k = i * groups + ch / cg;
-            let (mu, rs) = (mean[k], rstd[k]);
-            let (mut a, mut b) = (0.0f32, 0.0f32);
-            for (&d, &v) in dr.iter().zip(xr) {
-                a += d;
-                b += d * (v - mu);
-            }
+            let (at, k) = ((i * c + ch) * s, i * groups + ch / cg);
+            let (a, b) = run_sums(&dy[at..at + s], &x[at..at + s], mean[k]);
             sb += a;
-            sw += b * rs; // sum dy * xhat = rstd * sum dy (x - mean), within one (n, g)
+            sw += b * rstd[k]; // sum dy xhat = rstd * sum dy (x - mean), within one (n, g)
         }
         (sw, sb)
     };
     let per_task = (CHUNK / (n * s).max(1)).max(1);
     match (dweight, dbias) {
-        (Some(dw), Some(dbs)) => dw
+        (Some(dw), Some(db)) => dw
             .par_iter_mut()
-            .zip(dbs.par_iter_mut())
+            .zip(db.par_iter_mut())
             .enumerate()
             .with_min_len(per_task)
             .for_each(|(ch, (gw, gb))| {
@@ -191,7 +191,7 @@ pub fn backward(
             .enumerate()
             .with_min_len(per_task)
             .for_each(|(ch, g)| *g += sums(ch).0),
-        (None, Some(dbs)) => dbs
+        (None, Some(db)) => db
             .par_iter_mut()
             .enumerate()
             .with_min_len(per_task)

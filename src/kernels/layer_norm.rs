@@ -42,7 +42,7 @@ pub fn forward(
     eps: f32,
 ) {
     assert!(
-        d > 0 && x.len() % d == 0,
+        d > 0 && x.len().is_multiple_of(d),
         "layer_norm: {} values are not rows of {d}",
         x.len()
     );
@@ -97,8 +97,8 @@ pub fn forward(
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dx: &mut [f32],
-    dweight: Option<&mut [f32]>,
-    dbias: Option<&mut [f32]>,
+    mut dweight: Option<&mut [f32]>,
+    mut dbias: Option<&mut [f32]>,
     dy: &[f32],
     x: &[f32],
     mean: &[f32],
@@ -107,7 +107,7 @@ pub fn backward(
     d: usize,
 ) {
     assert!(
-        d > 0 && x.len() % d == 0,
+        d > 0 && x.len().is_multiple_of(d),
         "layer_norm: {} values are not rows of {d}",
         x.len()
     );
@@ -129,29 +129,28 @@ pub fn backward(
             let w = |j: usize| weight.map_or(1.0, |w| w[j]);
             // s1 = sum dxhat, s2 = sum dxhat * (x - mean), in a fixed order
             let (mut s1, mut s2) = (0.0f32, 0.0f32);
-            for (j, (&d, &v)) in dr.iter().zip(xr).enumerate() {
-                let g = d * w(j);
+            for (j, (&gy, &v)) in dr.iter().zip(xr).enumerate() {
+                let g = gy * w(j);
                 s1 += g;
                 s2 += g * (v - mu);
             }
             // dx_i = rstd * (dxhat_i - s1 / d - (x_i - mean) * rstd * (s2 * rstd / d))
             let (k_mean, k_x) = (s1 * inv_d, s2 * rs * rs * inv_d);
-            for (j, (g, (&d, &v))) in gr.iter_mut().zip(dr.iter().zip(xr)).enumerate() {
-                *g += rs * (d * w(j) - k_mean - (v - mu) * k_x);
+            for (j, (g, (&gy, &v))) in gr.iter_mut().zip(dr.iter().zip(xr)).enumerate() {
+                *g += rs * (gy * w(j) - k_mean - (v - mu) * k_x);
             }
         });
     // parameters: in row order, each row's contribution added across d
-    let (mut dweight, mut dbias) = (dweight, dbias);
     for (r, (dr, xr)) in dy.chunks_exact(d).zip(x.chunks_exact(d)).enumerate() {
         let (mu, rs) = (mean[r], rstd[r]);
         if let Some(dw) = dweight.as_deref_mut() {
-            for ((g, &d), &v) in dw.iter_mut().zip(dr).zip(xr) {
-                *g += d * ((v - mu) * rs);
+            for ((g, &gy), &v) in dw.iter_mut().zip(dr).zip(xr) {
+                *g += gy * ((v - mu) * rs);
             }
         }
         if let Some(db) = dbias.as_deref_mut() {
-            for (g, &d) in db.iter_mut().zip(dr) {
-                *g += d;
+            for (g, &gy) in db.iter_mut().zip(dr) {
+                *g += gy;
             }
         }
     }
