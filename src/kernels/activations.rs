@@ -116,7 +116,7 @@ pub enum GeluApproximate {
 }
 
 impl GeluApproximate {
-    /// From PyTorch's spelling, `"none"` or `"tanh"`; anything else is `None` (absent).
+    /// From PyTorch's spelling, `"none"` or `"tanh"`; any other name gives `Option::None`.
     pub fn from_name(name: &str) -> Option<GeluApproximate> {
         match name {
             "none" => Some(GeluApproximate::None),
