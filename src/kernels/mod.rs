@@ -8,11 +8,15 @@
 //! instead: the fused BatchNorm -> ReLU -> MaxPool input gradient (`bn_relu_pool`), and the
 //! sparse first layer's weight gradient (`sparse_linear`). Each kernel's comment says which.
 
+pub mod activations;
+pub mod avg_pool2d;
 pub mod batch_norm;
 pub mod bn_relu_pool;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod group_norm;
+pub mod layer_norm;
 pub mod linear;
 pub mod loss;
 pub mod max_pool2d;
