@@ -1,12 +1,16 @@
 //! Every case in the golden folder (`../shared/golden`, or `BNLAB_GOLDEN_DIR`) against bnlab.
 //!
 //! Each `*.safetensors` file is interpreted from its metadata (see ../shared/golden/README.md):
-//! `layer` = BatchNorm1d | BatchNorm2d | Conv2d | MaxPool2d, `model` = BNModel | PlainModel |
-//! CNNModel, or a bare `loss` = CrossEntropyLoss(mean). A file that fits none of these, lacks a
-//! tensor its case needs, or holds a value outside the README's tolerances fails the test.
+//! `fold` = linear_bn | conv_bn | model first, then `layer` = BatchNorm1d | BatchNorm2d | Conv2d
+//! | MaxPool2d | Sigmoid | Tanh | LeakyReLU | GELU | LayerNorm | GroupNorm, then `model` =
+//! BNModel | PlainModel | CNNModel | SigmoidMLP, or a bare `loss` = CrossEntropyLoss(mean), in
+//! the folder and every subfolder (`extended/`, see its README). A file that fits none of these,
+//! lacks a tensor its case needs, or holds a value outside the README's tolerances fails the
+//! test.
 
 mod golden {
     pub mod check;
+    pub mod extended;
     pub mod layers;
     pub mod models;
 }
@@ -25,7 +29,18 @@ fn golden_dir() -> PathBuf {
 fn run_case(path: &Path, report: &mut Report) -> Result<(), String> {
     let file = read_safetensors(path).map_err(|e| e.to_string())?;
     let meta = |k: &str| file.metadata.get(k).map(String::as_str);
+    if let Some(kind) = meta("fold") {
+        return match kind {
+            "linear_bn" | "conv_bn" => golden::extended::fold_layer(&file, path, report),
+            "model" => golden::extended::fold_model(&file, path, report),
+            other => Err(format!("unknown fold case '{other}'")),
+        };
+    }
     match (meta("layer"), meta("model"), meta("loss")) {
+        (Some("Sigmoid" | "Tanh" | "LeakyReLU" | "GELU"), _, _) => {
+            golden::extended::activation(&file, path, report)
+        }
+        (Some("LayerNorm" | "GroupNorm"), _, _) => golden::extended::norm(&file, path, report),
         (Some("BatchNorm1d" | "BatchNorm2d"), _, _) => {
             golden::layers::batch_norm(&file, path, report)
         }
@@ -43,14 +58,25 @@ fn run_case(path: &Path, report: &mut Report) -> Result<(), String> {
     }
 }
 
+/// Every `*.safetensors` under `dir`, its subfolders included.
+fn cases_under(dir: &Path, files: &mut Vec<PathBuf>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("golden folder {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("readable folder entry").path();
+        if path.is_dir() {
+            cases_under(&path, files);
+        } else if path.extension().is_some_and(|x| x == "safetensors") {
+            files.push(path);
+        }
+    }
+}
+
 #[test]
 fn golden() {
     let dir = golden_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("golden folder {}: {e}", dir.display()))
-        .map(|e| e.expect("readable folder entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
+    let mut files = Vec::new();
+    cases_under(&dir, &mut files);
     files.sort();
     assert!(
         !files.is_empty(),
@@ -60,7 +86,11 @@ fn golden() {
     let mut failures = Vec::new();
     for path in &files {
         let mut report = Report::default();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let name = path
+            .strip_prefix(&dir)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         match run_case(path, &mut report) {
             Err(e) => failures.push(format!("{name}: {e}")),
             Ok(()) if !report.failures.is_empty() => {

@@ -3,7 +3,7 @@
 //! the node's inputs. Here: the walk, the hooks' calls, and taking and returning the gradient
 //! buffers the ops' backwards write into.
 
-use super::ops::{batch_norm, conv, elementwise, fused, linear, loss, Op};
+use super::ops::{activation, batch_norm, conv, elementwise, fused, linear, loss, norm, Op};
 use super::{Graph, Var, VarKind};
 use crate::{Error, Result};
 
@@ -133,6 +133,9 @@ impl Graph {
             Op::BatchNormReluPool(op) => fused::bn_relu_pool_backward(self, i, op, dy),
             Op::ConvBnReluPool(op) => fused::conv_bn_relu_pool_backward(self, i, op, dy),
             Op::Relu { x } => elementwise::relu_backward(self, i, x, dy),
+            Op::Activation { x, f } => activation::backward(self, i, x, f, dy),
+            Op::Norm(op) => norm::backward(self, i, op, dy),
+            Op::AvgPool2d(op) => conv::avg_pool2d_backward(self, op, dy),
             Op::Dropout { x } => elementwise::dropout_backward(self, i, x, dy),
             Op::Conv2d(op) => conv::conv2d_backward(self, op, dy),
             Op::MaxPool2d { x, plane_in } => conv::max_pool2d_backward(self, i, x, plane_in, dy),

@@ -93,8 +93,8 @@ pub fn forward(
         });
 }
 
-/// Backward. dx += the input gradient; when given, dweight[c] += sum over n and s of
-/// dy * xhat and dbias[c] += sum over n and s of dy (all accumulate, see `kernels/mod.rs`).
+/// Backward. dx += the input gradient; when given, `dweight[c]` += sum over n and s of
+/// dy * xhat and `dbias[c]` += sum over n and s of dy (all accumulate, see `kernels/mod.rs`).
 ///
 /// Shapes: dx, dy, x: (N, C, S); mean, rstd: (N, G) from `forward`; weight: (C) or absent
 /// (w = 1); dweight, dbias: (C) each, or absent (not wanted).

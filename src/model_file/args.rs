@@ -178,6 +178,19 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A (height, width) size given as `k` or `(kh, kw)`.
+    pub fn pair(&self, name: &str, min: usize) -> Result<(usize, usize)> {
+        let one = |v: &Value| match v {
+            Value::Int(i) if *i >= min as i64 => Ok(*i as usize),
+            _ => Err(self.bad(name, &format!("must be an integer of at least {min}"))),
+        };
+        match self.get(name) {
+            Value::Tuple(items) if items.len() == 2 => Ok((one(&items[0])?, one(&items[1])?)),
+            Value::Tuple(_) => Err(self.bad(name, "must be one integer or a pair")),
+            v => one(v).map(|k| (k, k)),
+        }
+    }
+
     /// A shape: an integer or a tuple of positive integers.
     pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
         let dims: Vec<Value> = match self.get(name) {

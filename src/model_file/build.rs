@@ -6,15 +6,18 @@ use super::args::{Args, Param};
 use super::parse::{ModuleText, Value};
 use crate::graph::ParamStore;
 use crate::nn::{
-    BatchNorm, BatchNormConfig, BatchNormKind, Conv2d, Conv2dConfig, Dropout, Flatten, Layer,
-    Linear, LinearConfig, MaxPool2d, Net, ReLU, Sequential,
+    AvgPool2d, BatchNorm, BatchNormConfig, BatchNormKind, Conv2d, Conv2dConfig, Dropout, Flatten,
+    Gelu, GeluApproximate, GroupNorm, GroupNormConfig, Identity, Layer, LayerNorm, LayerNormConfig,
+    LeakyReLU, Linear, LinearConfig, MaxPool2d, Net, ReLU, Sequential, Sigmoid, Tanh,
 };
 use crate::rng::Rng;
 use crate::{Error, Result};
 
 /// Every class a model file may use, as the error for an unknown one lists them.
-pub const SUPPORTED: &str = "Linear, BatchNorm1d, BatchNorm2d, Conv2d, MaxPool2d, ReLU, \
-                             Dropout, Flatten, Sequential, and any class holding children";
+pub const SUPPORTED: &str = "Linear, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Conv2d, \
+                             MaxPool2d, AvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, \
+                             Dropout, Flatten, Identity, Sequential, and any class holding \
+                             children";
 
 /// How the built model meets its data.
 #[derive(Clone, Copy, Debug)]
@@ -144,7 +147,7 @@ impl Builder<'_> {
             let layers = blocks.into_iter().map(|(_, l)| l).collect();
             return Ok(Sequential::fused(layers).into());
         }
-        Ok(Layer::custom(Net {
+        Ok(Layer::Net(Net {
             name: m.class.clone(),
             flatten_input: false,
             blocks,
@@ -301,6 +304,116 @@ impl Builder<'_> {
                 Dropout::new(p as f32)
                     .map_err(|_| a.bad("p", "must be between 0 and 1"))?
                     .into()
+            }
+            "Sigmoid" => {
+                args(&[], &[])?;
+                Sigmoid.into()
+            }
+            "Tanh" => {
+                args(&[], &[])?;
+                Tanh.into()
+            }
+            "Identity" => {
+                args(&[], &[])?;
+                Identity.into()
+            }
+            "LeakyReLU" => {
+                let a = args(
+                    &[
+                        ("negative_slope", Some(Value::Float(0.01))),
+                        ("inplace", no),
+                    ],
+                    &[],
+                )?;
+                a.bool("inplace")?;
+                LeakyReLU {
+                    negative_slope: a.float("negative_slope")? as f32,
+                }
+                .into()
+            }
+            "GELU" => {
+                let a = args(&[("approximate", Some(Value::Str("none".into())))], &[])?;
+                let approximate = GeluApproximate::from_name(a.string("approximate")?)
+                    .ok_or_else(|| a.bad("approximate", "must be 'none' or 'tanh'"))?;
+                Gelu { approximate }.into()
+            }
+            "LayerNorm" => {
+                let a = args(
+                    &[
+                        ("normalized_shape", None),
+                        ("eps", Some(Value::Float(1e-5))),
+                        ("elementwise_affine", yes.clone()),
+                        ("bias", yes),
+                    ],
+                    &[],
+                )?;
+                let config = LayerNormConfig {
+                    eps: positive(&a, "eps")?,
+                    elementwise_affine: a.bool("elementwise_affine")?,
+                    bias: a.bool("bias")?,
+                };
+                let shape = a.shape("normalized_shape")?;
+                LayerNorm::with_config(self.params, &shape, config)?.into()
+            }
+            "GroupNorm" => {
+                let a = args(
+                    &[
+                        ("num_groups", None),
+                        ("num_channels", None),
+                        ("eps", Some(Value::Float(1e-5))),
+                        ("affine", yes),
+                    ],
+                    &[],
+                )?;
+                let config = GroupNormConfig {
+                    eps: positive(&a, "eps")?,
+                    affine: a.bool("affine")?,
+                };
+                let (groups, channels) = (a.usize("num_groups", 1)?, a.usize("num_channels", 1)?);
+                if channels % groups != 0 {
+                    return Err(a.bad(
+                        "num_groups",
+                        &format!("does not divide num_channels={channels}"),
+                    ));
+                }
+                GroupNorm::with_config(self.params, groups, channels, config)?.into()
+            }
+            "AvgPool2d" => {
+                let a = args(
+                    &[
+                        ("kernel_size", None),
+                        ("stride", Some(Value::None)),
+                        ("padding", int(0)),
+                        ("ceil_mode", no.clone()),
+                        ("count_include_pad", yes),
+                        ("divisor_override", Some(Value::None)),
+                    ],
+                    &[],
+                )?;
+                a.only("padding", Value::Int(0), "bnlab's AvgPool2d does not pad")?;
+                a.only(
+                    "ceil_mode",
+                    Value::Bool(false),
+                    "bnlab rounds the output size down",
+                )?;
+                a.only(
+                    "divisor_override",
+                    Value::None,
+                    "bnlab divides by the window's size",
+                )?;
+                // without padding, count_include_pad changes nothing
+                a.bool("count_include_pad")?;
+                let kernel = a.pair("kernel_size", 1)?;
+                let stride = if a.is("stride", &Value::None) {
+                    kernel
+                } else {
+                    a.pair("stride", 1)?
+                };
+                AvgPool2d {
+                    kernel_size: kernel,
+                    stride,
+                }
+                .into()
             }
             "Flatten" => {
                 let a = args(&[("start_dim", int(1)), ("end_dim", int(-1))], &[])?;

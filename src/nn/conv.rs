@@ -210,3 +210,45 @@ impl Forward for MaxPool2d {
 }
 
 impl Module for MaxPool2d {}
+
+/// nn.AvgPool2d without padding: the mean of each kh x kw window (stride defaults to the
+/// kernel size), the output size rounded down.
+///
+/// # Shapes
+///
+/// - input: (N, C, H, W), with H >= kh and W >= kw.
+/// - output: (N, C, Ho, Wo), Ho = (H - kh) / sh + 1 and Wo = (W - kw) / sw + 1, rounded down.
+pub struct AvgPool2d {
+    /// The window's (height, width).
+    pub kernel_size: (usize, usize),
+    /// The step between windows, (along height, along width).
+    pub stride: (usize, usize),
+}
+
+impl AvgPool2d {
+    /// nn.AvgPool2d(kernel_size): k x k windows with stride k.
+    pub fn new(kernel_size: usize) -> AvgPool2d {
+        AvgPool2d {
+            kernel_size: (kernel_size, kernel_size),
+            stride: (kernel_size, kernel_size),
+        }
+    }
+}
+
+impl Forward for AvgPool2d {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        g.avg_pool2d(x, self.kernel_size, self.stride)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let (k, s) = (self.kernel_size, self.stride);
+        if input.len() != 4 || input[2] < k.0 || input[3] < k.1 || s.0 == 0 || s.1 == 0 {
+            let why = "must be (N, C, H, W) and no smaller than the window";
+            return Err(super::layer::bad_input("AvgPool2d", input, why));
+        }
+        let (ho, wo) = crate::kernels::avg_pool2d::out_dims(input[2], input[3], k, s);
+        Ok(vec![input[0], input[1], ho, wo])
+    }
+}
+
+impl Module for AvgPool2d {}

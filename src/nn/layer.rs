@@ -4,8 +4,8 @@
 
 use super::hooks::{call, module_key};
 use super::{
-    fused, BatchNorm, Conv2d, Dropout, Flatten, Forward, Linear, MaxPool2d, Module, ReLU, StateRef,
-    StateView,
+    fused, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Forward, Gelu, GroupNorm, Identity,
+    LayerNorm, LeakyReLU, Linear, MaxPool2d, Module, ReLU, Sigmoid, StateRef, StateView, Tanh,
 };
 use crate::graph::{Graph, Var};
 use crate::{Error, Result};
@@ -27,8 +27,26 @@ pub enum Layer {
     Conv2d(Conv2d),
     /// nn.MaxPool2d: (N, C, H, W) -> (N, C, Ho, Wo).
     MaxPool2d(MaxPool2d),
+    /// nn.Sigmoid: any shape, unchanged.
+    Sigmoid(Sigmoid),
+    /// nn.Tanh: any shape, unchanged.
+    Tanh(Tanh),
+    /// nn.LeakyReLU: any shape, unchanged.
+    LeakyReLU(LeakyReLU),
+    /// nn.GELU: any shape, unchanged.
+    Gelu(Gelu),
+    /// nn.Identity: the input itself.
+    Identity(Identity),
+    /// nn.LayerNorm: the input's shape, unchanged.
+    LayerNorm(LayerNorm),
+    /// nn.GroupNorm: (N, C, *), unchanged.
+    GroupNorm(GroupNorm),
+    /// nn.AvgPool2d: (N, C, H, W) -> (N, C, Ho, Wo).
+    AvgPool2d(AvgPool2d),
     /// nn.Sequential: layers nested as one.
     Sequential(Sequential),
+    /// A model of named blocks inside another, as a model file's own classes are.
+    Net(Net),
     /// A layer of your own: any [`Module`] (see [`Layer::custom`]).
     Custom(Box<dyn Module>),
 }
@@ -43,6 +61,15 @@ impl Layer {
             Layer::Flatten(m) => m,
             Layer::Conv2d(m) => m,
             Layer::MaxPool2d(m) => m,
+            Layer::Sigmoid(m) => m,
+            Layer::Tanh(m) => m,
+            Layer::LeakyReLU(m) => m,
+            Layer::Gelu(m) => m,
+            Layer::Identity(m) => m,
+            Layer::LayerNorm(m) => m,
+            Layer::GroupNorm(m) => m,
+            Layer::AvgPool2d(m) => m,
+            Layer::Net(m) => m,
             Layer::Sequential(m) => m,
             Layer::Custom(m) => m.as_ref(),
         }
@@ -57,6 +84,15 @@ impl Layer {
             Layer::Flatten(m) => m,
             Layer::Conv2d(m) => m,
             Layer::MaxPool2d(m) => m,
+            Layer::Sigmoid(m) => m,
+            Layer::Tanh(m) => m,
+            Layer::LeakyReLU(m) => m,
+            Layer::Gelu(m) => m,
+            Layer::Identity(m) => m,
+            Layer::LayerNorm(m) => m,
+            Layer::GroupNorm(m) => m,
+            Layer::AvgPool2d(m) => m,
+            Layer::Net(m) => m,
             Layer::Sequential(m) => m,
             Layer::Custom(m) => m.as_mut(),
         }
@@ -73,14 +109,16 @@ impl Layer {
     pub fn type_name(&self) -> &str {
         match self {
             Layer::Linear(_) => "Linear",
-            Layer::BatchNorm(m) => m.type_name(),
             Layer::ReLU(_) => "ReLU",
             Layer::Dropout(_) => "Dropout",
             Layer::Flatten(_) => "Flatten",
             Layer::Conv2d(_) => "Conv2d",
             Layer::MaxPool2d(_) => "MaxPool2d",
+            Layer::AvgPool2d(_) => "AvgPool2d",
+            Layer::LayerNorm(_) => "LayerNorm",
+            Layer::GroupNorm(_) => "GroupNorm",
             Layer::Sequential(_) => "Sequential",
-            Layer::Custom(m) => m.type_name(),
+            other => other.module().type_name(),
         }
     }
 
@@ -137,7 +175,16 @@ macro_rules! layer_from {
         }
     )*};
 }
-layer_from!(Linear, BatchNorm, ReLU, Dropout, Flatten, Conv2d, MaxPool2d, Sequential);
+layer_from!(
+    Linear, BatchNorm, ReLU, Dropout, Flatten, Conv2d, MaxPool2d, Sequential, Sigmoid, Tanh,
+    LeakyReLU, Identity, LayerNorm, GroupNorm, AvgPool2d, Net
+);
+
+impl From<Gelu> for Layer {
+    fn from(m: Gelu) -> Layer {
+        Layer::Gelu(m)
+    }
+}
 
 /// nn.Sequential: layers applied in order, named "0", "1", ... in the state dict.
 ///

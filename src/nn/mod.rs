@@ -38,6 +38,7 @@
 //! # Ok::<(), bnlab::Error>(())
 //! ```
 
+mod activation;
 mod batch_norm;
 mod conv;
 pub mod fused;
@@ -45,16 +46,20 @@ pub mod hooks;
 mod init;
 mod layer;
 mod linear;
+mod norm;
 mod simple;
 
+pub use crate::kernels::activations::GeluApproximate;
+pub use activation::{Gelu, Identity, LeakyReLU, Sigmoid, Tanh};
 pub use batch_norm::{BatchNorm, BatchNormConfig, BatchNormKind};
 /// `#[derive(Module)]`: a struct's fields as its children and state (see the `bnlab-derive` crate).
 pub use bnlab_derive::Module;
-pub use conv::{Conv2d, Conv2dConfig, MaxPool2d};
+pub use conv::{AvgPool2d, Conv2d, Conv2dConfig, MaxPool2d};
 pub use hooks::{call, register_backward_hook, register_forward_hook};
 pub use init::kaiming_uniform;
 pub use layer::{Layer, Net, Sequential};
 pub use linear::{Linear, LinearConfig};
+pub use norm::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig};
 pub use simple::{Dropout, Flatten, ReLU};
 
 use crate::graph::{Graph, ParamId, Var};

@@ -1,9 +1,10 @@
-//! Conv2d and MaxPool2d: their forwards and backwards (`kernels::conv2d`, `kernels::max_pool2d`).
+//! Conv2d, MaxPool2d and AvgPool2d: their forwards and backwards (`kernels::conv2d`,
+//! `kernels::max_pool2d`, `kernels::avg_pool2d`).
 
 use super::{shape_err, Op};
 use crate::graph::{fit_len, Graph, Var};
 use crate::kernels::conv2d::{self, ConvGeom};
-use crate::kernels::max_pool2d;
+use crate::kernels::{avg_pool2d, max_pool2d};
 use crate::tensor::Shape;
 use crate::{Error, Result};
 
@@ -164,4 +165,66 @@ pub(in crate::graph) fn max_pool2d_backward(
         max_pool2d::backward(gx, dy, &g.slots[i].saved_idx, plane_in, plane_out);
     }
     g.put_grad(x, gx);
+}
+
+/// An AvgPool2d node's input and geometry (it saves nothing: every window's weight is
+/// 1 / (kh kw)).
+#[derive(Clone, Copy, Debug)]
+pub(in crate::graph) struct AvgPool2d {
+    x: Var,
+    h: usize,
+    w: usize,
+    kernel: avg_pool2d::Size2,
+    stride: avg_pool2d::Size2,
+}
+
+impl Graph {
+    /// Average pooling over kh x kw windows with the given strides, no padding, the output
+    /// size rounded down. x: (N, C, H, W).
+    pub fn avg_pool2d(
+        &mut self,
+        x: Var,
+        kernel: avg_pool2d::Size2,
+        stride: avg_pool2d::Size2,
+    ) -> Result<Var> {
+        let xs = self.shape_inline(x);
+        let xd = xs.dims();
+        if xd.len() != 4 {
+            return shape_err(format!("avg_pool2d: input {xd:?} must be (N, C, H, W)"));
+        }
+        if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
+            return Err(Error::Invalid(
+                "avg_pool2d: kernel size and stride must be positive".into(),
+            ));
+        }
+        let (n, c, h, w) = (xd[0], xd[1], xd[2], xd[3]);
+        if h < kernel.0 || w < kernel.1 {
+            return shape_err(format!(
+                "avg_pool2d: input {xd:?} is smaller than the window {}x{}",
+                kernel.0, kernel.1
+            ));
+        }
+        let (ho, wo) = avg_pool2d::out_dims(h, w, kernel, stride);
+        let rg = self.requires_grad(x);
+        let op = AvgPool2d {
+            x,
+            h,
+            w,
+            kernel,
+            stride,
+        };
+        let k = self.push(Op::AvgPool2d(op), Shape::new(&[n, c, ho, wo])?, rg);
+        let (v, slot) = self.split(k);
+        avg_pool2d::forward(&mut slot.value, v.get(x), h, w, kernel, stride);
+        Ok(Graph::node_var(k))
+    }
+}
+
+/// The backward of an AvgPool2d node: each output's gradient spread evenly over its window.
+pub(in crate::graph) fn avg_pool2d_backward(g: &mut Graph, op: AvgPool2d, dy: &[f32]) {
+    let mut gx = g.take_grad(op.x);
+    if let Some(gx) = gx.as_deref_mut() {
+        avg_pool2d::backward(gx, dy, op.h, op.w, op.kernel, op.stride);
+    }
+    g.put_grad(op.x, gx);
 }

@@ -2,12 +2,14 @@
 //! node, run the forward kernel into the node's buffers), the layout of what the node saves
 //! for its backward, and the backward, which `Graph::backward` dispatches to.
 
+pub(super) mod activation;
 pub(super) mod batch_norm;
 pub(super) mod conv;
 pub(super) mod elementwise;
 pub(super) mod fused;
 pub(super) mod linear;
 pub(super) mod loss;
+pub(super) mod norm;
 mod shape;
 
 pub use batch_norm::BnStats;
@@ -32,6 +34,12 @@ pub(super) enum Op {
     Relu {
         x: Var,
     },
+    Activation {
+        x: Var,
+        f: activation::Activation,
+    },
+    Norm(norm::Norm),
+    AvgPool2d(conv::AvgPool2d),
     Dropout {
         x: Var,
     },
