@@ -4,7 +4,7 @@
 
 use super::args::BenchArgs;
 use super::data;
-use super::train::{build_model, parse_preset};
+use super::model::{parse_model, ModelSpec};
 use bnlab::data::Loader;
 use bnlab::nn::{parameters, set_training};
 use bnlab::optim::{Adam, AdamConfig, Optimizer};
@@ -24,20 +24,24 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
-    let preset = parse_preset(&a.model)?;
+    let model = parse_model(&a.model, "--model")?;
     if a.batch_size == 0 || a.epochs == 0 {
         return Err(Error::Invalid(
             "--batch-size and --epochs must be at least 1".into(),
         ));
     }
     let (train, test) = data::load_both(data::parse_kind("mnist")?, a.data_dir.as_deref())?;
-    if a.width == 0 || (a.width != 1 && preset.is_cnn()) {
+    let mlp_preset = match &model {
+        ModelSpec::Preset(p) if !p.is_cnn() => Some(*p),
+        _ => None,
+    };
+    if a.width == 0 || (a.width != 1 && mlp_preset.is_none()) {
         return Err(Error::Invalid(
             "--width must be at least 1, and applies to the MLP presets".into(),
         ));
     }
-    let (mut g, mut net) = build_model(preset, &train, 0)?;
-    if a.width != 1 {
+    let (mut g, mut net) = model.build(&train, 0)?;
+    if let (true, Some(preset)) = (a.width != 1, mlp_preset) {
         let w = a.width;
         let dims = [train.item_size(), 256 * w, 128 * w, 64 * w, 10];
         g = bnlab::Graph::new(1);
@@ -89,14 +93,15 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let threads = bnlab::runtime::threads();
     if a.json {
         let j = serde_json::json!({
-            "model": preset.to_string(), "batch_size": a.batch_size, "threads": threads, "width": a.width,
+            "model": model.label(), "batch_size": a.batch_size, "threads": threads, "width": a.width,
             "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": train.len as f64 / t,
         });
         writeln!(out, "{j}").map_err(super::stdout_err)?;
     } else {
         writeln!(
             out,
-            "{preset}, batch {}, {threads} threads: median {t:.3} s per training epoch ({:.0} samples/s), {e:.3} s per test-set evaluation",
+            "{}, batch {}, {threads} threads: median {t:.3} s per training epoch ({:.0} samples/s), {e:.3} s per test-set evaluation",
+            model.label(),
             a.batch_size,
             train.len as f64 / t
         )

@@ -3,9 +3,9 @@
 
 use super::args::CompareArgs;
 use super::data;
+use super::model::{parse_model, ModelSpec};
 use super::run_folder::{self, RUN_FILES};
 use super::train::{train_preset, validate};
-use bnlab::presets::Preset;
 use bnlab::train::{History, RunControl};
 use bnlab::{Error, Result};
 use std::io::Write;
@@ -16,10 +16,10 @@ const DEFAULT_OUT: &str = "runs/compare";
 
 /// What a comparison of `presets` writes, relative to its folder: its plot and each model's
 /// run files.
-fn outputs(presets: &[Preset]) -> Vec<PathBuf> {
+fn outputs(models: &[ModelSpec]) -> Vec<PathBuf> {
     let mut files = vec![PathBuf::from("compare.png")];
-    for p in presets {
-        files.extend(RUN_FILES.iter().map(|f| Path::new(&p.to_string()).join(f)));
+    for m in models {
+        files.extend(RUN_FILES.iter().map(|f| Path::new(&m.label()).join(f)));
     }
     files
 }
@@ -28,12 +28,17 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     let presets = a
         .models
         .split(',')
-        .map(|m| {
-            m.trim()
-                .parse()
-                .map_err(|e: Error| Error::Invalid(format!("--models: {e}")))
-        })
-        .collect::<Result<Vec<Preset>>>()?;
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| parse_model(m.trim(), "--models"))
+        .collect::<Result<Vec<ModelSpec>>>()?;
+    let mut labels: Vec<String> = presets.iter().map(ModelSpec::label).collect();
+    labels.sort();
+    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Invalid(format!(
+            "--models: '{}' is named twice (each model's files go to a folder of its name)",
+            w[0]
+        )));
+    }
     if presets.is_empty() {
         return Err(Error::Invalid("--models: name at least one model".into()));
     }
@@ -45,16 +50,16 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
     let mut runs: Vec<(String, History)> = Vec::new();
     for preset in &presets {
-        let name = preset.to_string();
+        let name = preset.label();
         writeln!(out, "--- {name} ---").map_err(super::stdout_err)?;
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let control = RunControl {
-            config: serde_json::json!({ "model": name, "options": a.opts }),
+            config: super::train::run_config(preset, &a.opts),
             ..Default::default()
         };
         let (history, _, _) =
-            train_preset(*preset, &a.opts, &train, &test, &dir, out, false, control)?;
+            train_preset(preset, &a.opts, &train, &test, &dir, out, false, control)?;
         runs.push((name, history));
     }
     writeln!(

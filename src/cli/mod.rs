@@ -6,6 +6,7 @@ mod compare;
 mod data;
 mod demo;
 mod eval;
+mod model;
 mod pause;
 mod resume;
 mod run_folder;

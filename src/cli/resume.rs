@@ -24,8 +24,10 @@ const CHANGEABLE: &[&str] = &["resume", "epochs", "threads", "data_dir", "quiet"
 
 /// A run's folder as its checkpoint describes it.
 pub struct ResumedRun {
-    /// The preset it trains.
+    /// The model it trains, as its configuration names it (a preset or a model file's path).
     pub model: String,
+    /// Its whole configuration (the model's text among it, for a model file).
+    pub config: serde_json::Value,
     /// The options it was started with (its epochs are the ones it trains to).
     pub options: TrainOptions,
     /// Epochs completed.
@@ -57,6 +59,7 @@ pub fn read_run(dir: &Path) -> Result<ResumedRun> {
     let stopped_early = state["history"]["stopped_early"].as_bool() == Some(true);
     Ok(ResumedRun {
         model,
+        config: config.clone(),
         options,
         epochs_done,
         stopped_early,

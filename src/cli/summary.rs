@@ -1,7 +1,8 @@
-//! `bnlab summary`: torchinfo's table for a preset.
+//! `bnlab summary`: torchinfo's table for a preset or a model file.
 
 use super::args::SummaryArgs;
-use super::train::parse_preset;
+use super::model::{parse_model, ModelSpec};
+use bnlab::model_file::BuildOptions;
 use bnlab::{Error, Graph, Result, Rng};
 use std::io::Write;
 
@@ -25,34 +26,45 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
 }
 
 pub fn run(a: &SummaryArgs, out: &mut dyn Write) -> Result<()> {
-    let preset = parse_preset(&a.model)?;
-    let default_input = if preset.is_cnn() {
+    let model = parse_model(&a.model, "--model")?;
+    let default_input = if model.takes_images() {
         "1,1,28,28"
     } else {
         "1,28,28"
     };
-    let input = parse_shape(a.input.as_deref().unwrap_or(default_input))?;
-    let (channels, side) = if preset.is_cnn() {
-        match input[..] {
-            [_, c, h, w] if h == w => (c, h),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "--input {input:?}: {preset} takes (N, C, H, W) with H = W"
-                )))
-            }
-        }
-    } else {
-        (1, 28)
-    };
+    let given = a.input.as_deref().unwrap_or(default_input);
+    let input = parse_shape(given)?;
     let mut g = Graph::new(0);
-    let net = preset
-        .build(&mut g.params, channels, side, &mut Rng::seed(0))
-        .map_err(|e| Error::Invalid(format!("--input {input:?}: {e}")))?;
-    let table = bnlab::summary::summary(&net, &g.params, &input).map_err(|e| {
-        Error::Invalid(format!(
-            "--input {}: {e}",
-            a.input.as_deref().unwrap_or(default_input)
-        ))
-    })?;
+    let mut rng = Rng::seed(0);
+    let net = match &model {
+        ModelSpec::Preset(preset) => {
+            let (channels, side) = if preset.is_cnn() {
+                match input[..] {
+                    [_, c, h, w] if h == w => (c, h),
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "--input {input:?}: {preset} takes (N, C, H, W) with H = W"
+                        )))
+                    }
+                }
+            } else {
+                (1, 28)
+            };
+            preset
+                .build(&mut g.params, channels, side, &mut rng)
+                .map_err(|e| Error::Invalid(format!("--input {input:?}: {e}")))?
+        }
+        // a model file is built for the input given: its shapes are checked against it
+        ModelSpec::File(f) => f.build(
+            &input,
+            &mut g.params,
+            &mut rng,
+            BuildOptions {
+                sparse_input: false,
+            },
+        )?,
+    };
+    let table = bnlab::summary::summary(&net, &g.params, &input)
+        .map_err(|e| Error::Invalid(format!("--input {given}: {e}")))?;
     writeln!(out, "{table}").map_err(super::stdout_err)
 }

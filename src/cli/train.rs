@@ -2,26 +2,21 @@
 
 use super::args::{OptimizerName, SchedulerName, TrainArgs, TrainOptions};
 use super::data;
+use super::model::{parse_model, ModelSpec};
 use super::pause::pause_hook;
 use super::resume;
 use super::run_folder::{self, Claim};
 use bnlab::data::Dataset;
 use bnlab::nn::{parameters, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use bnlab::presets::Preset;
 use bnlab::train::{
     fit_resumable, load_checkpoint, FitOptions, History, Mode, RunControl, Scheduler,
 };
-use bnlab::{state_dict, Error, Graph, Result, Rng};
+use bnlab::{state_dict, Error, Graph, Result};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-pub fn parse_preset(name: &str) -> Result<Preset> {
-    name.parse()
-        .map_err(|e: Error| Error::Invalid(format!("--model: {e}")))
-}
 
 /// Check the options a user can get wrong before any work is done.
 pub fn validate(o: &TrainOptions) -> Result<()> {
@@ -63,20 +58,6 @@ pub fn validate(o: &TrainOptions) -> Result<()> {
         return bad("--t0 and --t-mult must be at least 1".into());
     }
     Ok(())
-}
-
-/// The model for a dataset, initialised from the seed.
-pub fn build_model(preset: Preset, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
-    let mut rng = Rng::seed(seed);
-    let mut g = Graph::new(rng.next_u64());
-    if ds.height != ds.width {
-        return Err(Error::Invalid(format!(
-            "images of {}x{} are not square",
-            ds.height, ds.width
-        )));
-    }
-    let net = preset.build(&mut g.params, ds.channels, ds.height, &mut rng)?;
-    Ok((g, net))
 }
 
 pub fn build_optimizer(o: &TrainOptions, net: &mut Net) -> Result<Box<dyn Optimizer>> {
@@ -132,7 +113,7 @@ pub fn scheduler(o: &TrainOptions) -> Scheduler {
 /// brings the interrupt flag and step hook; its checkpoint and state are set here.
 #[allow(clippy::too_many_arguments)]
 pub fn train_preset(
-    preset: Preset,
+    model: &ModelSpec,
     o: &TrainOptions,
     train: &Dataset,
     test: &Dataset,
@@ -141,7 +122,7 @@ pub fn train_preset(
     resume: bool,
     mut control: RunControl,
 ) -> Result<(History, Graph, Net)> {
-    let (mut g, mut net) = build_model(preset, train, o.seed)?;
+    let (mut g, mut net) = model.build(train, o.seed)?;
     let mut opt = build_optimizer(o, &mut net)?;
     let checkpoint = out.join(CHECKPOINT);
     if resume {
@@ -179,8 +160,17 @@ pub fn train_preset(
     state_dict::save(&net, &g.params, &out.join("last.safetensors"))?;
     history.write_csv(&out.join("history.csv"))?;
     history.write_json(&out.join("history.json"))?;
-    bnlab::plot::plot_histories(&[(&preset.to_string(), &history)], &out.join("history.png"))?;
+    bnlab::plot::plot_histories(&[(&model.label(), &history)], &out.join("history.png"))?;
     Ok((history, g, net))
+}
+
+/// What a run records of itself: the model (see `ModelSpec::config`), the options and the
+/// threads it ran with.
+pub fn run_config(model: &ModelSpec, opts: &TrainOptions) -> serde_json::Value {
+    let mut config = model.config();
+    config["options"] = serde_json::to_value(opts).expect("options serialise");
+    config["threads"] = bnlab::runtime::threads().into();
+    config
 }
 
 /// The checkpoint's file name inside a run's folder.
@@ -212,7 +202,7 @@ pub const DEFAULT_OUT: &str = "runs/train";
 
 /// A new run.
 fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
-    let preset = parse_preset(&a.model)?;
+    let model = parse_model(&a.model, "--model")?;
     validate(&a.opts)?;
     let kind = data::parse_kind(&a.opts.dataset)?;
     let folder = run_folder::claim_out(
@@ -230,7 +220,7 @@ fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         .map_err(super::stdout_err)?;
     }
     let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
-    train_and_report(preset, &a.opts, &train, &test, &folder.path, out, false)
+    train_and_report(&model, &a.opts, &train, &test, &folder.path, out, false)
 }
 
 /// `--resume DIR`: the run in DIR continues, with its own options and perhaps more epochs.
@@ -255,7 +245,8 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
     if a.opts.data_dir.is_some() {
         opts.data_dir = a.opts.data_dir.clone();
     }
-    let preset = parse_preset(&run.model)?;
+    let model = ModelSpec::from_config(&run.config)
+        .map_err(|e| Error::bad_file(dir.join(CHECKPOINT), format!("cannot resume: {e}")))?;
     validate(&opts)?;
     let kind = data::parse_kind(&opts.dataset)?;
     let folder = run_folder::claim(dir, "--resume", Claim::Resume, &run_folder::train_outputs())?;
@@ -272,7 +263,7 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
         run.model
     )
     .map_err(super::stdout_err)?;
-    train_and_report(preset, &opts, &train, &test, &folder.path, out, true)
+    train_and_report(&model, &opts, &train, &test, &folder.path, out, true)
 }
 
 /// The library's advice for a diverging run names the learning rate; here it is `--lr`.
@@ -286,7 +277,7 @@ fn name_the_flag(e: Error) -> Error {
 /// Train into a claimed folder, with Ctrl-C and `BNLAB_PAUSE_AT` honoured, and say what was
 /// written.
 fn train_and_report(
-    preset: Preset,
+    model: &ModelSpec,
     opts: &TrainOptions,
     train: &Dataset,
     test: &Dataset,
@@ -298,10 +289,10 @@ fn train_and_report(
     let control = RunControl {
         after_step: pause_hook(interrupt.clone())?,
         interrupt,
-        config: serde_json::json!({ "model": preset.to_string(), "options": opts, "threads": bnlab::runtime::threads() }),
+        config: run_config(model, opts),
         ..Default::default()
     };
-    train_preset(preset, opts, train, test, dir, out, resume, control)?;
+    train_preset(model, opts, train, test, dir, out, resume, control)?;
     writeln!(
         out,
         "Wrote {}/history.csv, history.json, history.png, last.safetensors",

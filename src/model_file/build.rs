@@ -86,8 +86,14 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 impl Builder<'_> {
+    /// `file:line:column` of a module.
+    fn at(&self, m: &ModuleText) -> String {
+        format!("{}:{}:{}", self.file, m.pos.line, m.pos.column)
+    }
+
+    /// `file:line:column: path: Class`, where errors about a module start.
     fn place(&self, m: &ModuleText, path: &str) -> String {
-        let at = format!("{}:{}:{}", self.file, m.pos.line, m.pos.column);
+        let at = self.at(m);
         if path.is_empty() {
             format!("{at}: {}", m.class)
         } else {
@@ -177,8 +183,9 @@ impl Builder<'_> {
                     linear.flatten_input = true;
                 } else if s.last() != Some(&i) {
                     return Err(Error::Invalid(format!(
-                        "{place}: Linear(in_features={i}) receives {} features from {} \
+                        "{}: {path}: Linear(in_features={i}) receives {} features from {} \
                          (shape {s:?})",
+                        self.at(m),
                         s.last().copied().unwrap_or(0),
                         self.from
                     )));
