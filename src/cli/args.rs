@@ -38,6 +38,26 @@ pub enum OptimizerName {
     Sgd,
 }
 
+/// The course's two modes of `fit`.
+#[derive(
+    Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeName {
+    #[default]
+    Multi,
+    Binary,
+}
+
+impl ModeName {
+    pub fn mode(self) -> bnlab::train::Mode {
+        match self {
+            ModeName::Multi => bnlab::train::Mode::Multi,
+            ModeName::Binary => bnlab::train::Mode::Binary,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerName {
@@ -99,9 +119,32 @@ pub struct TrainOptions {
     /// Threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// mnist, fashion-mnist or cifar10.
+    /// mnist, fashion-mnist, cifar10, or csv (with --train-csv and --target).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
+    /// --dataset csv: the training table (a header row, numeric columns).
+    #[arg(long)]
+    #[serde(default)]
+    pub train_csv: Option<PathBuf>,
+    /// --dataset csv: the test table (same columns); without it, a seeded --test-fraction of
+    /// the training table's rows.
+    #[arg(long, conflicts_with = "test_fraction")]
+    #[serde(default)]
+    pub test_csv: Option<PathBuf>,
+    /// --dataset csv without --test-csv: the fraction of rows held out for testing, drawn with
+    /// --seed [default: 0.2].
+    #[arg(long)]
+    #[serde(default)]
+    pub test_fraction: Option<f64>,
+    /// --dataset csv: the column to predict (every other column is a feature).
+    #[arg(long)]
+    #[serde(default)]
+    pub target: Option<String>,
+    /// multi: classes 0..K-1, cross entropy, argmax; binary: targets 0/1, one logit,
+    /// BCEWithLogits, threshold 0.5.
+    #[arg(long, value_enum, default_value_t = ModeName::Multi)]
+    #[serde(default)]
+    pub mode: ModeName,
     /// A folder with the dataset's files (default: the repository's data/mnist for MNIST, else a
     /// cache folder the files are downloaded into).
     #[arg(long)]
@@ -151,6 +194,15 @@ pub struct EvalArgs {
     pub dataset: String,
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// --dataset csv: the table to evaluate on (standardised with the statistics saved with
+    /// the weights).
+    #[arg(long)]
+    pub test_csv: Option<PathBuf>,
+    /// --dataset csv: the column to predict.
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long, value_enum, default_value_t = ModeName::Multi)]
+    pub mode: ModeName,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]

@@ -40,7 +40,7 @@ pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             "--width must be at least 1, and applies to the MLP presets".into(),
         ));
     }
-    let (mut g, mut net) = model.build(&train, 0)?;
+    let (mut g, mut net) = model.build(&train, 0, false)?;
     if let (true, Some(preset)) = (a.width != 1, mlp_preset) {
         let w = a.width;
         let dims = [train.item_size(), 256 * w, 128 * w, 64 * w, 10];

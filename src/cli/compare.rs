@@ -43,23 +43,30 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         return Err(Error::Invalid("--models: name at least one model".into()));
     }
     validate(&a.opts)?;
-    let kind = data::parse_kind(&a.opts.dataset)?;
+    if a.opts.dataset != "csv" {
+        data::parse_kind(&a.opts.dataset)?;
+    }
     let outputs = outputs(&presets);
     let folder = run_folder::claim_out(a.out.as_deref(), a.overwrite, DEFAULT_OUT, &outputs)?;
     let root = &folder.path;
-    let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
+    let run_data = data::load_run_data(&a.opts)?;
+    let (train, test) = (&run_data.train, &run_data.test);
     let mut runs: Vec<(String, History)> = Vec::new();
     for preset in &presets {
         let name = preset.label();
         writeln!(out, "--- {name} ---").map_err(super::stdout_err)?;
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if let Some(s) = &run_data.standardizer {
+            let json = serde_json::to_vec_pretty(s).expect("statistics serialise");
+            bnlab::io::atomic::write_atomic(&dir.join(data::STANDARDIZE), &json)?;
+        }
         let control = RunControl {
             config: super::train::run_config(preset, &a.opts),
             ..Default::default()
         };
         let (history, _, _) =
-            train_preset(preset, &a.opts, &train, &test, &dir, out, false, control)?;
+            train_preset(preset, &a.opts, train, test, &dir, out, false, control)?;
         runs.push((name, history));
     }
     writeln!(

@@ -1,6 +1,8 @@
 //! Where a command's data comes from: --data-dir, the repository's copy of MNIST, or a cache
 //! folder that missing files are downloaded into.
 
+use super::args::{ModeName, TrainOptions};
+use bnlab::data::table::{self, Standardizer};
 use bnlab::data::{self, Dataset, DatasetKind, Split};
 use bnlab::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -93,4 +95,126 @@ pub fn load_both(kind: DatasetKind, explicit: Option<&Path>) -> Result<(Dataset,
 pub fn load_test(kind: DatasetKind, explicit: Option<&Path>) -> Result<Dataset> {
     let dir = data_dir(kind, explicit, &[Split::Test])?;
     data::load(kind, Split::Test, &dir)
+}
+
+/// A run's data: the two splits, and for a table the standardisation its features got.
+pub struct RunData {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub standardizer: Option<Standardizer>,
+}
+
+/// The file beside a run's weights that holds a table's standardisation.
+pub const STANDARDIZE: &str = "standardize.json";
+
+/// The data `opts` asks for: an image dataset, or a CSV table split and standardised.
+pub fn load_run_data(opts: &TrainOptions) -> Result<RunData> {
+    if opts.dataset != "csv" {
+        for (given, flag) in [
+            (opts.train_csv.is_some(), "--train-csv"),
+            (opts.test_csv.is_some(), "--test-csv"),
+            (opts.test_fraction.is_some(), "--test-fraction"),
+            (opts.target.is_some(), "--target"),
+        ] {
+            if given {
+                return Err(Error::Invalid(format!(
+                    "{flag} applies to --dataset csv only"
+                )));
+            }
+        }
+        if opts.mode == ModeName::Binary {
+            return Err(Error::Invalid(format!(
+                "--mode binary needs targets 0 or 1, and {} has {} classes: use --dataset csv",
+                opts.dataset,
+                parse_kind(&opts.dataset)?.num_classes()
+            )));
+        }
+        let (train, test) = load_both(parse_kind(&opts.dataset)?, opts.data_dir.as_deref())?;
+        return Ok(RunData {
+            train,
+            test,
+            standardizer: None,
+        });
+    }
+    if opts.data_dir.is_some() {
+        return Err(Error::Invalid(
+            "--data-dir applies to the image datasets; --dataset csv reads --train-csv".into(),
+        ));
+    }
+    let path = opts
+        .train_csv
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("--dataset csv needs --train-csv FILE".into()))?;
+    let target = opts
+        .target
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("--dataset csv needs --target COLUMN".into()))?;
+    let binary = opts.mode == ModeName::Binary;
+    let table = table::read_csv(path, target)?;
+    let (train, test, test_path) = match &opts.test_csv {
+        Some(test_path) => (
+            table,
+            table::read_csv(test_path, target)?,
+            test_path.clone(),
+        ),
+        None => {
+            let fraction = opts.test_fraction.unwrap_or(0.2);
+            let (tr, te) = table::split(table.rows(), fraction, opts.seed, path)?;
+            (table.select(&tr), table.select(&te), path.to_path_buf())
+        }
+    };
+    let standardizer = Standardizer::fit(&train);
+    let (train_labels, test_labels) = (
+        table::labels(&train, binary, path)?,
+        table::labels(&test, binary, &test_path)?,
+    );
+    let classes = if binary {
+        2
+    } else {
+        1 + *train_labels.iter().chain(&test_labels).max().unwrap_or(&0) as usize
+    };
+    let width = train.columns.len();
+    Ok(RunData {
+        train: Dataset::tabular(
+            standardizer.apply(&train, path)?,
+            train_labels,
+            width,
+            classes,
+        )?,
+        test: Dataset::tabular(
+            standardizer.apply(&test, &test_path)?,
+            test_labels,
+            width,
+            classes,
+        )?,
+        standardizer: Some(standardizer),
+    })
+}
+
+/// A table to evaluate saved weights on, standardised as their training data was (the
+/// statistics in `standardize.json` beside the weights).
+pub fn load_eval_table(
+    test_csv: &Path,
+    target: &str,
+    binary: bool,
+    weights: &Path,
+) -> Result<Dataset> {
+    let stats_path = weights.with_file_name(STANDARDIZE);
+    let text = std::fs::read_to_string(&stats_path).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: the weights' standardisation is needed to evaluate on a table ({e})",
+            stats_path.display()
+        ))
+    })?;
+    let standardizer: Standardizer = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&stats_path, format!("not a standardisation ({e})")))?;
+    let table = table::read_csv(test_csv, target)?;
+    let labels = table::labels(&table, binary, test_csv)?;
+    let classes = if binary {
+        2
+    } else {
+        1 + *labels.iter().max().unwrap_or(&0) as usize
+    };
+    let features = standardizer.apply(&table, test_csv)?;
+    Dataset::tabular(features, labels, table.columns.len(), classes)
 }

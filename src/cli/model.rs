@@ -80,11 +80,23 @@ impl ModelSpec {
     }
 
     /// The model for a dataset's examples (one batch dimension added to each example's shape),
-    /// initialised from `seed` (the same draws as the same preset).
-    pub fn build(&self, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
+    /// initialised from `seed` (the same draws as the same preset). On a table, an MLP preset
+    /// takes its width and gives one output per class, or one logit when `binary`.
+    pub fn build(&self, ds: &Dataset, seed: u64, binary: bool) -> Result<(Graph, Net)> {
         let mut rng = Rng::seed(seed);
         let mut g = Graph::new(rng.next_u64());
         let net = match self {
+            ModelSpec::Preset(preset) if ds.is_tabular() => {
+                if preset.is_cnn() {
+                    return Err(Error::Invalid(format!(
+                        "--model {preset} takes images; a table needs an MLP preset or a model file"
+                    )));
+                }
+                let mut dims = bnlab::presets::SEED_DIMS;
+                dims[0] = ds.width;
+                dims[4] = if binary { 1 } else { ds.num_classes };
+                bnlab::presets::mlp(&mut g.params, *preset, &dims, &mut rng)?
+            }
             ModelSpec::Preset(preset) => {
                 if ds.height != ds.width {
                     return Err(Error::Invalid(format!(
@@ -95,11 +107,35 @@ impl ModelSpec {
                 preset.build(&mut g.params, ds.channels, ds.height, &mut rng)?
             }
             ModelSpec::File(f) => {
-                let input = [1, ds.channels, ds.height, ds.width];
-                let options = BuildOptions { sparse_input: true };
-                f.build(&input, &mut g.params, &mut rng, options)?
+                let options = BuildOptions {
+                    sparse_input: !ds.is_tabular(),
+                };
+                f.build(&ds.batch_shape(1), &mut g.params, &mut rng, options)?
             }
         };
+        check_outputs(&net, ds, binary)?;
         Ok((g, net))
     }
+}
+
+/// The model's outputs fit the data: one logit in the binary mode, one per class otherwise.
+fn check_outputs(net: &Net, ds: &Dataset, binary: bool) -> Result<()> {
+    use bnlab::nn::Forward;
+    let out = net.output_shape(&ds.batch_shape(1))?;
+    let outputs = out.last().copied().unwrap_or(0);
+    if binary && (out.len() != 2 || outputs != 1) {
+        return Err(Error::Invalid(format!(
+            "--mode binary needs one logit per example; the model gives {out:?}"
+        )));
+    }
+    if !binary {
+        if let Some(&max) = ds.labels.iter().max() {
+            if max as usize >= outputs {
+                return Err(Error::Invalid(format!(
+                    "the data has class {max}, outside the model's {outputs} outputs"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

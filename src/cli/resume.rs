@@ -86,7 +86,7 @@ pub fn check_given(given: &[String]) -> Result<()> {
 /// What to do with the run: train it (with these options) or nothing (it has finished).
 pub enum Plan {
     /// Train with these options (their epochs may be more than the run's first).
-    Train(TrainOptions),
+    Train(Box<TrainOptions>),
     /// Nothing left to train: the line to print.
     Finished(String),
 }
@@ -132,5 +132,5 @@ pub fn plan(dir: &Path, run: &ResumedRun, epochs: Option<usize>) -> Result<Plan>
             "The run in {d} {how}: nothing to train{more}"
         )));
     }
-    Ok(Plan::Train(options))
+    Ok(Plan::Train(Box::new(options)))
 }

@@ -21,6 +21,7 @@ pub const RUN_FILES: &[&str] = &[
     "history.json",
     "history.csv",
     "history.png",
+    "standardize.json",
 ];
 
 /// A folder this process holds the lock of until it is dropped.

@@ -1,6 +1,6 @@
 //! `bnlab train`: the seed's experiment in one command.
 
-use super::args::{OptimizerName, SchedulerName, TrainArgs, TrainOptions};
+use super::args::{ModeName, OptimizerName, SchedulerName, TrainArgs, TrainOptions};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use super::pause::pause_hook;
@@ -9,9 +9,7 @@ use super::run_folder::{self, Claim};
 use bnlab::data::Dataset;
 use bnlab::nn::{parameters, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use bnlab::train::{
-    fit_resumable, load_checkpoint, FitOptions, History, Mode, RunControl, Scheduler,
-};
+use bnlab::train::{fit_resumable, load_checkpoint, FitOptions, History, RunControl, Scheduler};
 use bnlab::{state_dict, Error, Graph, Result};
 use std::io::Write;
 use std::path::Path;
@@ -122,7 +120,7 @@ pub fn train_preset(
     resume: bool,
     mut control: RunControl,
 ) -> Result<(History, Graph, Net)> {
-    let (mut g, mut net) = model.build(train, o.seed)?;
+    let (mut g, mut net) = model.build(train, o.seed, o.mode == ModeName::Binary)?;
     let mut opt = build_optimizer(o, &mut net)?;
     let checkpoint = out.join(CHECKPOINT);
     if resume {
@@ -140,7 +138,7 @@ pub fn train_preset(
         batch_size: o.batch_size,
         save_best: o.save_best.then(|| out.join("best.safetensors")),
         early_stopping: o.early_stopping.then_some(o.patience),
-        mode: Mode::Multi,
+        mode: o.mode.mode(),
         scheduler: scheduler(o),
         seed: o.seed,
         progress: !o.quiet,
@@ -204,7 +202,8 @@ pub const DEFAULT_OUT: &str = "runs/train";
 fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let model = parse_model(&a.model, "--model")?;
     validate(&a.opts)?;
-    let kind = data::parse_kind(&a.opts.dataset)?;
+    // the data first: a bad table or folder is reported before any run folder is made
+    let run = data::load_run_data(&a.opts)?;
     let folder = run_folder::claim_out(
         a.out.as_deref(),
         a.overwrite,
@@ -219,8 +218,7 @@ fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         )
         .map_err(super::stdout_err)?;
     }
-    let (train, test) = data::load_both(kind, a.opts.data_dir.as_deref())?;
-    train_and_report(&model, &a.opts, &train, &test, &folder.path, out, false)
+    train_and_report(&model, &a.opts, &run, &folder.path, out, false)
 }
 
 /// `--resume DIR`: the run in DIR continues, with its own options and perhaps more epochs.
@@ -233,7 +231,7 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
         .any(|g| g == "epochs")
         .then_some(a.opts.epochs);
     let mut opts = match resume::plan(dir, &run, epochs)? {
-        resume::Plan::Train(opts) => opts,
+        resume::Plan::Train(opts) => *opts,
         resume::Plan::Finished(line) => {
             writeln!(out, "{line}").map_err(super::stdout_err)?;
             return Ok(());
@@ -248,9 +246,8 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
     let model = ModelSpec::from_config(&run.config)
         .map_err(|e| Error::bad_file(dir.join(CHECKPOINT), format!("cannot resume: {e}")))?;
     validate(&opts)?;
-    let kind = data::parse_kind(&opts.dataset)?;
     let folder = run_folder::claim(dir, "--resume", Claim::Resume, &run_folder::train_outputs())?;
-    let (train, test) = data::load_both(kind, opts.data_dir.as_deref())?;
+    let data = data::load_run_data(&opts)?;
     let more = if opts.epochs > run.options.epochs {
         format!(", trained to {} epochs", opts.epochs)
     } else {
@@ -263,7 +260,7 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
         run.model
     )
     .map_err(super::stdout_err)?;
-    train_and_report(&model, &opts, &train, &test, &folder.path, out, true)
+    train_and_report(&model, &opts, &data, &folder.path, out, true)
 }
 
 /// The library's advice for a diverging run names the learning rate; here it is `--lr`.
@@ -279,8 +276,7 @@ fn name_the_flag(e: Error) -> Error {
 fn train_and_report(
     model: &ModelSpec,
     opts: &TrainOptions,
-    train: &Dataset,
-    test: &Dataset,
+    data: &data::RunData,
     dir: &Path,
     out: &mut dyn Write,
     resume: bool,
@@ -292,10 +288,29 @@ fn train_and_report(
         config: run_config(model, opts),
         ..Default::default()
     };
-    train_preset(model, opts, train, test, dir, out, resume, control)?;
+    if let Some(s) = &data.standardizer {
+        // before training, so that best.safetensors is never without it
+        let json = serde_json::to_vec_pretty(s).expect("statistics serialise");
+        bnlab::io::atomic::write_atomic(&dir.join(data::STANDARDIZE), &json)?;
+    }
+    train_preset(
+        model,
+        opts,
+        &data.train,
+        &data.test,
+        dir,
+        out,
+        resume,
+        control,
+    )?;
+    let extra = if data.standardizer.is_some() {
+        format!(", {}", data::STANDARDIZE)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "Wrote {}/history.csv, history.json, history.png, last.safetensors",
+        "Wrote {}/history.csv, history.json, history.png, last.safetensors{extra}",
         dir.display()
     )
     .map_err(super::stdout_err)?;

@@ -6,9 +6,11 @@
 pub use super::kind::{file_stems, DatasetKind, Split};
 use crate::{Error, Result};
 
-/// Images and labels of one split, in memory.
+/// Images (or a table's rows) and labels of one split, in memory.
 ///
 /// Image `i` is `images[i * item_size() .. (i + 1) * item_size()]`, row-major `C x H x W` bytes.
+/// A table ([`Dataset::tabular`]) holds its rows as floats in `features` instead, one row of
+/// `width` values per example (`channels` and `height` are 1), and its batches are (N, width).
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Every image's pixels, `len * item_size()` bytes (0-255), images one after another.
@@ -25,6 +27,8 @@ pub struct Dataset {
     pub width: usize,
     /// Labels are in `0..num_classes`.
     pub num_classes: usize,
+    /// A table's rows, `len * width` floats, already standardised; empty for images.
+    pub features: Vec<f32>,
     /// The nonzero pixels of each image, found on first use (see [`Dataset::nonzeros`]).
     nonzeros: std::sync::OnceLock<super::nonzeros::Nonzeros>,
 }
@@ -33,6 +37,7 @@ impl PartialEq for Dataset {
     fn eq(&self, other: &Self) -> bool {
         (
             &self.images,
+            &self.features,
             &self.labels,
             self.len,
             self.channels,
@@ -41,6 +46,7 @@ impl PartialEq for Dataset {
             self.num_classes,
         ) == (
             &other.images,
+            &other.features,
             &other.labels,
             other.len,
             other.channels,
@@ -91,6 +97,7 @@ impl Dataset {
         }
         Ok(Dataset {
             images,
+            features: Vec::new(),
             labels,
             len,
             channels,
@@ -99,6 +106,43 @@ impl Dataset {
             num_classes,
             nonzeros: Default::default(),
         })
+    }
+
+    /// A table as a dataset: `features` holds `labels.len()` rows of `width` floats.
+    pub fn tabular(
+        features: Vec<f32>,
+        labels: Vec<u8>,
+        width: usize,
+        num_classes: usize,
+    ) -> Result<Self> {
+        if Some(features.len()) != labels.len().checked_mul(width) || width == 0 {
+            return Err(Error::Invalid(format!(
+                "dataset: {} values do not fit {} rows of {width} features",
+                features.len(),
+                labels.len()
+            )));
+        }
+        if labels.is_empty() {
+            return Err(Error::Invalid("dataset: a table with no rows".into()));
+        }
+        let mut ds = Dataset::new(Vec::new(), labels, [0, 1, 1], num_classes)?;
+        ds.features = features;
+        (ds.channels, ds.width) = (1, width);
+        Ok(ds)
+    }
+
+    /// True for a table ([`Dataset::tabular`]): batches are (N, width) floats.
+    pub fn is_tabular(&self) -> bool {
+        !self.features.is_empty()
+    }
+
+    /// The shape of a batch of `n` examples: (n, C, H, W) images, or (n, width) rows.
+    pub fn batch_shape(&self, n: usize) -> Vec<usize> {
+        if self.is_tabular() {
+            vec![n, self.width]
+        } else {
+            vec![n, self.channels, self.height, self.width]
+        }
     }
 
     /// Bytes per image (`channels * height * width`).

@@ -109,7 +109,12 @@ pub fn gather_batch(
             y_out.len()
         )));
     }
-    if ds.labels.len() != ds.len || Some(ds.images.len()) != ds.len.checked_mul(item) {
+    let values = if ds.is_tabular() {
+        ds.features.len()
+    } else {
+        ds.images.len()
+    };
+    if ds.labels.len() != ds.len || Some(values) != ds.len.checked_mul(item) {
         return Err(Error::Invalid(format!(
             "gather_batch: inconsistent dataset: len {}, {} labels, {} image bytes of {item} each",
             ds.len,
@@ -127,6 +132,19 @@ pub fn gather_batch(
         // Nothing to scale; only labels (chunks_exact_mut rejects a zero size).
         for (y, &i) in y_out.iter_mut().zip(indices) {
             *y = ds.labels[i as usize] as u32;
+        }
+        return Ok(());
+    }
+    if ds.is_tabular() {
+        // a table's rows are floats already (standardised when read): copied as they are
+        for ((x, y), &i) in x_out
+            .chunks_exact_mut(item)
+            .zip(y_out.iter_mut())
+            .zip(indices)
+        {
+            let i = i as usize;
+            x.copy_from_slice(&ds.features[i * item..(i + 1) * item]);
+            *y = ds.labels[i] as u32;
         }
         return Ok(());
     }

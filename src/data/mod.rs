@@ -26,6 +26,7 @@ pub mod kind;
 pub mod loader;
 pub mod nonzeros;
 pub mod pixels;
+pub mod table;
 
 pub use cache::default_cache_dir;
 pub use checksums::Checksum;

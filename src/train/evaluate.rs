@@ -39,9 +39,10 @@ pub fn run_batch(
     g.reset();
     let n = indices.len();
     bufs.labels.resize(n, 0);
-    let shape = [n, ds.channels, ds.height, ds.width];
+    let shape = ds.batch_shape(n);
     let mut gathered = Ok(());
-    let x = if model.wants_sparse_input() {
+    // a table's rows are dense floats: its nonzeros are not worth gathering
+    let x = if model.wants_sparse_input() && !ds.is_tabular() {
         // the dense batch, and its nonzeros for the first Linear (found once per dataset)
         g.input_with_csr(&shape, |buf, csr| {
             let labels = &mut bufs.labels;
