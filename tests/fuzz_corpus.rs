@@ -1,7 +1,8 @@
 //! Replays the committed fuzz corpora (fuzz/corpus/<target>/ and fuzz/regressions/<target>/)
 //! through the same calls as the cargo-fuzz targets in fuzz/fuzz_targets/, on stable and
-//! without libFuzzer: the IDX reader and the safetensors reader plus strict state-dict loading
-//! into the seed's BNModel must return `Ok` or `Err` for every file, never panic.
+//! without libFuzzer: the IDX reader, the safetensors reader plus strict state-dict loading
+//! into the seed's BNModel, the model-file reader and builder, and the CSV table reader must
+//! return `Ok` or `Err` for every file, never panic.
 //!
 //! Each replay also checks it saw at least as many files as were committed (and that some of
 //! them parse), so an emptied or moved folder fails instead of passing on nothing.
@@ -17,6 +18,11 @@ use std::path::{Path, PathBuf};
 const MIN_IDX_FILES: usize = 161;
 /// Files committed: 316 under fuzz/corpus/state_dict (there is no fuzz/regressions/state_dict).
 const MIN_STATE_DICT_FILES: usize = 316;
+/// Files committed: 572 under fuzz/corpus/model_file (11 hand-made seeds, the rest kept by the
+/// fuzzer's merge).
+const MIN_MODEL_FILES: usize = 572;
+/// Files committed: 522 under fuzz/corpus/csv (5 hand-made seeds, the rest from the merge).
+const MIN_CSV_FILES: usize = 522;
 
 /// Every regular file in fuzz/corpus/<target> and, if present, fuzz/regressions/<target>,
 /// sorted so that failures name the same file on every run.
@@ -101,4 +107,62 @@ fn state_dict_corpus_replays_without_panic() {
         loaded >= 1,
         "no state-dict corpus file loaded into the seed model"
     );
+}
+
+/// As fuzz/fuzz_targets/model_file.rs: parse the text, build what parses for MNIST-shaped
+/// input, and summarise what builds.
+#[test]
+fn model_file_corpus_replays_without_panic() {
+    use bnlab::model_file::{BuildOptions, ModelFile};
+    let files = corpus_files("model_file");
+    assert!(
+        files.len() >= MIN_MODEL_FILES,
+        "expected at least {MIN_MODEL_FILES} model-file corpus files, found {}",
+        files.len()
+    );
+    let mut built = 0;
+    for path in &files {
+        let bytes = read(path);
+        let Ok(text) = String::from_utf8(bytes) else {
+            continue;
+        };
+        let Ok(model) = ModelFile::from_text(text, Path::new("fuzz.txt")) else {
+            continue;
+        };
+        let mut g = Graph::new(0);
+        let options = BuildOptions { sparse_input: true };
+        if let Ok(net) = model.build(&[1, 1, 28, 28], &mut g.params, &mut Rng::seed(0), options) {
+            let _ = bnlab::summary::summary(&net, &g.params, &[1, 1, 28, 28]);
+            built += 1;
+        }
+    }
+    // the hand-made seeds include the seven presets' files
+    assert!(built >= 7, "only {built} model-file corpus files built");
+}
+
+/// As fuzz/fuzz_targets/csv.rs: parse the table; what parses standardises to finite values,
+/// and labels and splits without a panic.
+#[test]
+fn csv_corpus_replays_without_panic() {
+    use bnlab::data::table::{labels, parse_csv, split, Standardizer};
+    let files = corpus_files("csv");
+    assert!(
+        files.len() >= MIN_CSV_FILES,
+        "expected at least {MIN_CSV_FILES} CSV corpus files, found {}",
+        files.len()
+    );
+    let mut parsed = 0;
+    for path in &files {
+        let bytes = read(path);
+        let p = Path::new("fuzz.csv");
+        let Ok(table) = parse_csv(&bytes, p, "y") else {
+            continue;
+        };
+        parsed += 1;
+        let x = Standardizer::fit(&table).apply(&table, p).unwrap();
+        assert!(x.iter().all(|v| v.is_finite()), "{}", path.display());
+        let _ = (labels(&table, false, p), labels(&table, true, p));
+        let _ = split(table.rows(), 0.2, 0, p);
+    }
+    assert!(parsed >= 2, "only {parsed} CSV corpus files parsed");
 }

@@ -316,3 +316,94 @@ fn the_command_line_trains_evaluates_and_resumes_a_model_file() {
         "{e}"
     );
 }
+
+#[test]
+fn fold_writes_a_model_file_whose_eval_is_the_unfolded_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tiny_mnist(&data);
+    let d = path_str(&data);
+    for (preset, folded_lines) in [("bn", 3), ("bn-after-relu", 3), ("cnn-bn", 3)] {
+        let run_dir = dir.path().join(preset);
+        let o = run(
+            &train_args(&run_dir, 1, &["--data-dir", d, "--model", preset]),
+            dir.path(),
+        );
+        assert_ok(&o);
+        let weights = run_dir.join("last.safetensors");
+        let folded = dir.path().join(format!("{preset}-folded"));
+        let o = run(
+            &strings(&[
+                "fold",
+                "--model",
+                preset,
+                "--weights",
+                path_str(&weights),
+                "--out",
+                path_str(&folded),
+            ]),
+            dir.path(),
+        );
+        assert_ok(&o);
+        let said = stdout(&o);
+        assert_eq!(
+            said.lines().filter(|l| l.starts_with("folded ")).count(),
+            folded_lines,
+            "{said}"
+        );
+        if preset == "bn-after-relu" {
+            // after the activation: into the next Linear, the last one into the output layer
+            assert!(
+                said.contains("folded b1.2 into b2.0") && said.contains("folded b3.2 into output"),
+                "{said}"
+            );
+        }
+        let model = folded.join("model.txt");
+        let text = std::fs::read_to_string(&model).unwrap();
+        assert!(!text.contains("BatchNorm"), "{text}");
+        let eval = |m: &str, w: &Path| {
+            let o = run(
+                &strings(&[
+                    "eval",
+                    "--model",
+                    m,
+                    "--weights",
+                    path_str(w),
+                    "--data-dir",
+                    d,
+                    "--json",
+                ]),
+                dir.path(),
+            );
+            assert_ok(&o);
+            serde_json::from_str::<serde_json::Value>(stdout(&o).trim()).unwrap()
+        };
+        let (before, after) = (
+            eval(preset, &weights),
+            eval(path_str(&model), &folded.join("folded.safetensors")),
+        );
+        assert_eq!(before["accuracy"], after["accuracy"], "{preset}");
+        let (lb, la) = (
+            before["loss"].as_f64().unwrap(),
+            after["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (lb - la).abs() <= 1e-4 * lb.abs().max(1.0),
+            "{preset}: loss {lb} folded {la}"
+        );
+        // a second fold into the same folder is refused
+        let o = run(
+            &strings(&[
+                "fold",
+                "--model",
+                preset,
+                "--weights",
+                path_str(&weights),
+                "--out",
+                path_str(&folded),
+            ]),
+            dir.path(),
+        );
+        assert_clean_error(&o, &["--overwrite"]);
+    }
+}

@@ -28,6 +28,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Median seconds per training epoch and per test-set evaluation on in-memory MNIST.
     Bench(BenchArgs),
+    /// Fold eval-mode BatchNorms into the layers beside them: a state dict and a model file.
+    Fold(FoldArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -264,4 +266,23 @@ pub struct CompareArgs {
     /// Replace the results already in --out (their files are removed first).
     #[arg(long, requires = "out")]
     pub overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FoldArgs {
+    /// A preset or a model file.
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    /// The trained state dict (from bnlab or PyTorch).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Folder for folded.safetensors and model.txt (the folded model as PyTorch prints it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace folded.safetensors and model.txt in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The input shape the model is built for, with its batch dimension.
+    #[arg(long)]
+    pub input: Option<String>,
 }

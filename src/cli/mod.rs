@@ -6,6 +6,7 @@ mod compare;
 mod data;
 mod demo;
 mod eval;
+mod fold;
 mod model;
 mod pause;
 mod resume;
@@ -60,7 +61,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Compare(a) => a.opts.threads,
         Command::Eval(a) => a.threads,
         Command::Bench(a) => a.threads,
-        Command::Demo(_) | Command::Summary(_) => 1,
+        Command::Demo(_) | Command::Summary(_) | Command::Fold(_) => 1,
     };
     bnlab::runtime::with_threads(thread_count(threads), move || {
         let stdout = std::io::stdout();
@@ -72,6 +73,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Bench(a) => bench::run(&a, &mut out),
             Command::Summary(a) => summary::run(&a, &mut out),
             Command::Compare(a) => compare::run(&a, &mut out),
+            Command::Fold(a) => fold::run(&a, &mut out),
         }
     })?
 }

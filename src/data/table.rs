@@ -135,6 +135,13 @@ pub fn parse_csv(bytes: &[u8], path: &Path, target: &str) -> Result<Table> {
                     header[i]
                 )));
             }
+            if i != target_col && !(v as f32).is_finite() {
+                return Err(bad(format!(
+                    "line {line}, column {} ({}): '{cell}' is beyond float32's range",
+                    i + 1,
+                    header[i]
+                )));
+            }
             if i == target_col {
                 table.targets.push((v, line));
             } else {

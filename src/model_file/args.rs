@@ -5,6 +5,10 @@
 use super::parse::{Arg, ModuleText, Pos, Value};
 use crate::{Error, Result};
 
+/// The largest size or count an argument may give (2^31): larger ones are errors, so that no
+/// shape arithmetic on untrusted text can overflow.
+pub const MAX_SIZE: i64 = 1 << 31;
+
 /// One parameter of a class's `__init__`: its name and its default (None: required).
 pub type Param = (&'static str, Option<Value>);
 
@@ -108,6 +112,7 @@ impl<'a> Args<'a> {
     /// A count or size: a non-negative integer (at least `min`).
     pub fn usize(&self, name: &str, min: usize) -> Result<usize> {
         match self.get(name) {
+            Value::Int(i) if *i > MAX_SIZE => Err(self.bad(name, "is too large")),
             Value::Int(i) if *i >= min as i64 => Ok(*i as usize),
             Value::Int(_) => Err(self.bad(name, &format!("must be at least {min}"))),
             _ => Err(self.bad(name, "must be an integer")),
@@ -159,6 +164,7 @@ impl<'a> Args<'a> {
     /// layers take square ones, so `(a, b)` with a != b is an error.
     pub fn square(&self, name: &str, min: usize) -> Result<usize> {
         let one = |v: &Value| match v {
+            Value::Int(i) if *i > MAX_SIZE => Err(self.bad(name, "is too large")),
             Value::Int(i) if *i >= min as i64 => Ok(*i as usize),
             _ => Err(self.bad(name, &format!("must be an integer of at least {min}"))),
         };
@@ -181,6 +187,7 @@ impl<'a> Args<'a> {
     /// A (height, width) size given as `k` or `(kh, kw)`.
     pub fn pair(&self, name: &str, min: usize) -> Result<(usize, usize)> {
         let one = |v: &Value| match v {
+            Value::Int(i) if *i > MAX_SIZE => Err(self.bad(name, "is too large")),
             Value::Int(i) if *i >= min as i64 => Ok(*i as usize),
             _ => Err(self.bad(name, &format!("must be an integer of at least {min}"))),
         };
@@ -200,7 +207,7 @@ impl<'a> Args<'a> {
         let dims: Option<Vec<usize>> = dims
             .iter()
             .map(|d| match d {
-                Value::Int(i) if *i > 0 => Some(*i as usize),
+                Value::Int(i) if *i > 0 && *i <= MAX_SIZE => Some(*i as usize),
                 _ => None,
             })
             .collect();

@@ -19,6 +19,11 @@ pub const SUPPORTED: &str = "Linear, BatchNorm1d, BatchNorm2d, LayerNorm, GroupN
                              Dropout, Flatten, Identity, Sequential, and any class holding \
                              children";
 
+/// The most parameters (and buffers) a model file may ask for: 2^28 values, 1 GiB of float32
+/// (a VGG-16 has 138 million). A guard for untrusted text: `Linear(10000000, 10000000)` is an
+/// error, not an allocation that takes the machine down.
+pub const MAX_VALUES: usize = 1 << 28;
+
 /// How the built model meets its data.
 #[derive(Clone, Copy, Debug)]
 pub struct BuildOptions {
@@ -46,6 +51,7 @@ pub fn build(
         shape: input.to_vec(),
         from: "the input".to_string(),
         at_input: true,
+        values: 0,
     };
     if m.children.is_empty() {
         // a single layer as the whole model: a Net of one block named as PyTorch would not
@@ -75,6 +81,8 @@ struct Builder<'a> {
     from: String,
     /// No layer has run yet (only views such as Flatten): the next Linear reads the data.
     at_input: bool,
+    /// Parameter and buffer values asked for so far (see [`MAX_VALUES`]).
+    values: usize,
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -86,6 +94,25 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 impl Builder<'_> {
+    /// Count a layer's values against [`MAX_VALUES`] before anything is allocated; `dims`
+    /// multiply to each of its tensors' sizes.
+    fn reserve(&mut self, place: &str, tensors: &[&[usize]]) -> Result<()> {
+        let total = tensors.iter().try_fold(self.values, |acc, dims| {
+            dims.iter()
+                .try_fold(1usize, |p, &d| p.checked_mul(d))
+                .and_then(|n| acc.checked_add(n))
+        });
+        match total {
+            Some(t) if t <= MAX_VALUES => {
+                self.values = t;
+                Ok(())
+            }
+            _ => Err(Error::Invalid(format!(
+                "{place}: the model would hold more than {MAX_VALUES} parameter values"
+            ))),
+        }
+    }
+
     /// `file:line:column` of a module.
     fn at(&self, m: &ModuleText) -> String {
         format!("{}:{}:{}", self.file, m.pos.line, m.pos.column)
@@ -113,6 +140,14 @@ impl Builder<'_> {
             return self.container(m, path);
         }
         let place = self.place(m, path);
+        // every shape stays small enough that no layer's arithmetic on it can overflow
+        let numel = self.shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
+        if self.shape.len() > 6 || numel.is_none_or(|n| n > 1 << 40) {
+            return Err(Error::Invalid(format!(
+                "{place} receives {:?} from {}: too many values for one example",
+                self.shape, self.from
+            )));
+        }
         let layer = self.leaf(m, path, &place)?;
         // the shape check of every layer, before any training
         let out = layer.output_shape(&self.shape).map_err(|e| {
@@ -172,6 +207,7 @@ impl Builder<'_> {
                     &[],
                 )?;
                 let (i, o) = (a.usize("in_features", 1)?, a.usize("out_features", 1)?);
+                self.reserve(place, &[&[o, i], &[o]])?;
                 let mut config = LinearConfig::new(i, o);
                 config.bias = a.bool("bias")?;
                 config.stored_transpose = self.at_input && self.options.sparse_input;
@@ -222,6 +258,7 @@ impl Builder<'_> {
                     BatchNormKind::TwoD
                 };
                 let n = a.usize("num_features", 1)?;
+                self.reserve(place, &[&[4, n]])?;
                 BatchNorm::with_config(self.params, kind, n, config)?.into()
             }
             "Conv2d" => {
@@ -257,6 +294,8 @@ impl Builder<'_> {
                     padding: a.square("padding", 0)?,
                     bias: a.bool("bias")?,
                 };
+                let (o, k) = (config.out_channels, config.kernel_size);
+                self.reserve(place, &[&[o, config.in_channels, k, k], &[o]])?;
                 Conv2d::with_config(self.params, config, self.rng)?.into()
             }
             "MaxPool2d" => {
@@ -360,6 +399,7 @@ impl Builder<'_> {
                     bias: a.bool("bias")?,
                 };
                 let shape = a.shape("normalized_shape")?;
+                self.reserve(place, &[&shape, &shape])?;
                 LayerNorm::with_config(self.params, &shape, config)?.into()
             }
             "GroupNorm" => {
@@ -377,6 +417,7 @@ impl Builder<'_> {
                     affine: a.bool("affine")?,
                 };
                 let (groups, channels) = (a.usize("num_groups", 1)?, a.usize("num_channels", 1)?);
+                self.reserve(place, &[&[2, channels]])?;
                 if channels % groups != 0 {
                     return Err(a.bad(
                         "num_groups",
