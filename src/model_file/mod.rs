@@ -23,7 +23,7 @@
 //! - [`parse`]: the text to a tree of [`ModuleText`], with places for errors.
 //! - [`args`]: a module's arguments against its class's signature.
 //! - [`build`](mod@build): the tree to a [`Net`], shapes checked before training.
-//! - [`print`]: a [`Net`] back to PyTorch's printed text.
+//! - [`print`](mod@print): a [`Net`] back to PyTorch's printed text.
 
 pub mod args;
 pub mod build;
