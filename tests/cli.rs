@@ -6,6 +6,10 @@
 //! files a run must leave (`train`); the same weights and batches giving the same numbers
 //! (`eval` against the history of `train`); and for bad input, one line on stderr that names the
 //! argument or file, a non-zero exit, and no panic.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 mod common;
 use bnlab::presets::Preset;

@@ -1,6 +1,10 @@
 //! CIFAR-10 (binary version): loading batch files the tests write, their validation, and
 //! downloading and extracting an archive the tests build, served from a local HTTP server
 //! (nothing here leaves the machine).
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,6 +1,10 @@
 //! Tests of `bnlab::data` against the published facts about MNIST (../shared/data/mnist/README.md),
 //! against hand-made malformed files, and of downloading from a local HTTP server (nothing here
 //! leaves the machine).
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

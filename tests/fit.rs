@@ -12,6 +12,10 @@
 //! - the printed lines: the course's epoch line (a regular expression, matched by a small matcher
 //!   below), a rule of 100 `=`, and the elapsed seconds last;
 //! - determinism: the same seed gives bit-identical histories and weights.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 mod common;
 use bnlab::data::Dataset;

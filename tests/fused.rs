@@ -2,6 +2,10 @@
 //! after the other (each checked against PyTorch and finite differences elsewhere). The
 //! forward must give the same values bit for bit (the same arithmetic); gradients may differ
 //! only by summation order.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use bnlab::nn::{
     set_training, BatchNorm, Conv2d, Conv2dConfig, Forward, Layer, MaxPool2d, ReLU, Sequential,

@@ -6,6 +6,10 @@
 //! with every evaluation on a fresh graph (`Graph::new(GRAPH_SEED)`, so a dropout mask repeats)
 //! and S summed in f64. Values are f32, so h is 1e-2 and the tolerance is relative (see `check`).
 //! Inputs avoid the places where an op is not differentiable (relu at 0, ties in max pooling).
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use bnlab::{BnStats, Graph, ParamId, Rng, Tensor, Var};
 

@@ -4,6 +4,10 @@
 //! same initial draws, and the same weights after training through the same kernels); the
 //! state dict's names are the ones PyTorch gives the printed module; shapes and arguments are
 //! checked before training, with the file's line and column.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 mod common;
 use bnlab::model_file::{BuildOptions, ModelFile};

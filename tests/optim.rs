@@ -13,6 +13,10 @@
 //!
 //! Gradients come from a graph backward each step (a Linear layer's output against a changing
 //! target, plus free vectors against changing targets), and the oracle is fed the same gradients.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use bnlab::nn::Linear;
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};

@@ -17,6 +17,10 @@
 //!   could not hide).
 //!
 //! The messages these tests see are listed in docs/errors.md.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 mod common;
 use bnlab::io::StateTensor;

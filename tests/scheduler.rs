@@ -16,6 +16,10 @@
 //!   is the length of the n-th period and T_cur the epochs since the last restart; the n-th
 //!   restart happens at epoch T_0 (T_mult^n - 1) / (T_mult - 1) (n T_0 when T_mult = 1), so
 //!   n = floor(log_{T_mult}(t (T_mult - 1) / T_0 + 1)) as in PyTorch's `step(epoch)`.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use bnlab::data::Dataset;
 use bnlab::nn::{parameters, Net};

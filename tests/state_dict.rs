@@ -2,6 +2,10 @@
 //! shapes and dtypes, bit-exact save/load round trips, the golden file's `init.*` tensors,
 //! strict loading (missing, unexpected, wrong shape, wrong dtype: an error naming the key, and
 //! nothing changed), unreadable files (an error naming the file), and atomic saves.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use bnlab::io::{read_safetensors, write_safetensors, StateTensor};
 use bnlab::nn::{set_training, visit_state, visit_state_mut, Forward, Net, StateRef, StateView};

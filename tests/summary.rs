@@ -1,6 +1,10 @@
 //! `bnlab::summary::summary` against torchinfo: the seed chapter's table is the oracle for the
 //! `bn` preset; the other presets follow the same rules, checked against numbers worked out by
 //! hand here.
+//!
+//! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
+//! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
+//! independent and short.)
 
 use bnlab::nn::{BatchNorm, Layer, Linear, Net, ReLU, Sequential};
 use bnlab::presets::Preset;

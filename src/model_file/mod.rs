@@ -27,6 +27,7 @@
 
 pub mod args;
 pub mod build;
+mod layers;
 pub mod parse;
 pub mod print;
 
