@@ -20,6 +20,7 @@ pub mod model_file;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod predict;
 pub mod presets;
 pub mod rng;
 pub mod runtime;

@@ -30,6 +30,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Fold eval-mode BatchNorms into the layers beside them: a state dict and a model file.
     Fold(FoldArgs),
+    /// The top-3 classes of a trained model for PNG or JPEG images of any size.
+    Predict(PredictArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -285,4 +287,26 @@ pub struct FoldArgs {
     /// The input shape the model is built for, with its batch dimension.
     #[arg(long)]
     pub input: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A preset or a model file.
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    /// The trained state dict.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// What the model was trained on: mnist (images get MNIST's preparation), fashion-mnist or
+    /// cifar10 (a plain resize).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// One line of JSON per image: {"file", "top": [{"class", "name", "probability"}, ...]}.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// PNG or JPEG files.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
 }

@@ -9,6 +9,7 @@ mod eval;
 mod fold;
 mod model;
 mod pause;
+mod predict;
 mod resume;
 mod run_folder;
 mod summary;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Compare(a) => a.opts.threads,
         Command::Eval(a) => a.threads,
         Command::Bench(a) => a.threads,
+        Command::Predict(a) => a.threads,
         Command::Demo(_) | Command::Summary(_) | Command::Fold(_) => 1,
     };
     bnlab::runtime::with_threads(thread_count(threads), move || {
@@ -74,6 +76,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Summary(a) => summary::run(&a, &mut out),
             Command::Compare(a) => compare::run(&a, &mut out),
             Command::Fold(a) => fold::run(&a, &mut out),
+            Command::Predict(a) => predict::run(&a, &mut out),
         }
     })?
 }
