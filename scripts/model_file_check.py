@@ -39,13 +39,19 @@ class Container(nn.Module):
         return x
 
 
+class Sequential(nn.Sequential):
+    """nn.Sequential (the same name, state dict and printed text) whose children run through
+    `run`, so that a Linear meeting images flattens them first."""
+
+    def forward(self, x):
+        for m in self:
+            x = run(m, x)
+        return x
+
+
 def run(m, x):
     if isinstance(m, nn.Linear) and x.dim() > 2 and x.shape[-1] != m.in_features:
         x = torch.flatten(x, 1)  # the seed's inline nn.Flatten()(X)
-    if isinstance(m, nn.Sequential):
-        for c in m:
-            x = run(c, x)
-        return x
     return m(x)
 
 
@@ -73,8 +79,9 @@ def parse(lines, i):
         child, j = parse(lines, j)
         children.append((name, child))
     if cls == "Sequential":
-        return nn.Sequential(*[c for _, c in children]), j + 1
-    return Container(cls, children), j + 1
+        return Sequential(*[c for _, c in children]), j + 1
+    # a class of the file's own name, so that summaries show it
+    return type(cls, (Container,), {})(cls, children), j + 1
 
 
 def main():

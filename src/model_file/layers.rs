@@ -227,13 +227,14 @@ impl Builder<'_> {
                         ("num_groups", None),
                         ("num_channels", None),
                         ("eps", Some(Value::Float(1e-5))),
-                        ("affine", yes),
+                        ("affine", yes.clone()),
                     ],
-                    &[],
+                    &[("bias", yes)],
                 )?;
                 let config = GroupNormConfig {
                     eps: positive(&a, "eps")?,
                     affine: a.bool("affine")?,
+                    bias: a.bool("bias")?,
                 };
                 let (groups, channels) = (a.usize("num_groups", 1)?, a.usize("num_channels", 1)?);
                 self.reserve(place, &[&[2, channels]])?;

@@ -120,17 +120,19 @@ pub fn leaf_repr(layer: &Layer) -> String {
                 format!("({})", dims.join(", "))
             };
             format!(
-                "LayerNorm({shape}, eps={}, elementwise_affine={})",
+                "LayerNorm({shape}, eps={}, elementwise_affine={}, bias={})",
                 python_float(l.config.eps),
-                b(l.config.elementwise_affine)
+                b(l.config.elementwise_affine),
+                b(l.config.bias)
             )
         }
         Layer::GroupNorm(g) => format!(
-            "GroupNorm({}, {}, eps={}, affine={})",
+            "GroupNorm({}, {}, eps={}, affine={}, bias={})",
             g.num_groups,
             g.num_channels,
             python_float(g.config.eps),
-            b(g.config.affine)
+            b(g.config.affine),
+            b(g.config.bias)
         ),
         Layer::Custom(m) => format!("{}()", m.type_name()),
         Layer::Sequential(_) | Layer::Net(_) => unreachable!("containers are printed by module"),

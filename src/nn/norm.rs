@@ -122,6 +122,8 @@ pub struct GroupNormConfig {
     pub eps: f32,
     /// A learnable per-channel weight (init 1) and bias (init 0). Default true.
     pub affine: bool,
+    /// With `affine`, the bias too (PyTorch 2.15's `bias`). Default true.
+    pub bias: bool,
 }
 
 impl Default for GroupNormConfig {
@@ -129,6 +131,7 @@ impl Default for GroupNormConfig {
         GroupNormConfig {
             eps: 1e-5,
             affine: true,
+            bias: true,
         }
     }
 }
@@ -150,7 +153,7 @@ pub struct GroupNorm {
     pub config: GroupNormConfig,
     /// The per-channel scale (C), initialised to 1; None without `affine`.
     pub weight: Option<ParamId>,
-    /// The per-channel shift (C), initialised to 0; None without `affine`.
+    /// The per-channel shift (C), initialised to 0; None without `affine` or `bias`.
     pub bias: Option<ParamId>,
 }
 
@@ -169,14 +172,13 @@ impl GroupNorm {
                  channels in {num_groups} groups)"
             )));
         }
-        let (weight, bias) = if config.affine {
-            (
-                Some(params.add(Tensor::full(&[num_channels], 1.0))?),
-                Some(params.add(Tensor::zeros(&[num_channels]))?),
-            )
-        } else {
-            (None, None)
-        };
+        let weight = config
+            .affine
+            .then(|| params.add(Tensor::full(&[num_channels], 1.0)))
+            .transpose()?;
+        let bias = (config.affine && config.bias)
+            .then(|| params.add(Tensor::zeros(&[num_channels])))
+            .transpose()?;
         Ok(GroupNorm {
             num_groups,
             num_channels,

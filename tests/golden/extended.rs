@@ -77,7 +77,11 @@ pub fn norm(file: &TensorFile, path: &Path, r: &mut Report) -> Result<(), String
         "GroupNorm" => {
             let groups: usize = meta(file, "num_groups")?;
             let channels: usize = meta(file, "num_channels")?;
-            let config = GroupNormConfig { eps, affine };
+            let config = GroupNormConfig {
+                eps,
+                affine,
+                bias: true,
+            };
             let l = GroupNorm::with_config(&mut g.params, groups, channels, config)
                 .map_err(|e| e.to_string())?;
             let (w, b) = (l.weight, l.bias);
