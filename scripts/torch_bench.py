@@ -3,7 +3,7 @@
 Median seconds per training epoch (the seed's model, Adam, cross entropy, in-memory MNIST
 shuffled into batches each epoch) and per evaluation of the 10k test set, and peak memory.
 usage: python3 scripts/torch_bench.py DATA_DIR [--batch B] [--epochs E] [--threads T]
-       [--width W] [--model bn|cnn-bn]
+       [--width W] [--model bn|cnn-bn] [--model-file FILE]
 Prints one JSON line like `bnlab bench --json`. Needs torch and numpy (never run by the tests).
 """
 import argparse, gzip, json, os, resource, statistics, time
@@ -48,13 +48,22 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--width", type=int, default=1)
     ap.add_argument("--model", default="bn", choices=["bn", "cnn-bn"])
+    ap.add_argument("--model-file", help="a model file, built as scripts/model_file_check.py does")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     xtr, ytr = load(a.data_dir, "train")
     xte, yte = load(a.data_dir, "t10k")
-    model = cnn() if a.model == "cnn-bn" else mlp(a.width)
+    if a.model_file:
+        import sys
+        sys.path.insert(0, os.path.dirname(__file__))
+        from model_file_check import parse
+        lines = [l for l in open(a.model_file).read().splitlines() if l.strip()]
+        model = parse(lines, 0)[0]
+        a.model = a.model_file
+    else:
+        model = cnn() if a.model == "cnn-bn" else mlp(a.width)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     train_s, eval_s = [], []

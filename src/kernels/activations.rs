@@ -4,9 +4,9 @@
 //!
 //! Which value a backward reads follows PyTorch's autograd, for float32 accuracy: Sigmoid and
 //! Tanh take the saved output y (their derivatives are polynomials in y), LeakyReLU and GELU the
-//! saved input x. f32's `exp` and `tanh` are enough for the first three; GELU is evaluated in f64
-//! and rounded once, because its exact form needs erf (from the libm crate: std has none), and the f64 forms
-//! below keep relative accuracy in both tails, where `1 + erf` or `1 + tanh` would cancel.
+//! saved input x. f32's `exp` and `tanh` are enough for the first three. GELU's exact form uses
+//! the erf PyTorch's CPU kernel uses (Abramowitz and Stegun's, in f32; std has no erf); its tanh
+//! form is evaluated in f64 and rounded once, written so that `1 + tanh` never cancels.
 
 use rayon::prelude::*;
 use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
@@ -126,24 +126,6 @@ impl GeluApproximate {
     }
 }
 
-/// erfc(z) in f64: the libm crate's (a port of musl's, accurate to about 1 ulp in both tails,
-/// and a few dozen flops with no loop, where a series would take up to 38 terms). NaN gives
-/// NaN, +inf gives 0.
-fn erfc(z: f64) -> f64 {
-    libm::erfc(z)
-}
-
-/// Phi(x) = (1 + erf(x / sqrt 2)) / 2, through erfc on the far side of 0 so that the lower tail
-/// keeps its relative accuracy (Phi(-20) = 2.8e-89, not a cancelled 0).
-fn normal_cdf(x: f64) -> f64 {
-    let z = x * FRAC_1_SQRT_2;
-    if z < 0.0 {
-        0.5 * erfc(-z)
-    } else {
-        1.0 - 0.5 * erfc(z)
-    }
-}
-
 /// sqrt(2 / pi) and the cubic coefficient of the tanh approximation.
 const BETA: f64 = FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
 const KAPPA: f64 = 0.044715;
@@ -164,11 +146,42 @@ fn tanh_form_parts(x: f64) -> (f64, f64) {
     (sig, e / ((1.0 + e) * (1.0 + e)))
 }
 
-/// GELU(x) in f64.
+/// erf(z) in f32 as PyTorch's vectorised CPU kernel computes it (Abramowitz and Stegun 7.1.26:
+/// with t = 1 / (1 + p |z|), erf |z| = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-z^2),
+/// an absolute error below 1.5e-7). A dozen flops and one exp, where libm's f64 erfc took
+/// 1.9 s of a GELU model's 0.6 s epoch; and the same rounding as PyTorch in the lower tail
+/// (GELU(-8) is 0 there too).
+#[inline(always)]
+fn erf32(z: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_7,
+        -1.453_152,
+        1.061_405_4,
+    ];
+    let a = z.abs();
+    let t = 1.0 / (1.0 + P * a);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let r = 1.0 - poly * (-a * a).exp();
+    r.copysign(z)
+}
+
+/// Phi(x) = (1 + erf(x / sqrt 2)) / 2, in f32 as PyTorch computes it.
+#[inline(always)]
+fn normal_cdf32(x: f32) -> f32 {
+    0.5 * (1.0 + erf32(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// 1 / sqrt(2 pi), phi(0).
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// GELU(x) in f64 (the tanh form; the exact form is `x * normal_cdf32(x)` in f32).
 #[inline(always)]
 fn gelu64(x: f64, approximate: GeluApproximate) -> f64 {
     match approximate {
-        GeluApproximate::None => x * normal_cdf(x),
+        GeluApproximate::None => (x as f32 * normal_cdf32(x as f32)) as f64,
         GeluApproximate::Tanh => x * tanh_form_parts(x).0,
     }
 }
@@ -178,9 +191,10 @@ fn gelu64(x: f64, approximate: GeluApproximate) -> f64 {
 fn gelu_grad64(x: f64, approximate: GeluApproximate) -> f64 {
     match approximate {
         GeluApproximate::None => {
-            // phi(x) = e^(-x^2 / 2) / sqrt(2 pi); 0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2 = 1/sqrt(2 pi)
-            let pdf = 0.5 * BETA * (-0.5 * x * x).exp();
-            normal_cdf(x) + x * pdf
+            // phi(x) = e^(-x^2 / 2) / sqrt(2 pi), all in f32 as PyTorch's kernel
+            let x = x as f32;
+            let pdf = INV_SQRT_2PI * (-0.5 * x * x).exp();
+            (normal_cdf32(x) + x * pdf) as f64
         }
         GeluApproximate::Tanh => {
             let (sig, sig_1msig) = tanh_form_parts(x);
@@ -195,7 +209,10 @@ fn gelu_grad64(x: f64, approximate: GeluApproximate) -> f64 {
 ///   `tanh`: y = x * (1 + tanh(u)) / 2, u = sqrt(2/pi) * (x + 0.044715 x^3)
 /// Computed in f64 and rounded once: GELU(-20) is -0, GELU(20) is 20, never NaN for finite x.
 pub fn gelu_forward(y: &mut [f32], x: &[f32], approximate: GeluApproximate) {
-    map(y, x, |x| gelu64(x as f64, approximate) as f32);
+    match approximate {
+        GeluApproximate::None => map(y, x, |x| x * normal_cdf32(x)),
+        GeluApproximate::Tanh => map(y, x, |x| gelu64(x as f64, approximate) as f32),
+    }
 }
 
 /// GELU backward from the saved *input* x, `dx += dy * GELU'(x)`, GELU'(x) in f64:
@@ -290,26 +307,19 @@ mod tests {
     }
 
     #[test]
-    fn erfc_matches_known_values() {
-        // from CPython's math.erfc (the C library's): z, erfc(z)
+    fn erf32_is_within_abramowitz_and_stegun_bound() {
+        // from CPython's math.erf: z, erf(z)
         for (z, want) in [
-            (0.0, 1.0),
-            (0.5, 0.4795001221869535),
-            (1.0, 0.15729920705028513),
-            (2.0, 0.004677734981047265),
-            (2.5, 0.0004069520174449589),
-            (3.0, 2.2090496998585438e-05),
-            (5.0, 1.5374597944280351e-12),
-            (10.0, 2.088487583762545e-45),
+            (0.0f32, 0.0f64),
+            (0.5, 0.5204998778130465),
+            (1.0, 0.8427007929497149),
+            (2.0, 0.9953222650189527),
+            (-1.5, -0.9661051464753108),
+            (5.0, 0.9999999999984626),
         ] {
-            let got = erfc(z);
-            assert!(
-                (got - want).abs() <= 1e-12 * want,
-                "erfc({z}) = {got}, want {want}"
-            );
+            let got = erf32(z) as f64;
+            assert!((got - want).abs() <= 2e-7, "erf({z}) = {got}, want {want}");
         }
-        assert!(erfc(f64::NAN).is_nan());
-        assert_eq!(erfc(f64::INFINITY), 0.0);
     }
 
     #[test]
@@ -321,10 +331,13 @@ mod tests {
             for (&x, &y) in x.iter().zip(&y) {
                 let want = act.reference(x as f64);
                 let err = (y as f64 - want).abs();
-                assert!(
-                    err <= 1e-37 + 3e-7 * want.abs(),
-                    "{act:?}({x}) = {y}, want {want}"
-                );
+                // the exact GELU is PyTorch's f32 form: erf within 1.5e-7 absolute, so y within
+                // |x| 1e-7 (the golden cases' tolerance holds it to PyTorch's own numbers)
+                let bound = match act {
+                    Act::Gelu(GeluApproximate::None) => 1e-7 * (1.0 + (x as f64).abs()),
+                    _ => 1e-37 + 3e-7 * want.abs(),
+                };
+                assert!(err <= bound, "{act:?}({x}) = {y}, want {want}");
             }
         }
     }
