@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod matmul;
 pub mod model_file;
 pub mod nn;
+pub mod onnx;
 pub mod optim;
 pub mod plot;
 pub mod predict;

@@ -32,6 +32,8 @@ pub enum Command {
     Fold(FoldArgs),
     /// The top-3 classes of a trained model for PNG or JPEG images of any size.
     Predict(PredictArgs),
+    /// A trained model as an ONNX file (opset 21), BatchNorm folded first with --fold.
+    Export(ExportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -309,4 +311,26 @@ pub struct PredictArgs {
     /// PNG or JPEG files.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A preset or a model file.
+    #[arg(long, default_value = "bn")]
+    pub model: String,
+    /// The trained state dict.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The ONNX file to write.
+    #[arg(long)]
+    pub onnx: PathBuf,
+    /// Fold every BatchNorm that can be folded into the layer beside it first.
+    #[arg(long)]
+    pub fold: bool,
+    /// Replace --onnx if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The input shape the model is built for (its batch dimension becomes dynamic).
+    #[arg(long)]
+    pub input: Option<String>,
 }

@@ -6,6 +6,7 @@ mod compare;
 mod data;
 mod demo;
 mod eval;
+mod export;
 mod fold;
 mod model;
 mod pause;
@@ -63,7 +64,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Eval(a) => a.threads,
         Command::Bench(a) => a.threads,
         Command::Predict(a) => a.threads,
-        Command::Demo(_) | Command::Summary(_) | Command::Fold(_) => 1,
+        Command::Demo(_) | Command::Summary(_) | Command::Fold(_) | Command::Export(_) => 1,
     };
     bnlab::runtime::with_threads(thread_count(threads), move || {
         let stdout = std::io::stdout();
@@ -77,6 +78,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Compare(a) => compare::run(&a, &mut out),
             Command::Fold(a) => fold::run(&a, &mut out),
             Command::Predict(a) => predict::run(&a, &mut out),
+            Command::Export(a) => export::run(&a, &mut out),
         }
     })?
 }
