@@ -69,7 +69,8 @@ pub fn fuse_before(
             weight.len()
         )));
     }
-    let scale = bn_scale(bn, params)?;
+    let (scale, _) = bn_scale_shift(bn, params)?;
+    let beta = bn.bias.map(|p| params.value(p));
     let per = weight.len() / c;
     let w = weight
         .chunks(per)
@@ -79,18 +80,10 @@ pub fn fuse_before(
     let b = (0..c)
         .map(|k| {
             let bk = bias.map_or(0.0, |b| b[k]);
-            (bk - bn.running_mean.data[k]) * scale[k] + bn_bias(bn, params, k)
+            (bk - bn.running_mean.data[k]) * scale[k] + beta.map_or(0.0, |b| b[k])
         })
         .collect();
     Ok((w, b))
-}
-
-fn bn_scale(bn: &BatchNorm, params: &ParamStore) -> Result<Vec<f32>> {
-    bn_scale_shift(bn, params).map(|(s, _)| s)
-}
-
-fn bn_bias(bn: &BatchNorm, params: &ParamStore, k: usize) -> f32 {
-    bn.bias.map_or(0.0, |p| params.value(p)[k])
 }
 
 /// A Linear after the BatchNorm, taking its output directly: weight (O, F) in PyTorch's

@@ -57,10 +57,7 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "--- {name} ---").map_err(super::stdout_err)?;
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        if let Some(s) = &run_data.standardizer {
-            let json = serde_json::to_vec_pretty(s).expect("statistics serialise");
-            bnlab::io::atomic::write_atomic(&dir.join(data::STANDARDIZE), &json)?;
-        }
+        run_data.write_standardizer(&dir)?;
         let control = RunControl {
             config: super::train::run_config(preset, &a.opts),
             ..Default::default()

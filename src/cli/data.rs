@@ -107,6 +107,20 @@ pub struct RunData {
 /// The file beside a run's weights that holds a table's standardisation.
 pub const STANDARDIZE: &str = "standardize.json";
 
+impl RunData {
+    /// Write the table's standardisation into a run's folder (`STANDARDIZE`), before training,
+    /// so that no weights file there is ever without it; nothing for images.
+    pub fn write_standardizer(&self, dir: &Path) -> Result<()> {
+        match &self.standardizer {
+            Some(s) => {
+                let json = serde_json::to_vec_pretty(s).expect("statistics serialise");
+                bnlab::io::atomic::write_atomic(&dir.join(STANDARDIZE), &json)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// The data `opts` asks for: an image dataset, or a CSV table split and standardised.
 pub fn load_run_data(opts: &TrainOptions) -> Result<RunData> {
     if opts.dataset != "csv" {

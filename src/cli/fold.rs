@@ -2,11 +2,10 @@
 //! them, written as a state dict and a model file.
 
 use super::args::FoldArgs;
-use super::model::{parse_model, ModelSpec};
+use super::model::{build_for_input, parse_model};
 use super::summary::parse_shape;
-use bnlab::model_file::BuildOptions;
 use bnlab::nn::set_training;
-use bnlab::{state_dict, Error, Graph, Result, Rng};
+use bnlab::{state_dict, Error, Result};
 use std::io::Write;
 
 /// The files `fold` writes into its folder.
@@ -27,26 +26,7 @@ pub fn run(a: &FoldArgs, out: &mut dyn Write) -> Result<()> {
             )));
         }
     }
-    let mut g = Graph::new(0);
-    let mut rng = Rng::seed(0);
-    let mut net = match &model {
-        ModelSpec::Preset(p) => match input[..] {
-            [_, c, h, w] if h == w => p.build(&mut g.params, c, h, &mut rng)?,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "--input {input:?}: {p} takes (N, C, H, W) images with H = W"
-                )))
-            }
-        },
-        ModelSpec::File(f) => f.build(
-            &input,
-            &mut g.params,
-            &mut rng,
-            BuildOptions {
-                sparse_input: false,
-            },
-        )?,
-    };
+    let (mut g, mut net) = build_for_input(&model, &input)?;
     state_dict::load(&mut net, &mut g.params, &a.weights)?;
     set_training(&mut net, false);
     let report = bnlab::fold::fold(&mut net, &mut g.params)?;

@@ -118,6 +118,31 @@ impl ModelSpec {
     }
 }
 
+/// The model for inputs of `input` (batch dimension included), to load trained weights into:
+/// a preset takes (N, C, H, W) images with H = W, a model file is built and checked for the
+/// shape. The initial values do not matter (the weights replace them); seed 0.
+pub fn build_for_input(model: &ModelSpec, input: &[usize]) -> Result<(Graph, Net)> {
+    let mut g = Graph::new(0);
+    let mut rng = Rng::seed(0);
+    let net = match model {
+        ModelSpec::Preset(p) => match input[..] {
+            [_, c, h, w] if h == w => p.build(&mut g.params, c, h, &mut rng)?,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "--input {input:?}: {p} takes (N, C, H, W) images with H = W"
+                )))
+            }
+        },
+        ModelSpec::File(f) => {
+            let options = BuildOptions {
+                sparse_input: false,
+            };
+            f.build(input, &mut g.params, &mut rng, options)?
+        }
+    };
+    Ok((g, net))
+}
+
 /// The model's outputs fit the data: one logit in the binary mode, one per class otherwise.
 fn check_outputs(net: &Net, ds: &Dataset, binary: bool) -> Result<()> {
     use bnlab::nn::Forward;

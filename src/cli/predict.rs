@@ -2,8 +2,7 @@
 
 use super::args::PredictArgs;
 use super::data;
-use super::model::parse_model;
-use bnlab::data::Dataset;
+use super::model::{build_for_input, parse_model};
 use bnlab::nn::{set_training, Forward};
 use bnlab::predict::{open_image, prepare, softmax, top_k};
 use bnlab::{state_dict, Error, Result};
@@ -22,9 +21,7 @@ pub fn run(a: &PredictArgs, out: &mut dyn Write) -> Result<()> {
         .map(|p| open_image(p).map(|img| prepare(&img, kind)))
         .collect::<Result<_>>()?;
     let [c, h, w] = kind.image_shape();
-    // a stand-in dataset of the right shape tells the model what it will be given
-    let shape_only = Dataset::new(vec![0; c * h * w], vec![0], [c, h, w], kind.num_classes())?;
-    let (mut g, mut net) = model.build(&shape_only, 0, false)?;
+    let (mut g, mut net) = build_for_input(&model, &[1, c, h, w])?;
     state_dict::load(&mut net, &mut g.params, &a.weights)?;
     set_training(&mut net, false);
     g.set_grad_enabled(false);

@@ -288,11 +288,7 @@ fn train_and_report(
         config: run_config(model, opts),
         ..Default::default()
     };
-    if let Some(s) = &data.standardizer {
-        // before training, so that best.safetensors is never without it
-        let json = serde_json::to_vec_pretty(s).expect("statistics serialise");
-        bnlab::io::atomic::write_atomic(&dir.join(data::STANDARDIZE), &json)?;
-    }
+    data.write_standardizer(dir)?;
     train_preset(
         model,
         opts,
