@@ -9,6 +9,7 @@ extern crate self as bnlab;
 pub mod alloc_tuning;
 pub mod data;
 pub mod error;
+pub mod figure;
 pub mod fold;
 
 pub use error::{Error, Result};
@@ -26,6 +27,7 @@ pub mod presets;
 pub mod rng;
 pub mod runtime;
 pub mod state_dict;
+pub mod stats;
 pub mod summary;
 pub mod tensor;
 pub mod tensor_fmt;

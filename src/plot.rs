@@ -21,7 +21,7 @@ pub const PLOT_SIZE: (u32, u32) = (1200, 500);
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
 /// One colour per run (Tableau 10), reused in order when there are more runs.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -61,7 +61,7 @@ pub fn plot_histories(runs: &[(&str, &History)], path: &Path) -> Result<()> {
 }
 
 /// Registers the vendored font for the family "sans-serif", once per process.
-fn register_font() -> std::result::Result<(), String> {
+pub(crate) fn register_font() -> std::result::Result<(), String> {
     static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
@@ -72,7 +72,7 @@ fn register_font() -> std::result::Result<(), String> {
 }
 
 /// Writes atomically; any failure (including one about the folder) names the file itself.
-fn write_png(path: &Path, png: &[u8]) -> Result<()> {
+pub(crate) fn write_png(path: &Path, png: &[u8]) -> Result<()> {
     crate::io::write_atomic(path, png).map_err(|e| match e {
         Error::Io { path: p, source } if p != path => Error::io(
             path,
@@ -150,7 +150,7 @@ fn segments(h: &History, metric: Metric, train: bool) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// A range around `lo..=hi` with a margin, never empty (a constant gets a range around it).
-fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
+pub(crate) fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
     if !(lo.is_finite() && hi.is_finite()) || lo > hi {
         return (0.0, 1.0);
     }
@@ -303,7 +303,7 @@ fn draw_panel(
 }
 
 /// An 8-bit RGB PNG: signature, IHDR, one zlib IDAT (each row with filter "Up"), IEND.
-fn encode_png(width: u32, height: u32, rgb: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn encode_png(width: u32, height: u32, rgb: &[u8]) -> std::io::Result<Vec<u8>> {
     let row = width as usize * 3;
     debug_assert_eq!(rgb.len(), row * height as usize);
     let mut raw = Vec::with_capacity((row + 1) * height as usize);

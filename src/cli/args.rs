@@ -165,6 +165,44 @@ pub struct TrainOptions {
     pub cosine_t_max: Option<usize>,
 }
 
+/// What `bnlab train` records of its normalisation layers while it trains.
+#[derive(Args, Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct WatchOptions {
+    /// Record every BatchNorm, LayerNorm and GroupNorm layer's input and output distribution,
+    /// batch against running statistics, gradient norm and the weight norm before it, every
+    /// --stats-every steps: OUT/stats.csv and OUT/stats.png.
+    #[arg(long)]
+    pub stats: bool,
+    /// Steps between two records of --stats and of --tensorboard's histograms (step 1 is
+    /// always recorded) [default: 50].
+    #[arg(long)]
+    pub stats_every: Option<usize>,
+    /// The unit (feature or channel) whose 15th, 50th and 85th percentiles --stats records
+    /// [default: 0].
+    #[arg(long)]
+    pub unit: Option<usize>,
+    /// Write TensorBoard event files into this folder: loss, accuracy and learning rate per
+    /// epoch; histograms of each normalisation layer's input and output and of each parameter
+    /// every --stats-every steps.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+}
+
+impl WatchOptions {
+    /// The default number of steps between two statistics records.
+    pub const DEFAULT_EVERY: usize = 50;
+
+    /// Steps between two records.
+    pub fn every(&self) -> usize {
+        self.stats_every.unwrap_or(Self::DEFAULT_EVERY)
+    }
+
+    /// Whether anything is watched.
+    pub fn any(&self) -> bool {
+        self.stats || self.tensorboard.is_some()
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// bn, plain, dropout, bn-dropout, bn-after-relu, cnn-bn, cnn-plain
@@ -172,6 +210,8 @@ pub struct TrainArgs {
     pub model: String,
     #[command(flatten)]
     pub opts: TrainOptions,
+    #[command(flatten)]
+    pub watch: WatchOptions,
     /// Folder for history.csv, history.json, history.png, last.safetensors, best.safetensors
     /// and checkpoint.safetensors [default: runs/train, or runs/train-2, -3, ... when that
     /// holds a run].

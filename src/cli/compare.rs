@@ -59,11 +59,20 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         run_data.write_standardizer(&dir)?;
         let control = RunControl {
-            config: super::train::run_config(preset, &a.opts),
+            config: super::train::run_config(preset, &a.opts, &Default::default()),
             ..Default::default()
         };
-        let (history, _, _) =
-            train_preset(preset, &a.opts, train, test, &dir, out, false, control)?;
+        let (history, _, _) = train_preset(
+            preset,
+            &a.opts,
+            &Default::default(),
+            train,
+            test,
+            &dir,
+            out,
+            false,
+            control,
+        )?;
         runs.push((name, history));
     }
     writeln!(

@@ -9,6 +9,7 @@ mod eval;
 mod export;
 mod fold;
 mod model;
+mod observe;
 mod pause;
 mod predict;
 mod resume;

@@ -1,6 +1,6 @@
 //! `bnlab train`: the seed's experiment in one command.
 
-use super::args::{ModeName, OptimizerName, SchedulerName, TrainArgs, TrainOptions};
+use super::args::{ModeName, OptimizerName, SchedulerName, TrainArgs, TrainOptions, WatchOptions};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use super::pause::pause_hook;
@@ -113,6 +113,7 @@ pub fn scheduler(o: &TrainOptions) -> Scheduler {
 pub fn train_preset(
     model: &ModelSpec,
     o: &TrainOptions,
+    watch: &WatchOptions,
     train: &Dataset,
     test: &Dataset,
     out: &Path,
@@ -123,8 +124,12 @@ pub fn train_preset(
     let (mut g, mut net) = model.build(train, o.seed, o.mode == ModeName::Binary)?;
     let mut opt = build_optimizer(o, &mut net)?;
     let checkpoint = out.join(CHECKPOINT);
+    let mut resumed_at = None;
     if resume {
         let mut state = load_checkpoint(&checkpoint, &mut net, &mut g, opt.as_mut())?;
+        let per_epoch =
+            bnlab::data::Loader::new(o.batch_size, true, false, 0)?.num_batches(train.len);
+        resumed_at = Some((state.epoch * per_epoch + state.step) as u64);
         // a run trained for more epochs keeps its new length for the next --resume
         let options = &mut state.history.config["options"];
         options["epochs"] = o.epochs.into();
@@ -144,6 +149,9 @@ pub fn train_preset(
         progress: !o.quiet,
     };
     control.checkpoint = Some(checkpoint);
+    if let Some(observer) = super::observe::RunObserver::new(watch, &net, out, resumed_at)? {
+        control.observer = Some(Box::new(observer));
+    }
     let history = fit_resumable(
         &mut net,
         &mut g,
@@ -164,9 +172,16 @@ pub fn train_preset(
 
 /// What a run records of itself: the model (see `ModelSpec::config`), the options and the
 /// threads it ran with.
-pub fn run_config(model: &ModelSpec, opts: &TrainOptions) -> serde_json::Value {
+pub fn run_config(
+    model: &ModelSpec,
+    opts: &TrainOptions,
+    watch: &WatchOptions,
+) -> serde_json::Value {
     let mut config = model.config();
     config["options"] = serde_json::to_value(opts).expect("options serialise");
+    if watch.any() {
+        config["watch"] = serde_json::to_value(watch).expect("options serialise");
+    }
     config["threads"] = bnlab::runtime::threads().into();
     config
 }
@@ -202,6 +217,7 @@ pub const DEFAULT_OUT: &str = "runs/train";
 fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let model = parse_model(&a.model, "--model")?;
     validate(&a.opts)?;
+    super::observe::validate(&a.watch)?;
     // the data first: a bad table or folder is reported before any run folder is made
     let run = data::load_run_data(&a.opts)?;
     let folder = run_folder::claim_out(
@@ -218,7 +234,7 @@ fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         )
         .map_err(super::stdout_err)?;
     }
-    train_and_report(&model, &a.opts, &run, &folder.path, out, false)
+    train_and_report(&model, &a.opts, &a.watch, &run, &folder.path, out, false)
 }
 
 /// `--resume DIR`: the run in DIR continues, with its own options and perhaps more epochs.
@@ -260,7 +276,17 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
         run.model
     )
     .map_err(super::stdout_err)?;
-    train_and_report(&model, &opts, &data, &folder.path, out, true)
+    // what the run watched: from its configuration (absent: nothing)
+    let watch: WatchOptions = match run.config.get("watch") {
+        Some(w) => serde_json::from_value(w.clone()).map_err(|_| {
+            Error::bad_file(
+                dir.join(CHECKPOINT),
+                "cannot resume: its statistics options are not bnlab's",
+            )
+        })?,
+        None => WatchOptions::default(),
+    };
+    train_and_report(&model, &opts, &watch, &data, &folder.path, out, true)
 }
 
 /// The library's advice for a diverging run names the learning rate; here it is `--lr`.
@@ -276,6 +302,7 @@ fn name_the_flag(e: Error) -> Error {
 fn train_and_report(
     model: &ModelSpec,
     opts: &TrainOptions,
+    watch: &WatchOptions,
     data: &data::RunData,
     dir: &Path,
     out: &mut dyn Write,
@@ -285,13 +312,14 @@ fn train_and_report(
     let control = RunControl {
         after_step: pause_hook(interrupt.clone())?,
         interrupt,
-        config: run_config(model, opts),
+        config: run_config(model, opts, watch),
         ..Default::default()
     };
     data.write_standardizer(dir)?;
     train_preset(
         model,
         opts,
+        watch,
         &data.train,
         &data.test,
         dir,
@@ -299,11 +327,17 @@ fn train_and_report(
         resume,
         control,
     )?;
-    let extra = if data.standardizer.is_some() {
-        format!(", {}", data::STANDARDIZE)
-    } else {
-        String::new()
-    };
+    let mut extra = String::new();
+    if data.standardizer.is_some() {
+        extra += &format!(", {}", data::STANDARDIZE);
+    }
+    if watch.stats {
+        extra += &format!(
+            ", {}, {}",
+            super::observe::STATS_CSV,
+            super::observe::STATS_PNG
+        );
+    }
     writeln!(
         out,
         "Wrote {}/history.csv, history.json, history.png, last.safetensors{extra}",

@@ -5,6 +5,7 @@
 use super::checkpoint::{save_checkpoint, TrainState};
 use super::evaluate::{evaluate, run_batch, Mode, StepBuffers};
 use super::history::{EpochRecord, History};
+use super::observer::Observer;
 use super::schedule::Scheduler;
 use crate::data::{Dataset, Loader};
 use crate::graph::Graph;
@@ -93,6 +94,8 @@ pub struct RunControl {
     pub config: serde_json::Value,
     /// Called after every training step (see [`StepHook`]).
     pub after_step: Option<StepHook>,
+    /// Watches every step and epoch (statistics, TensorBoard; see [`Observer`]).
+    pub observer: Option<Box<dyn Observer>>,
 }
 
 /// Train `model` on `train`, evaluating on `val` after each epoch; lines go to `out`.
@@ -176,6 +179,9 @@ pub fn fit_resumable(
                     "interrupted at epoch {epoch}, step {step}"
                 )));
             };
+            if let Some(o) = &mut control.observer {
+                o.flush()?;
+            }
             save_checkpoint(path, model, g, opt, &st)?;
             return Err(Error::Interrupted(format!(
                 "interrupted at epoch {epoch}, step {step}: checkpoint written to {}",
@@ -205,7 +211,7 @@ pub fn fit_resumable(
         )
         .map_err(out_err)?;
         writeln!(out, "{}", "=".repeat(100)).map_err(out_err)?;
-        st.history.epochs.push(EpochRecord {
+        let record = EpochRecord {
             epoch,
             train_loss,
             train_accuracy,
@@ -213,7 +219,11 @@ pub fn fit_resumable(
             val_accuracy,
             lr,
             seconds: t0.elapsed().as_secs_f64(),
-        });
+        };
+        if let Some(o) = &mut control.observer {
+            o.after_epoch(g, model, &record)?;
+        }
+        st.history.epochs.push(record);
         if val_loss < st.best {
             if let Some(path) = &opts.save_best {
                 state_dict::save(model, &g.params, path)?;
@@ -245,6 +255,9 @@ pub fn fit_resumable(
         st.epoch = epoch;
         st.dropout_rng = g.rng.clone();
         st.history.elapsed_seconds = elapsed_before + start.elapsed().as_secs_f64();
+        if let Some(o) = &mut control.observer {
+            o.flush()?;
+        }
         if let Some(path) = &control.checkpoint {
             save_checkpoint(path, model, g, opt, &st)?;
         }
@@ -291,6 +304,11 @@ fn train_epoch(
         bar.set_position(first as u64);
     }
     for (step, range) in loader.batches(train.len).enumerate().skip(first) {
+        // the step's number over the whole run, from 1
+        let global = ((epoch - 1) * steps + step + 1) as u64;
+        if let Some(o) = &mut control.observer {
+            o.before_step(g, model, global, epoch)?;
+        }
         let (loss, _) = run_batch(model, g, train, &order[range], opts.mode, bufs)?;
         let value = g.value(loss)[0];
         if !value.is_finite() {
@@ -302,6 +320,9 @@ fn train_epoch(
         g.params.zero_grad();
         g.backward(loss)?;
         opt.step(&mut g.params);
+        if let Some(o) = &mut control.observer {
+            o.after_step(g, model, global, epoch)?;
+        }
         if let Some(hook) = &mut control.after_step {
             hook(epoch, step + 1);
         }

@@ -4,10 +4,12 @@ mod checkpoint;
 mod evaluate;
 mod fit;
 mod history;
+mod observer;
 mod schedule;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 pub use evaluate::{argmax, evaluate, run_batch, Mode, StepBuffers};
 pub use fit::{fit, fit_resumable, FitOptions, RunControl, StepHook};
 pub use history::{EpochRecord, History};
+pub use observer::Observer;
 pub use schedule::Scheduler;

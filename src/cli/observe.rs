@@ -1,0 +1,121 @@
+//! `--stats` and `--tensorboard` as one observer of a `bnlab train` run: the statistics
+//! recorder on stats steps, its rows written to OUT/stats.csv and OUT/stats.png at every
+//! checkpoint (so an interrupted run keeps what it recorded), and TensorBoard's event file.
+
+use super::args::WatchOptions;
+use bnlab::nn::Module;
+use bnlab::stats::{StatsOptions, StatsRecorder};
+use bnlab::train::{EpochRecord, Observer};
+use bnlab::{Error, Graph, Result};
+use std::path::{Path, PathBuf};
+
+/// The files `--stats` writes into a run's folder.
+pub const STATS_CSV: &str = "stats.csv";
+/// The statistics figure.
+pub const STATS_PNG: &str = "stats.png";
+
+/// Refuse --stats-every and --unit without anything to record, and a zero --stats-every.
+pub fn validate(w: &WatchOptions) -> Result<()> {
+    if !w.any() {
+        for (given, flag) in [
+            (w.stats_every.is_some(), "--stats-every"),
+            (w.unit.is_some(), "--unit"),
+        ] {
+            if given {
+                return Err(Error::Invalid(format!(
+                    "{flag} needs --stats or --tensorboard (it says what they record)"
+                )));
+            }
+        }
+    }
+    if w.stats_every == Some(0) {
+        return Err(Error::Invalid("--stats-every must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The observer of a run that watches something.
+pub struct RunObserver {
+    recorder: StatsRecorder,
+    /// Where stats.csv and stats.png go; None with --tensorboard alone.
+    stats_dir: Option<PathBuf>,
+    unit: usize,
+}
+
+impl RunObserver {
+    /// The observer for `model` trained into `dir`, or None when nothing is watched. A resumed
+    /// run (`resumed_at`: the checkpoint's step) continues the rows of its stats.csv.
+    pub fn new(
+        w: &WatchOptions,
+        model: &dyn Module,
+        dir: &Path,
+        resumed_at: Option<u64>,
+    ) -> Result<Option<RunObserver>> {
+        if !w.any() {
+            return Ok(None);
+        }
+        let unit = w.unit.unwrap_or(0);
+        let options = StatsOptions {
+            every: w.every(),
+            unit,
+            keep_values: w.tensorboard.is_some(),
+        };
+        let mut recorder = StatsRecorder::new(model, options).map_err(|e| match e {
+            Error::Invalid(m) => {
+                Error::Invalid(format!("--stats: {}", m.trim_start_matches("statistics: ")))
+            }
+            e => e,
+        })?;
+        let csv = dir.join(STATS_CSV);
+        if let (Some(step), true, true) = (resumed_at, w.stats, csv.exists()) {
+            recorder.continue_from(bnlab::stats::read_csv(&csv)?, step);
+        }
+        Ok(Some(RunObserver {
+            recorder,
+            stats_dir: w.stats.then(|| dir.to_path_buf()),
+            unit,
+        }))
+    }
+}
+
+impl Observer for RunObserver {
+    fn before_step(
+        &mut self,
+        g: &mut Graph,
+        model: &dyn Module,
+        step: u64,
+        epoch: usize,
+    ) -> Result<()> {
+        self.recorder.before_step(g, model, step, epoch)
+    }
+
+    fn after_step(
+        &mut self,
+        g: &mut Graph,
+        model: &dyn Module,
+        step: u64,
+        epoch: usize,
+    ) -> Result<()> {
+        self.recorder.after_step(g, model, step, epoch)
+    }
+
+    fn after_epoch(
+        &mut self,
+        _g: &Graph,
+        _model: &dyn Module,
+        _record: &EpochRecord,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if let Some(dir) = &self.stats_dir {
+            let rows = self.recorder.rows();
+            bnlab::stats::write_csv(rows, &dir.join(STATS_CSV))?;
+            if !rows.is_empty() {
+                bnlab::stats::plot::write(rows, self.unit, &dir.join(STATS_PNG))?;
+            }
+        }
+        Ok(())
+    }
+}
