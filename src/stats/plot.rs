@@ -8,6 +8,9 @@ use crate::figure::{Figure, Legend, Panel, Series};
 use crate::Result;
 use std::path::Path;
 
+/// A summary panel: title, y axis, log scale, and the number it plots of a row.
+type SummaryPanel = (&'static str, &'static str, bool, fn(&StatsRow) -> Option<f64>);
+
 /// The layers of `rows`, in their first appearance's order.
 fn layer_names(rows: &[StatsRow]) -> Vec<&str> {
     let mut names: Vec<&str> = vec![];
@@ -81,7 +84,7 @@ pub fn figure(rows: &[StatsRow], unit: usize) -> Figure {
             .filter(|s| !s.points.is_empty())
             .collect()
     };
-    let summary: [(&str, &str, bool, fn(&StatsRow) -> Option<f64>); 3] = [
+    let summary: [SummaryPanel; 3] = [
         (
             "Gradient norm reaching each layer",
             "||dL/d output||",

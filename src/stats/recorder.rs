@@ -96,7 +96,7 @@ impl StatsRecorder {
 
     /// Whether global step `step` (from 1) is a stats step.
     pub fn is_stats_step(&self, step: u64) -> bool {
-        step == 1 || step % self.options.every as u64 == 0
+        step == 1 || step.is_multiple_of(self.options.every as u64)
     }
 
     /// Before step `step` of epoch `epoch`: on a stats step, read the running statistics and
