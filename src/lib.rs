@@ -9,6 +9,7 @@ extern crate self as bnlab;
 pub mod alloc_tuning;
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod figure;
 pub mod fold;
 

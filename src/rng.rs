@@ -26,6 +26,16 @@ impl Rng {
         lo + (hi - lo) * self.next_f32()
     }
 
+    /// A draw from N(mean, std²), by Box–Muller on two uniform draws (one value per pair, so
+    /// the stream's position depends only on the number of draws).
+    pub fn normal(&mut self, mean: f32, std: f32) -> f32 {
+        // 1 − u lies in (0, 1]: its logarithm is finite
+        let u1 = 1.0 - self.0.gen::<f64>();
+        let u2 = self.0.gen::<f64>();
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        mean + std * z as f32
+    }
+
     /// A uniform draw of 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0.gen::<u64>()

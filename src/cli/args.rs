@@ -34,6 +34,9 @@ pub enum Command {
     Predict(PredictArgs),
     /// A trained model as an ONNX file (opset 21), BatchNorm folded first with --fold.
     Export(ExportArgs),
+    /// A paper's experiment on BatchNorm in one command: a table, results.json, figures and
+    /// an HTML report.
+    Experiment(ExperimentArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -373,4 +376,56 @@ pub struct ExportArgs {
     /// The input shape the model is built for (its batch dimension becomes dynamic).
     #[arg(long)]
     pub input: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    #[command(subcommand)]
+    pub which: ExperimentName,
+}
+
+/// Options every experiment takes.
+#[derive(Args, Debug, Clone)]
+pub struct ExperimentCommon {
+    /// Folder for results.json, the figures and report.html [default: runs/NAME, or
+    /// runs/NAME-2, -3, ... when that holds a result].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the result already in --out.
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
+    /// Seeds every initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// A folder with MNIST's files (default: the repository's data/mnist).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentName {
+    /// Ioffe and Szegedy (2015), Figure 1: a sigmoid 784-100-100-100-10 MLP with and without
+    /// BatchNorm, SGD, 50,000 steps of 60.
+    Ioffe2015 {
+        #[command(flatten)]
+        common: ExperimentCommon,
+        /// Training steps.
+        #[arg(long, default_value_t = 50_000)]
+        steps: usize,
+        /// Steps between two evaluations on the test set.
+        #[arg(long, default_value_t = 1_000)]
+        every: usize,
+    },
+}
+
+impl ExperimentName {
+    /// The options every experiment takes.
+    pub fn common(&self) -> &ExperimentCommon {
+        match self {
+            ExperimentName::Ioffe2015 { common, .. } => common,
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod compare;
 mod data;
 mod demo;
 mod eval;
+mod experiment;
 mod export;
 mod fold;
 mod model;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Eval(a) => a.threads,
         Command::Bench(a) => a.threads,
         Command::Predict(a) => a.threads,
+        Command::Experiment(a) => a.which.common().threads,
         Command::Demo(_) | Command::Summary(_) | Command::Fold(_) | Command::Export(_) => 1,
     };
     bnlab::runtime::with_threads(thread_count(threads), move || {
@@ -80,6 +82,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Fold(a) => fold::run(&a, &mut out),
             Command::Predict(a) => predict::run(&a, &mut out),
             Command::Export(a) => export::run(&a, &mut out),
+            Command::Experiment(a) => experiment::run(&a, &mut out),
         }
     })?
 }

@@ -1,7 +1,7 @@
 //! The sparse Linear's weight gradient, from x by columns (CSC): for W (O, I) by bands of
 //! output rows, or for W stored transposed by rows of W^T, two columns of x at a time.
 
-use super::{sparse_combination, Compressed, Start, BLOCK};
+use super::{sparse_combination, Compressed, Start, BLOCK, SMALL_BLOCK};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -211,21 +211,9 @@ fn pair_combination(
         "pair_combination takes no bias"
     );
     let width = out_a.len();
-    let mut j0 = 0;
-    while j0 + BLOCK <= width {
-        let (mut acc_a, mut acc_b) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-        for &(n, va, vb) in union {
-            let at = n as usize * stride + j0;
-            let row: &[f32; BLOCK] = mat[at..at + BLOCK].try_into().expect("a block");
-            for j in 0..BLOCK {
-                acc_a[j] += va * row[j];
-                acc_b[j] += vb * row[j];
-            }
-        }
-        start.finish(&mut out_a[j0..j0 + BLOCK], &acc_a);
-        start.finish(&mut out_b[j0..j0 + BLOCK], &acc_b);
-        j0 += BLOCK;
-    }
+    // a width below BLOCK (784-100, say) gets blocks of SMALL_BLOCK, not one column at a time
+    let j0 = pair_blocks::<BLOCK>(out_a, out_b, 0, start, union, mat, stride);
+    let j0 = pair_blocks::<SMALL_BLOCK>(out_a, out_b, j0, start, union, mat, stride);
     for j in j0..width {
         let (mut sa, mut sb) = (0.0f32, 0.0f32);
         for &(n, va, vb) in union {
@@ -236,4 +224,33 @@ fn pair_combination(
         start.finish(&mut out_a[j..j + 1], &[sa]);
         start.finish(&mut out_b[j..j + 1], &[sb]);
     }
+}
+
+/// `pair_combination` from output `j0` in blocks of L while L outputs remain; returns where it
+/// stopped.
+#[inline(always)]
+fn pair_blocks<const L: usize>(
+    out_a: &mut [f32],
+    out_b: &mut [f32],
+    mut j0: usize,
+    start: Start,
+    union: &[(u32, f32, f32)],
+    mat: &[f32],
+    stride: usize,
+) -> usize {
+    while j0 + L <= out_a.len() {
+        let (mut acc_a, mut acc_b) = ([0.0f32; L], [0.0f32; L]);
+        for &(n, va, vb) in union {
+            let at = n as usize * stride + j0;
+            let row: &[f32; L] = mat[at..at + L].try_into().expect("a block");
+            for j in 0..L {
+                acc_a[j] += va * row[j];
+                acc_b[j] += vb * row[j];
+            }
+        }
+        start.finish(&mut out_a[j0..j0 + L], &acc_a);
+        start.finish(&mut out_b[j0..j0 + L], &acc_b);
+        j0 += L;
+    }
+    j0
 }

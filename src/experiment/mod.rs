@@ -1,0 +1,18 @@
+//! `bnlab experiment`: the papers' experiments on BatchNorm, one command each, deterministic
+//! at a seed, each writing `results.json`, PNG figures and a self-contained HTML report.
+//!
+//! - [`ioffe2015`]: Figure 1 of Ioffe and Szegedy (2015), sigmoid MLP with and without BN;
+//! - [`lr_sweep`]: final accuracy against learning rate, with and without BN (their §3.3);
+//! - [`batch_size`]: BN against GroupNorm, LayerNorm and none at batches of 2 to 256 (Wu and
+//!   He 2018, Figure 1), and BN's train/eval gap at small batches;
+//! - [`placement`]: BN before or after the activation, with Dropout, and the variance shift
+//!   Dropout before BN causes (Li et al. 2019).
+
+pub mod ioffe2015;
+pub mod models;
+mod outcome;
+mod report;
+pub mod steps;
+
+pub use outcome::{Outcome, Table, REPORT, RESULTS};
+pub use steps::{train_steps, Ended};
