@@ -8,6 +8,7 @@
 
 use super::models::{batch_norm, build, gaussian_linears, last_of_type, linear, sequential};
 use super::outcome::{Outcome, Table};
+use super::parallel::{run_all, Job};
 use super::steps::{train_steps, Ended};
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
@@ -131,13 +132,16 @@ fn run_one(o: &Options, with_bn: bool, train: &Dataset, test: &Dataset) -> Resul
 pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) -> Result<Outcome> {
     o.validate()?;
     let started = Instant::now();
+    let keys = [("plain", false), ("bn", true)];
+    let jobs: Vec<Job<(Vec<Point>, Ended)>> = keys
+        .iter()
+        .map(|&(_, with_bn)| Box::new(move || run_one(o, with_bn, train, test)) as Job<_>)
+        .collect();
     let mut runs = vec![];
-    for (key, with_bn) in [("plain", false), ("bn", true)] {
-        let t = Instant::now();
-        let (curve, ended) = run_one(o, with_bn, train, test)?;
-        let last = curve.last().map_or(f64::NAN, |p| p.test_accuracy);
-        let _ = writeln!(log, "{key}: {} steps in {:.1} s, final test accuracy {last:.4}", o.steps, t.elapsed().as_secs_f64());
-        runs.push((key, curve, ended));
+    for ((key, _), ((curve, ended), secs)) in keys.iter().zip(run_all(jobs)?) {
+        let last = curve.last().map_or(f64::NAN, |p: &Point| p.test_accuracy);
+        let _ = writeln!(log, "{key}: {} steps in {secs:.1} s, final test accuracy {last:.4}", o.steps);
+        runs.push((*key, curve, ended));
     }
     let seconds = started.elapsed().as_secs_f64();
     let results = serde_json::json!({

@@ -8,9 +8,13 @@
 //! - [`placement`]: BN before or after the activation, with Dropout, and the variance shift
 //!   Dropout before BN causes (Li et al. 2019).
 
+pub mod batch_size;
 pub mod ioffe2015;
+pub mod lr_sweep;
 pub mod models;
+pub mod placement;
 mod outcome;
+pub mod parallel;
 mod report;
 pub mod steps;
 

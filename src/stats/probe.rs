@@ -45,3 +45,39 @@ pub fn eval_input_values(
     }
     Ok((loss, accuracy, values))
 }
+
+/// Per-unit mean and (biased) variance of the input of the module at `path` over all of `ds`,
+/// in eval mode (as [`eval_input_values`] runs it): what eval mode feeds a BatchNorm, to set
+/// against the running statistics it normalises with.
+pub fn eval_input_moments(
+    model: &mut dyn Module,
+    g: &mut Graph,
+    ds: &Dataset,
+    batch_size: usize,
+    path: &str,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    // per unit: (count, sum, sum of squares), accumulated over the batches in f64
+    let seen: Rc<RefCell<(f64, Vec<f64>, Vec<f64>)>> = Rc::default();
+    let sink = seen.clone();
+    let handle = register_forward_hook(g, model, path, move |g, x, _| {
+        let (mean, var) = super::describe::unit_moments(g.value(x), g.shape(x));
+        let n = (g.value(x).len() / mean.len().max(1)) as f64;
+        let mut s = sink.borrow_mut();
+        if s.1.is_empty() {
+            s.1 = vec![0.0; mean.len()];
+            s.2 = vec![0.0; mean.len()];
+        }
+        s.0 += n;
+        for (u, (m, v)) in mean.iter().zip(&var).enumerate() {
+            s.1[u] += m * n;
+            s.2[u] += (v + m * m) * n;
+        }
+    })?;
+    let result = evaluate(model, g, ds, batch_size, Mode::Multi);
+    g.remove_hook(handle);
+    result?;
+    let (n, sum, sum_sq) = std::mem::take(&mut *seen.borrow_mut());
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let var = sum_sq.iter().zip(&mean).map(|(q, m)| (q / n - m * m).max(0.0)).collect();
+    Ok((mean, var))
+}
