@@ -29,6 +29,7 @@ pub mod state_dict;
 pub mod summary;
 pub mod tensor;
 pub mod tensor_fmt;
+pub mod tensorboard;
 pub mod train;
 
 pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
