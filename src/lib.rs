@@ -32,6 +32,7 @@ pub mod stats;
 pub mod summary;
 pub mod tensor;
 pub mod tensor_fmt;
+pub mod tensorboard;
 pub mod train;
 
 pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
