@@ -15,15 +15,34 @@ pub fn run(a: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
     let (name, check): (&str, Box<dyn Fn() -> Result<()>>) = match &a.which {
         ExperimentName::Ioffe2015 { steps, every, .. } => {
             let (steps, every) = (*steps, *every);
-            ("ioffe2015", Box::new(move || ioffe2015::Options { steps, every, ..Default::default() }.validate()))
+            (
+                "ioffe2015",
+                Box::new(move || {
+                    ioffe2015::Options {
+                        steps,
+                        every,
+                        ..Default::default()
+                    }
+                    .validate()
+                }),
+            )
         }
     };
     check()?;
     let (train, test) = data::load_both(DatasetKind::Mnist, common.data_dir.as_deref())?;
     let folder = claim(name, common)?;
-    writeln!(out, "Experiment {name}: results go to {}", folder.path.display()).map_err(super::stdout_err)?;
+    writeln!(
+        out,
+        "Experiment {name}: results go to {}",
+        folder.path.display()
+    )
+    .map_err(super::stdout_err)?;
     let outcome: Outcome = match &a.which {
-        ExperimentName::Ioffe2015 { steps, every, common } => {
+        ExperimentName::Ioffe2015 {
+            steps,
+            every,
+            common,
+        } => {
             let o = ioffe2015::Options {
                 steps: *steps,
                 every: *every,
@@ -38,6 +57,14 @@ pub fn run(a: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
 
 /// The experiment's folder: --out, or the first free runs/NAME, runs/NAME-2, ...
 fn claim(name: &str, c: &ExperimentCommon) -> Result<run_folder::RunFolder> {
-    let outputs: Vec<PathBuf> = ["results.json", "report.html"].iter().map(PathBuf::from).collect();
-    run_folder::claim_out(c.out.as_deref(), c.overwrite, &format!("runs/{name}"), &outputs)
+    let outputs: Vec<PathBuf> = ["results.json", "report.html"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    run_folder::claim_out(
+        c.out.as_deref(),
+        c.overwrite,
+        &format!("runs/{name}"),
+        &outputs,
+    )
 }

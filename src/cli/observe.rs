@@ -1,10 +1,12 @@
 //! `--stats` and `--tensorboard` as one observer of a `bnlab train` run: the statistics
 //! recorder on stats steps, its rows written to OUT/stats.csv and OUT/stats.png at every
-//! checkpoint (so an interrupted run keeps what it recorded), and TensorBoard's event file.
+//! checkpoint (so an interrupted run keeps what it recorded), and TensorBoard's event file:
+//! scalars per epoch (step = the epoch), histograms per stats step (step = the training step).
 
 use super::args::WatchOptions;
 use bnlab::nn::Module;
 use bnlab::stats::{StatsOptions, StatsRecorder};
+use bnlab::tensorboard::EventWriter;
 use bnlab::train::{EpochRecord, Observer};
 use bnlab::{Error, Graph, Result};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ pub struct RunObserver {
     /// Where stats.csv and stats.png go; None with --tensorboard alone.
     stats_dir: Option<PathBuf>,
     unit: usize,
+    tensorboard: Option<EventWriter>,
 }
 
 impl RunObserver {
@@ -70,10 +73,16 @@ impl RunObserver {
         if let (Some(step), true, true) = (resumed_at, w.stats, csv.exists()) {
             recorder.continue_from(bnlab::stats::read_csv(&csv)?, step);
         }
+        let tensorboard = w
+            .tensorboard
+            .as_deref()
+            .map(EventWriter::create)
+            .transpose()?;
         Ok(Some(RunObserver {
             recorder,
             stats_dir: w.stats.then(|| dir.to_path_buf()),
             unit,
+            tensorboard,
         }))
     }
 }
@@ -96,15 +105,39 @@ impl Observer for RunObserver {
         step: u64,
         epoch: usize,
     ) -> Result<()> {
-        self.recorder.after_step(g, model, step, epoch)
+        let stats_step = self.recorder.is_stats_step(step);
+        self.recorder.after_step(g, model, step, epoch)?;
+        let Some(tb) = &mut self.tensorboard else {
+            return Ok(());
+        };
+        if stats_step {
+            // the normalisation layers' inputs and outputs of this step, then every parameter
+            for (tag, values) in self.recorder.last_values() {
+                tb.add_histogram(&format!("activations/{tag}"), step as i64, values)?;
+            }
+            for (name, entry) in bnlab::state_dict::state_dict(model, &g.params) {
+                let buffer = name.ends_with("running_mean") || name.ends_with("running_var");
+                if let (bnlab::io::StateTensor::F32(t), false) = (entry, buffer) {
+                    tb.add_histogram(&format!("parameters/{name}"), step as i64, &t.data)?;
+                }
+            }
+        }
+        Ok(())
     }
 
-    fn after_epoch(
-        &mut self,
-        _g: &Graph,
-        _model: &dyn Module,
-        _record: &EpochRecord,
-    ) -> Result<()> {
+    fn after_epoch(&mut self, _g: &Graph, _model: &dyn Module, r: &EpochRecord) -> Result<()> {
+        if let Some(tb) = &mut self.tensorboard {
+            let step = r.epoch as i64;
+            for (tag, v) in [
+                ("loss/train", r.train_loss),
+                ("loss/validation", r.val_loss),
+                ("accuracy/train", r.train_accuracy),
+                ("accuracy/validation", r.val_accuracy),
+                ("learning_rate", r.lr),
+            ] {
+                tb.add_scalar(tag, step, v)?;
+            }
+        }
         Ok(())
     }
 
@@ -115,6 +148,9 @@ impl Observer for RunObserver {
             if !rows.is_empty() {
                 bnlab::stats::plot::write(rows, self.unit, &dir.join(STATS_PNG))?;
             }
+        }
+        if let Some(tb) = &mut self.tensorboard {
+            tb.flush()?;
         }
         Ok(())
     }

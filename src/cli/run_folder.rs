@@ -22,6 +22,8 @@ pub const RUN_FILES: &[&str] = &[
     "history.csv",
     "history.png",
     "standardize.json",
+    "stats.csv",
+    "stats.png",
 ];
 
 /// A folder this process holds the lock of until it is dropped.

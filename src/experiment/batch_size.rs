@@ -90,7 +90,9 @@ pub fn model_text(norm: &str) -> String {
         match norm {
             "bn" => layers.push(batch_norm(c)),
             "gn" => layers.push(format!("GroupNorm(32, {c}, eps=1e-05, affine=True)")),
-            "ln" => layers.push(format!("LayerNorm(({c},), eps=1e-05, elementwise_affine=True)")),
+            "ln" => layers.push(format!(
+                "LayerNorm(({c},), eps=1e-05, elementwise_affine=True)"
+            )),
             _ => {}
         }
         layers.push("ReLU()".into());
@@ -119,7 +121,8 @@ pub struct Point {
 /// Accuracy on `test` in train mode, in batches of `b` in order (a last batch of one example
 /// is left out: it has no batch variance); the running statistics are put back afterwards.
 fn train_mode_accuracy(net: &mut Net, g: &mut Graph, test: &Dataset, b: usize) -> Result<f64> {
-    let saved: std::collections::BTreeMap<_, _> = state_dict::state_dict(net, &g.params).into_iter().collect();
+    let saved: std::collections::BTreeMap<_, _> =
+        state_dict::state_dict(net, &g.params).into_iter().collect();
     set_training(net, true);
     g.set_grad_enabled(false);
     let order: Vec<u32> = (0..test.len as u32).collect();
@@ -137,8 +140,25 @@ fn train_mode_accuracy(net: &mut Net, g: &mut Graph, test: &Dataset, b: usize) -
 fn run_one(norm: &str, b: usize, o: &Options, train: &Dataset, test: &Dataset) -> Result<Point> {
     let (mut g, mut net) = build(&model_text(norm), train, o.seed)?;
     let lr = o.lr(b);
-    let mut opt = Sgd::new(crate::nn::parameters(&net), SgdConfig { lr, momentum: o.momentum, ..Default::default() })?;
-    let ended = train_steps(&mut net, &mut g, &mut opt, train, b, o.examples / b, o.seed, 0, |_, _, _| Ok(()))?;
+    let mut opt = Sgd::new(
+        crate::nn::parameters(&net),
+        SgdConfig {
+            lr,
+            momentum: o.momentum,
+            ..Default::default()
+        },
+    )?;
+    let ended = train_steps(
+        &mut net,
+        &mut g,
+        &mut opt,
+        train,
+        b,
+        o.examples / b,
+        o.seed,
+        0,
+        |_, _, _| Ok(()),
+    )?;
     let (loss, accuracy) = evaluate(&mut net, &mut g, test, 1000, Mode::Multi)?;
     let diverged = matches!(ended, Ended::Diverged { .. }) || !loss.is_finite();
     let train_mode = if norm == "bn" && !diverged {
@@ -171,19 +191,38 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
         }
     }
     let all: Vec<Point> = run_all(jobs)?.into_iter().map(|(p, _)| p).collect();
-    let _ = writeln!(log, "{} runs in {:.1} s", all.len(), started.elapsed().as_secs_f64());
-    let of = |k: usize| -> Vec<Point> { all.iter().skip(k).step_by(NORMS.len()).copied().collect() };
+    let _ = writeln!(
+        log,
+        "{} runs in {:.1} s",
+        all.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let of =
+        |k: usize| -> Vec<Point> { all.iter().skip(k).step_by(NORMS.len()).copied().collect() };
     let per_norm: Vec<Vec<Point>> = (0..NORMS.len()).map(of).collect();
-    let mut table = Table::new(&["batch", "lr", "BN error %", "GN error %", "LN error %", "none error %", "BN train-mode error %"]);
+    let mut table = Table::new(&[
+        "batch",
+        "lr",
+        "BN error %",
+        "GN error %",
+        "LN error %",
+        "none error %",
+        "BN train-mode error %",
+    ]);
     for (i, &b) in o.batch_sizes.iter().enumerate() {
         let mut row = vec![b.to_string(), format!("{}", o.lr(b))];
         row.extend(per_norm.iter().map(|pts| pct(pts[i].test_accuracy)));
-        row.push(per_norm[0][i].train_mode_accuracy.map_or("-".into(), |a| format!("{:.2}", 100.0 * (1.0 - a))));
+        row.push(
+            per_norm[0][i]
+                .train_mode_accuracy
+                .map_or("-".into(), |a| format!("{:.2}", 100.0 * (1.0 - a))),
+        );
         table.row(row);
     }
     let err = |p: &Point| p.test_accuracy.map(|a| 100.0 * (1.0 - a));
     let (small, large) = (0, o.batch_sizes.len() - 1);
-    let at = |k: usize, i: usize| err(&per_norm[k][i]).map_or("diverged".into(), |e| format!("{e:.2}%"));
+    let at =
+        |k: usize, i: usize| err(&per_norm[k][i]).map_or("diverged".into(), |e| format!("{e:.2}%"));
     let findings = vec![
         format!(
             "Test error from batch {} to batch {}: BatchNorm {} → {}, GroupNorm {} → {}, LayerNorm {} → {}, none {} → {}. Wu and He (2018, Figure 1, ImageNet): BatchNorm's error rises from 23.6% at 32 images per GPU to 34.7% at 2, GroupNorm stays near 24.1%.",
@@ -197,9 +236,21 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
             per_norm[0][small].train_mode_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * (1.0 - a)))
         ),
     ];
-    let series = |pts: &[Point], pick: fn(&Point) -> Option<f64>, label: &str, color: usize, dashed: bool| Series {
+    let series = |pts: &[Point],
+                  pick: fn(&Point) -> Option<f64>,
+                  label: &str,
+                  color: usize,
+                  dashed: bool| Series {
         label: label.into(),
-        points: pts.iter().map(|p| (p.batch_size as f64, pick(p).map_or(f64::NAN, |a| 100.0 * (1.0 - a)))).collect(),
+        points: pts
+            .iter()
+            .map(|p| {
+                (
+                    p.batch_size as f64,
+                    pick(p).map_or(f64::NAN, |a| 100.0 * (1.0 - a)),
+                )
+            })
+            .collect(),
         color,
         dashed,
         markers: true,
@@ -207,7 +258,11 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     let crosses = per_norm
         .iter()
         .enumerate()
-        .flat_map(|(c, pts)| pts.iter().filter(|p| p.diverged).map(move |p| (p.batch_size as f64, c)))
+        .flat_map(|(c, pts)| {
+            pts.iter()
+                .filter(|p| p.diverged)
+                .map(move |p| (p.batch_size as f64, c))
+        })
         .collect();
     let figure = Figure::new(
         vec![
@@ -216,7 +271,12 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 x_label: "examples per batch".into(),
                 y_label: "test error (%)".into(),
                 log_x: true,
-                series: NORMS.iter().zip(&per_norm).enumerate().map(|(c, ((_, name), pts))| series(pts, |p| p.test_accuracy, name, c, false)).collect(),
+                series: NORMS
+                    .iter()
+                    .zip(&per_norm)
+                    .enumerate()
+                    .map(|(c, ((_, name), pts))| series(pts, |p| p.test_accuracy, name, c, false))
+                    .collect(),
                 crosses,
                 legend: Legend::UpperRight,
                 ..Default::default()
@@ -227,8 +287,20 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 y_label: "test error (%)".into(),
                 log_x: true,
                 series: vec![
-                    series(&per_norm[0], |p| p.test_accuracy, "eval mode (running statistics)", 0, false),
-                    series(&per_norm[0], |p| p.train_mode_accuracy, "train mode (batch statistics)", 0, true),
+                    series(
+                        &per_norm[0],
+                        |p| p.test_accuracy,
+                        "eval mode (running statistics)",
+                        0,
+                        false,
+                    ),
+                    series(
+                        &per_norm[0],
+                        |p| p.train_mode_accuracy,
+                        "train mode (batch statistics)",
+                        0,
+                        true,
+                    ),
                 ],
                 legend: Legend::UpperRight,
                 ..Default::default()

@@ -104,27 +104,53 @@ pub fn model_text(with_bn: bool) -> String {
 }
 
 /// Train one of the two networks and evaluate it every `every` steps.
-fn run_one(o: &Options, with_bn: bool, train: &Dataset, test: &Dataset) -> Result<(Vec<Point>, Ended)> {
+fn run_one(
+    o: &Options,
+    with_bn: bool,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<(Vec<Point>, Ended)> {
     let (mut g, mut net) = build(&model_text(with_bn), train, o.seed)?;
-    gaussian_linears(&mut net, &mut g, o.init_std, &mut Rng::seed(o.seed ^ 0x1eaf));
-    let sigmoid = last_of_type(&net, "Sigmoid").ok_or_else(|| Error::Invalid("no sigmoid".into()))?;
+    gaussian_linears(
+        &mut net,
+        &mut g,
+        o.init_std,
+        &mut Rng::seed(o.seed ^ 0x1eaf),
+    );
+    let sigmoid =
+        last_of_type(&net, "Sigmoid").ok_or_else(|| Error::Invalid("no sigmoid".into()))?;
     let mut opt = Sgd::new(
         crate::nn::parameters(&net),
-        SgdConfig { lr: o.lr, momentum: o.momentum, ..Default::default() },
+        SgdConfig {
+            lr: o.lr,
+            momentum: o.momentum,
+            ..Default::default()
+        },
     )?;
     let mut curve = vec![];
-    let ended = train_steps(&mut net, &mut g, &mut opt, train, o.batch_size, o.steps, o.seed, o.every, |step, net, g| {
-        let (_, accuracy, mut values) = eval_input_values(net, g, test, 1000, Mode::Multi, &sigmoid, 0)?;
-        values.sort_unstable_by(f32::total_cmp);
-        curve.push(Point {
-            step,
-            test_accuracy: accuracy,
-            p15: quantile(&values, 0.15),
-            p50: quantile(&values, 0.50),
-            p85: quantile(&values, 0.85),
-        });
-        Ok(())
-    })?;
+    let ended = train_steps(
+        &mut net,
+        &mut g,
+        &mut opt,
+        train,
+        o.batch_size,
+        o.steps,
+        o.seed,
+        o.every,
+        |step, net, g| {
+            let (_, accuracy, mut values) =
+                eval_input_values(net, g, test, 1000, Mode::Multi, &sigmoid, 0)?;
+            values.sort_unstable_by(f32::total_cmp);
+            curve.push(Point {
+                step,
+                test_accuracy: accuracy,
+                p15: quantile(&values, 0.15),
+                p50: quantile(&values, 0.50),
+                p85: quantile(&values, 0.85),
+            });
+            Ok(())
+        },
+    )?;
     Ok((curve, ended))
 }
 
@@ -140,7 +166,11 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     let mut runs = vec![];
     for ((key, _), ((curve, ended), secs)) in keys.iter().zip(run_all(jobs)?) {
         let last = curve.last().map_or(f64::NAN, |p: &Point| p.test_accuracy);
-        let _ = writeln!(log, "{key}: {} steps in {secs:.1} s, final test accuracy {last:.4}", o.steps);
+        let _ = writeln!(
+            log,
+            "{key}: {} steps in {secs:.1} s, final test accuracy {last:.4}",
+            o.steps
+        );
         runs.push((*key, curve, ended));
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -149,7 +179,13 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
         "plain": { "curve": runs[0].1 },
     });
     let (plain, bn) = (&runs[0].1, &runs[1].1);
-    let mut table = Table::new(&["step", "accuracy without BN", "accuracy with BN", "without BN p15 / p50 / p85", "with BN p15 / p50 / p85"]);
+    let mut table = Table::new(&[
+        "step",
+        "accuracy without BN",
+        "accuracy with BN",
+        "without BN p15 / p50 / p85",
+        "with BN p15 / p50 / p85",
+    ]);
     let stride = (plain.len() / 10).max(1);
     for (i, (a, b)) in plain.iter().zip(bn).enumerate() {
         if i % stride == stride - 1 || i == 0 || i + 1 == plain.len() {
@@ -162,8 +198,17 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
             ]);
         }
     }
-    let (fa, fb) = (plain.last().map_or(f64::NAN, |p| p.test_accuracy), bn.last().map_or(f64::NAN, |p| p.test_accuracy));
-    let spread = |c: &[Point]| c.iter().map(|p| p.p85 - p.p15).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (fa, fb) = (
+        plain.last().map_or(f64::NAN, |p| p.test_accuracy),
+        bn.last().map_or(f64::NAN, |p| p.test_accuracy),
+    );
+    let spread = |c: &[Point]| {
+        c.iter()
+            .map(|p| p.p85 - p.p15)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            })
+    };
     let (pa, pb) = (spread(plain), spread(bn));
     let findings = vec![
         format!(

@@ -45,13 +45,19 @@ impl Options {
     /// An error for no rates, a rate that is not positive, or zero epochs or batch size.
     pub fn validate(&self) -> Result<()> {
         if self.lrs.is_empty() {
-            return Err(Error::Invalid("--lrs: give at least one learning rate".into()));
+            return Err(Error::Invalid(
+                "--lrs: give at least one learning rate".into(),
+            ));
         }
         if let Some(bad) = self.lrs.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
-            return Err(Error::Invalid(format!("--lrs: {bad} is not a positive learning rate")));
+            return Err(Error::Invalid(format!(
+                "--lrs: {bad} is not a positive learning rate"
+            )));
         }
         if self.epochs == 0 || self.batch_size < 2 {
-            return Err(Error::Invalid("--epochs must be at least 1 and the batch at least 2".into()));
+            return Err(Error::Invalid(
+                "--epochs must be at least 1 and the batch at least 2".into(),
+            ));
         }
         Ok(())
     }
@@ -77,9 +83,25 @@ fn run_one(preset: Preset, lr: f64, o: &Options, train: &Dataset, test: &Dataset
     let mut rng = Rng::seed(o.seed);
     let mut g = Graph::new(rng.next_u64());
     let mut net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
-    let mut opt = Sgd::new(crate::nn::parameters(&net), SgdConfig { lr, ..Default::default() })?;
+    let mut opt = Sgd::new(
+        crate::nn::parameters(&net),
+        SgdConfig {
+            lr,
+            ..Default::default()
+        },
+    )?;
     let steps = o.epochs * (train.len / o.batch_size);
-    let ended = train_steps(&mut net, &mut g, &mut opt, train, o.batch_size, steps, o.seed, 0, |_, _, _| Ok(()))?;
+    let ended = train_steps(
+        &mut net,
+        &mut g,
+        &mut opt,
+        train,
+        o.batch_size,
+        steps,
+        o.seed,
+        0,
+        |_, _, _| Ok(()),
+    )?;
     let (loss, accuracy) = evaluate(&mut net, &mut g, test, 1000, Mode::Multi)?;
     let diverged_at_step = match ended {
         Ended::Diverged { step } => Some(step),
@@ -112,24 +134,48 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
         let (a, b) = pts.split_at(o.lrs.len());
         (a.to_vec(), b.to_vec())
     };
-    let _ = writeln!(log, "{} runs of {} epochs in {:.1} s", all.len(), o.epochs, started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        log,
+        "{} runs of {} epochs in {:.1} s",
+        all.len(),
+        o.epochs,
+        started.elapsed().as_secs_f64()
+    );
     let cell = |p: &Point| match (p.diverged, p.test_accuracy) {
-        (true, _) => format!("diverged (step {})", p.diverged_at_step.map_or("end".into(), |s| s.to_string())),
+        (true, _) => format!(
+            "diverged (step {})",
+            p.diverged_at_step.map_or("end".into(), |s| s.to_string())
+        ),
         (false, Some(a)) => format!("{a:.4}"),
         (false, None) => "-".into(),
     };
-    let mut table = Table::new(&["learning rate", "test accuracy without BN", "test accuracy with BN"]);
+    let mut table = Table::new(&[
+        "learning rate",
+        "test accuracy without BN",
+        "test accuracy with BN",
+    ]);
     for (a, b) in plain.iter().zip(&bn) {
         table.row(vec![format!("{}", a.lr), cell(a), cell(b)]);
     }
     let best = |pts: &[Point]| {
         pts.iter()
             .filter_map(|p| p.test_accuracy.map(|a| (p.lr, a)))
-            .fold((f64::NAN, f64::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b })
+            .fold(
+                (f64::NAN, f64::NEG_INFINITY),
+                |b, x| if x.1 > b.1 { x } else { b },
+            )
     };
-    let first_failure = |pts: &[Point]| pts.iter().find(|p| p.diverged || p.test_accuracy.is_some_and(|a| a < 0.5)).map(|p| p.lr);
+    let first_failure = |pts: &[Point]| {
+        pts.iter()
+            .find(|p| p.diverged || p.test_accuracy.is_some_and(|a| a < 0.5))
+            .map(|p| p.lr)
+    };
     let (bp, bb) = (best(&plain), best(&bn));
-    let describe = |f: Option<f64>| f.map_or("at none of the rates tried".to_string(), |lr| format!("from learning rate {lr}"));
+    let describe = |f: Option<f64>| {
+        f.map_or("at none of the rates tried".to_string(), |lr| {
+            format!("from learning rate {lr}")
+        })
+    };
     let findings = vec![
         format!(
             "Best test accuracy: {:.4} at learning rate {} without BatchNorm, {:.4} at {} with it.",
@@ -143,7 +189,10 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     ];
     let series = |pts: &[Point], label: &str, color: usize| Series {
         label: label.into(),
-        points: pts.iter().map(|p| (p.lr, p.test_accuracy.unwrap_or(f64::NAN))).collect(),
+        points: pts
+            .iter()
+            .map(|p| (p.lr, p.test_accuracy.unwrap_or(f64::NAN)))
+            .collect(),
         color,
         markers: true,
         ..Default::default()

@@ -12,9 +12,9 @@ pub mod batch_size;
 pub mod ioffe2015;
 pub mod lr_sweep;
 pub mod models;
-pub mod placement;
 mod outcome;
 pub mod parallel;
+pub mod placement;
 mod report;
 pub mod steps;
 

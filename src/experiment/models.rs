@@ -52,7 +52,11 @@ pub fn gaussian_linears(net: &mut dyn Module, g: &mut Graph, std: f32, rng: &mut
         for (name, entry) in net.own_state_mut() {
             if let StateRef::Param(id) = entry {
                 for v in g.params.value_mut(id) {
-                    *v = if name == "weight" { rng.normal(0.0, std) } else { 0.0 };
+                    *v = if name == "weight" {
+                        rng.normal(0.0, std)
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -70,7 +74,11 @@ pub fn last_of_type(m: &dyn Module, type_name: &str) -> Option<String> {
             *found = Some(path.to_string());
         }
         for (name, child) in m.children() {
-            let p = if path.is_empty() { name } else { format!("{path}.{name}") };
+            let p = if path.is_empty() {
+                name
+            } else {
+                format!("{path}.{name}")
+            };
             walk(child, &p, t, found);
         }
     }

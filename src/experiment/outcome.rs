@@ -113,7 +113,11 @@ impl Outcome {
         }
         let page = super::report::page(self, &pngs)?;
         page.write(&dir.join(REPORT))?;
-        let names: Vec<String> = self.files().iter().map(|p| p.display().to_string()).collect();
+        let names: Vec<String> = self
+            .files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         writeln!(
             log,
             "{:.1} seconds. Wrote {}/{}",

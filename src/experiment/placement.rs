@@ -35,10 +35,22 @@ impl Default for Options {
 /// The models compared: (results key, preset, what it is).
 pub const MODELS: [(&str, Preset, &str); 5] = [
     ("bn", Preset::Bn, "Linear → BatchNorm → ReLU"),
-    ("bn-after-relu", Preset::BnAfterRelu, "Linear → ReLU → BatchNorm"),
+    (
+        "bn-after-relu",
+        Preset::BnAfterRelu,
+        "Linear → ReLU → BatchNorm",
+    ),
     ("plain", Preset::Plain, "Linear → ReLU (no BatchNorm)"),
-    ("bn-dropout", Preset::BnDropout, "Linear → BatchNorm → ReLU → Dropout(0.5)"),
-    ("dropout", Preset::Dropout, "Linear → ReLU → Dropout(0.5) (no BatchNorm)"),
+    (
+        "bn-dropout",
+        Preset::BnDropout,
+        "Linear → BatchNorm → ReLU → Dropout(0.5)",
+    ),
+    (
+        "dropout",
+        Preset::Dropout,
+        "Linear → ReLU → Dropout(0.5) (no BatchNorm)",
+    ),
 ];
 
 /// A BatchNorm's variance shift: its running variance (what training made of its input's
@@ -74,19 +86,45 @@ fn run_one(preset: Preset, o: &Options, train: &Dataset, test: &Dataset) -> Resu
     let mut g = Graph::new(rng.next_u64());
     let mut net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
     let mut opt = Adam::new(crate::nn::parameters(&net), AdamConfig::default());
-    let opts = FitOptions { epochs: o.epochs, progress: false, seed: o.seed, ..Default::default() };
-    let history = fit(&mut net, &mut g, &mut opt, train, test, &opts, &mut std::io::sink())?;
+    let opts = FitOptions {
+        epochs: o.epochs,
+        progress: false,
+        seed: o.seed,
+        ..Default::default()
+    };
+    let history = fit(
+        &mut net,
+        &mut g,
+        &mut opt,
+        train,
+        test,
+        &opts,
+        &mut std::io::sink(),
+    )?;
     let mut shifts = vec![];
     let layers = norm_layers(&net);
-    let state: Vec<String> = crate::state_dict::state_dict(&net, &g.params).into_iter().map(|(n, _)| n).collect();
+    let state: Vec<String> = crate::state_dict::state_dict(&net, &g.params)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let _ = state;
     for (i, layer) in layers.iter().enumerate() {
         let (_, eval_var) = eval_input_moments(&mut net, &mut g, test, 1000, &layer.path)?;
-        let rv = running_var(&net, &layer.path).ok_or_else(|| Error::Invalid(format!("{} has no running variance", layer.path)))?;
-        let ratio = rv.iter().zip(&eval_var).map(|(r, v)| *r as f64 / v.max(1e-12)).sum::<f64>() / rv.len() as f64;
+        let rv = running_var(&net, &layer.path)
+            .ok_or_else(|| Error::Invalid(format!("{} has no running variance", layer.path)))?;
+        let ratio = rv
+            .iter()
+            .zip(&eval_var)
+            .map(|(r, v)| *r as f64 / v.max(1e-12))
+            .sum::<f64>()
+            / rv.len() as f64;
         // in the presets a Dropout ends every block: every BatchNorm but the first has one before it
         let dropout_before = preset == Preset::BnDropout && i > 0;
-        shifts.push(Shift { layer: layer.path.clone(), dropout_before, running_over_eval: ratio });
+        shifts.push(Shift {
+            layer: layer.path.clone(),
+            dropout_before,
+            running_over_eval: ratio,
+        });
     }
     Ok(Run { history, shifts })
 }
@@ -97,27 +135,73 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
         return Err(Error::Invalid("--epochs must be at least 1".into()));
     }
     let started = Instant::now();
-    let jobs: Vec<Job<Run>> = MODELS.iter().map(|&(_, p, _)| Box::new(move || run_one(p, o, train, test)) as Job<Run>).collect();
+    let jobs: Vec<Job<Run>> = MODELS
+        .iter()
+        .map(|&(_, p, _)| Box::new(move || run_one(p, o, train, test)) as Job<Run>)
+        .collect();
     let runs: Vec<Run> = run_all(jobs)?.into_iter().map(|(r, _)| r).collect();
-    let _ = writeln!(log, "{} models of {} epochs in {:.1} s", runs.len(), o.epochs, started.elapsed().as_secs_f64());
-    let mut table = Table::new(&["model", "layers", "best validation accuracy", "final validation accuracy", "final train loss"]);
+    let _ = writeln!(
+        log,
+        "{} models of {} epochs in {:.1} s",
+        runs.len(),
+        o.epochs,
+        started.elapsed().as_secs_f64()
+    );
+    let mut table = Table::new(&[
+        "model",
+        "layers",
+        "best validation accuracy",
+        "final validation accuracy",
+        "final train loss",
+    ]);
     for ((key, _, what), r) in MODELS.iter().zip(&runs) {
         let last = r.history.epochs.last().expect("at least one epoch");
-        let best = r.history.epochs.iter().map(|e| e.val_accuracy).fold(0.0, f64::max);
-        table.row(vec![key.to_string(), what.to_string(), format!("{best:.4}"), format!("{:.4}", last.val_accuracy), format!("{:.5}", last.train_loss)]);
+        let best = r
+            .history
+            .epochs
+            .iter()
+            .map(|e| e.val_accuracy)
+            .fold(0.0, f64::max);
+        table.row(vec![
+            key.to_string(),
+            what.to_string(),
+            format!("{best:.4}"),
+            format!("{:.4}", last.val_accuracy),
+            format!("{:.5}", last.train_loss),
+        ]);
     }
     let mut shift_table = vec![];
     for ((key, _, _), r) in MODELS.iter().zip(&runs) {
         for s in &r.shifts {
-            shift_table.push(format!("{key} {}: running / eval-mode variance {:.3}{}", s.layer, s.running_over_eval, if s.dropout_before { " (Dropout before it)" } else { "" }));
+            shift_table.push(format!(
+                "{key} {}: running / eval-mode variance {:.3}{}",
+                s.layer,
+                s.running_over_eval,
+                if s.dropout_before {
+                    " (Dropout before it)"
+                } else {
+                    ""
+                }
+            ));
         }
     }
     let mean_shift = |key: &str, dropout: bool| {
         let r = &runs[MODELS.iter().position(|m| m.0 == key).expect("a model")];
-        let v: Vec<f64> = r.shifts.iter().filter(|s| s.dropout_before == dropout).map(|s| s.running_over_eval).collect();
+        let v: Vec<f64> = r
+            .shifts
+            .iter()
+            .filter(|s| s.dropout_before == dropout)
+            .map(|s| s.running_over_eval)
+            .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    let val = |key: &str| runs[MODELS.iter().position(|m| m.0 == key).expect("a model")].history.epochs.last().map_or(f64::NAN, |e| e.val_accuracy);
+    let val = |key: &str| {
+        runs[MODELS.iter().position(|m| m.0 == key).expect("a model")]
+            .history
+            .epochs
+            .last()
+            .map_or(f64::NAN, |e| e.val_accuracy)
+    };
     let mut findings = vec![format!(
         "Final validation accuracy after {} epochs: BatchNorm before ReLU {:.4}, after ReLU {:.4}, no BatchNorm {:.4}, BatchNorm with Dropout {:.4}, Dropout alone {:.4}.",
         o.epochs, val("bn"), val("bn-after-relu"), val("plain"), val("bn-dropout"), val("dropout")
@@ -130,7 +214,12 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     findings.extend(shift_table);
     let curve = |pick: fn(&crate::train::EpochRecord) -> f64, i: usize, r: &Run| Series {
         label: MODELS[i].0.into(),
-        points: r.history.epochs.iter().map(|e| (e.epoch as f64, pick(e))).collect(),
+        points: r
+            .history
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64, pick(e)))
+            .collect(),
         color: i,
         markers: true,
         ..Default::default()
@@ -142,7 +231,12 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
         .filter(|(_, (_, r))| !r.shifts.is_empty())
         .map(|(i, ((key, _, _), r))| Series {
             label: key.to_string(),
-            points: r.shifts.iter().enumerate().map(|(k, s)| ((k + 1) as f64, s.running_over_eval)).collect(),
+            points: r
+                .shifts
+                .iter()
+                .enumerate()
+                .map(|(k, s)| ((k + 1) as f64, s.running_over_eval))
+                .collect(),
             color: i,
             markers: true,
             ..Default::default()
@@ -154,7 +248,11 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 title: "Validation accuracy per epoch".into(),
                 x_label: "epoch".into(),
                 y_label: "accuracy".into(),
-                series: runs.iter().enumerate().map(|(i, r)| curve(|e| e.val_accuracy, i, r)).collect(),
+                series: runs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| curve(|e| e.val_accuracy, i, r))
+                    .collect(),
                 legend: Legend::LowerRight,
                 ..Default::default()
             },
@@ -163,7 +261,11 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 x_label: "epoch".into(),
                 y_label: "loss".into(),
                 log_y: true,
-                series: runs.iter().enumerate().map(|(i, r)| curve(|e| e.train_loss, i, r)).collect(),
+                series: runs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| curve(|e| e.train_loss, i, r))
+                    .collect(),
                 ..Default::default()
             },
             Panel {

@@ -9,7 +9,12 @@ use crate::Result;
 use std::path::Path;
 
 /// A summary panel: title, y axis, log scale, and the number it plots of a row.
-type SummaryPanel = (&'static str, &'static str, bool, fn(&StatsRow) -> Option<f64>);
+type SummaryPanel = (
+    &'static str,
+    &'static str,
+    bool,
+    fn(&StatsRow) -> Option<f64>,
+);
 
 /// The layers of `rows`, in their first appearance's order.
 fn layer_names(rows: &[StatsRow]) -> Vec<&str> {

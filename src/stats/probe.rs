@@ -46,6 +46,9 @@ pub fn eval_input_values(
     Ok((loss, accuracy, values))
 }
 
+/// Per unit over the batches seen: (count, sums, sums of squares).
+type Sums = (f64, Vec<f64>, Vec<f64>);
+
 /// Per-unit mean and (biased) variance of the input of the module at `path` over all of `ds`,
 /// in eval mode (as [`eval_input_values`] runs it): what eval mode feeds a BatchNorm, to set
 /// against the running statistics it normalises with.
@@ -57,7 +60,7 @@ pub fn eval_input_moments(
     path: &str,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     // per unit: (count, sum, sum of squares), accumulated over the batches in f64
-    let seen: Rc<RefCell<(f64, Vec<f64>, Vec<f64>)>> = Rc::default();
+    let seen: Rc<RefCell<Sums>> = Rc::default();
     let sink = seen.clone();
     let handle = register_forward_hook(g, model, path, move |g, x, _| {
         let (mean, var) = super::describe::unit_moments(g.value(x), g.shape(x));
@@ -78,6 +81,10 @@ pub fn eval_input_moments(
     result?;
     let (n, sum, sum_sq) = std::mem::take(&mut *seen.borrow_mut());
     let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-    let var = sum_sq.iter().zip(&mean).map(|(q, m)| (q / n - m * m).max(0.0)).collect();
+    let var = sum_sq
+        .iter()
+        .zip(&mean)
+        .map(|(q, m)| (q / n - m * m).max(0.0))
+        .collect();
     Ok((mean, var))
 }
