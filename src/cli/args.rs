@@ -34,6 +34,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// A trained model as an ONNX file (opset 21), BatchNorm folded first with --fold.
     Export(ExportArgs),
+    /// One self-contained HTML page about a training run: options, model, history, plots.
+    Report(ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -333,4 +335,14 @@ pub struct ExportArgs {
     /// The input shape the model is built for (its batch dimension becomes dynamic).
     #[arg(long)]
     pub input: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A run's folder, as `bnlab train` writes it (history.json, history.png, weights).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The HTML file to write [default: RUN_DIR/report.html].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

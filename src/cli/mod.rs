@@ -11,6 +11,7 @@ mod fold;
 mod model;
 mod pause;
 mod predict;
+mod report;
 mod resume;
 mod run_folder;
 mod summary;
@@ -64,7 +65,11 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Eval(a) => a.threads,
         Command::Bench(a) => a.threads,
         Command::Predict(a) => a.threads,
-        Command::Demo(_) | Command::Summary(_) | Command::Fold(_) | Command::Export(_) => 1,
+        Command::Demo(_)
+        | Command::Summary(_)
+        | Command::Fold(_)
+        | Command::Export(_)
+        | Command::Report(_) => 1,
     };
     bnlab::runtime::with_threads(thread_count(threads), move || {
         let stdout = std::io::stdout();
@@ -79,6 +84,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Fold(a) => fold::run(&a, &mut out),
             Command::Predict(a) => predict::run(&a, &mut out),
             Command::Export(a) => export::run(&a, &mut out),
+            Command::Report(a) => report::run(&a, &mut out),
         }
     })?
 }
