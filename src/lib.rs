@@ -25,6 +25,7 @@ pub mod optim;
 pub mod plot;
 pub mod predict;
 pub mod presets;
+pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod state_dict;

@@ -37,6 +37,8 @@ pub enum Command {
     /// A paper's experiment on BatchNorm in one command: a table, results.json, figures and
     /// an HTML report.
     Experiment(ExperimentArgs),
+    /// One self-contained HTML page about a training run: options, model, history, plots.
+    Report(ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -428,4 +430,11 @@ impl ExperimentName {
             ExperimentName::Ioffe2015 { common, .. } => common,
         }
     }
+pub struct ReportArgs {
+    /// A run's folder, as `bnlab train` writes it (history.json, history.png, weights).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The HTML file to write [default: RUN_DIR/report.html].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

@@ -13,6 +13,7 @@ mod model;
 mod observe;
 mod pause;
 mod predict;
+mod report;
 mod resume;
 mod run_folder;
 mod summary;
@@ -67,7 +68,11 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
         Command::Bench(a) => a.threads,
         Command::Predict(a) => a.threads,
         Command::Experiment(a) => a.which.common().threads,
-        Command::Demo(_) | Command::Summary(_) | Command::Fold(_) | Command::Export(_) => 1,
+        Command::Demo(_)
+        | Command::Summary(_)
+        | Command::Fold(_)
+        | Command::Export(_)
+        | Command::Report(_) => 1,
     };
     bnlab::runtime::with_threads(thread_count(threads), move || {
         let stdout = std::io::stdout();
@@ -83,6 +88,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Predict(a) => predict::run(&a, &mut out),
             Command::Export(a) => export::run(&a, &mut out),
             Command::Experiment(a) => experiment::run(&a, &mut out),
+            Command::Report(a) => report::run(&a, &mut out),
         }
     })?
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bnlab_cli;
+pub mod html_check;
 pub mod run_files;
 
 /// The course's epoch line, as the brief gives it.

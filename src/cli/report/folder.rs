@@ -1,0 +1,93 @@
+//! The run's folder as the report reads it: its history (or the error that says it is not a
+//! run's folder), the `--out` file's place, and the files it holds.
+
+use bnlab::train::History;
+use bnlab::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The run's history.json, with errors that name the folder or the file.
+pub fn read_history(dir: &Path) -> Result<History> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Invalid(format!("{}: no such folder", dir.display())))
+        }
+        Err(e) => return Err(Error::io(dir, e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Invalid(format!(
+                "{}: not a folder (bnlab report takes a run's folder, as bnlab train writes it)",
+                dir.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    let path = dir.join("history.json");
+    if !path.exists() {
+        return Err(Error::Invalid(format!(
+            "not a run folder: {} has no history.json",
+            dir.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&path, format!("not a bnlab history ({e})")))
+}
+
+/// `--out FILE` names a file that can be written: not a folder, in a folder that exists
+/// (said before any work, and without the name of the temporary file the write would use).
+pub fn check_out(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::Invalid(format!(
+            "--out {}: is a folder; name the HTML file to write",
+            out.display()
+        )));
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::Invalid(format!(
+            "--out {}: the folder {} does not exist",
+            out.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One entry of the run's folder.
+pub struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+    /// Its size in bytes; None for a folder (or an entry that vanished while listed).
+    pub size: Option<u64>,
+    pub is_dir: bool,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// The folder's entries by name, without hidden ones (a killed write's `.bnlab-*.tmp`) and
+/// without the report being replaced.
+pub fn list_files(dir: &Path, target: &Path) -> Result<Vec<Entry>> {
+    let target = std::fs::canonicalize(target).ok();
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') || target.is_some() && std::fs::canonicalize(&path).ok() == target
+        {
+            continue;
+        }
+        // a broken link or a file removed meanwhile is listed without a size
+        let meta = std::fs::metadata(&path).ok();
+        entries.push(Entry {
+            name,
+            size: meta.as_ref().filter(|m| !m.is_dir()).map(|m| m.len()),
+            is_dir: meta.as_ref().is_some_and(|m| m.is_dir()),
+            modified: meta.and_then(|m| m.modified().ok()),
+            path,
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}

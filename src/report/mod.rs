@@ -1,0 +1,3 @@
+//! Reports: self-contained HTML pages about runs and experiments.
+
+pub mod html;
