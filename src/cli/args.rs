@@ -421,15 +421,54 @@ pub enum ExperimentName {
         #[arg(long, default_value_t = 1_000)]
         every: usize,
     },
+    /// The chapter's model with and without BatchNorm, plain SGD at learning rates 0.01 to 3:
+    /// where each diverges.
+    LrSweep {
+        #[command(flatten)]
+        common: ExperimentCommon,
+        /// Comma-separated learning rates [default: 0.01,0.02,0.05,0.1,0.2,0.5,1,2,3].
+        #[arg(long, value_delimiter = ',')]
+        lrs: Option<Vec<f64>>,
+        /// Epochs per run.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+    },
+    /// BatchNorm, GroupNorm, LayerNorm and no normalisation at batch sizes 2 to 256 on the
+    /// same budget of examples (Wu and He 2018, Figure 1), and BatchNorm's train/eval gap.
+    BatchSize {
+        #[command(flatten)]
+        common: ExperimentCommon,
+        /// Comma-separated batch sizes [default: 2,4,8,16,32,64,128,256].
+        #[arg(long, value_delimiter = ',')]
+        batch_sizes: Option<Vec<usize>>,
+        /// Training examples every run sees.
+        #[arg(long, default_value_t = 60_000)]
+        examples: usize,
+    },
+    /// BatchNorm before or after the activation, without it, with Dropout; and the variance
+    /// shift Dropout before BatchNorm causes (Li et al. 2019).
+    Placement {
+        #[command(flatten)]
+        common: ExperimentCommon,
+        /// Epochs per model.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+    },
 }
 
 impl ExperimentName {
     /// The options every experiment takes.
     pub fn common(&self) -> &ExperimentCommon {
         match self {
-            ExperimentName::Ioffe2015 { common, .. } => common,
+            ExperimentName::Ioffe2015 { common, .. }
+            | ExperimentName::LrSweep { common, .. }
+            | ExperimentName::BatchSize { common, .. }
+            | ExperimentName::Placement { common, .. } => common,
         }
     }
+}
+
+#[derive(Args, Debug)]
 pub struct ReportArgs {
     /// A run's folder, as `bnlab train` writes it (history.json, history.png, weights).
     #[arg(value_name = "RUN_DIR")]

@@ -32,6 +32,16 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// An error for zero epochs.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::Invalid("--epochs must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 /// The models compared: (results key, preset, what it is).
 pub const MODELS: [(&str, Preset, &str); 5] = [
     ("bn", Preset::Bn, "Linear → BatchNorm → ReLU"),
@@ -131,9 +141,7 @@ fn run_one(preset: Preset, o: &Options, train: &Dataset, test: &Dataset) -> Resu
 
 /// Run the experiment, printing progress to `log`.
 pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) -> Result<Outcome> {
-    if o.epochs == 0 {
-        return Err(Error::Invalid("--epochs must be at least 1".into()));
-    }
+    o.validate()?;
     let started = Instant::now();
     let jobs: Vec<Job<Run>> = MODELS
         .iter()
