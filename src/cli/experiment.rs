@@ -43,20 +43,37 @@ fn plan(which: &ExperimentName) -> Result<Planned> {
     let seed = which.common().seed;
     Ok(match which {
         ExperimentName::Ioffe2015 { steps, every, .. } => {
-            let o = ioffe2015::Options { steps: *steps, every: *every, seed, ..Default::default() };
+            let o = ioffe2015::Options {
+                steps: *steps,
+                every: *every,
+                seed,
+                ..Default::default()
+            };
             o.validate()?;
             Planned::Ioffe2015(o)
         }
         ExperimentName::LrSweep { lrs, epochs, .. } => {
-            let mut o = lr_sweep::Options { epochs: *epochs, seed, ..Default::default() };
+            let mut o = lr_sweep::Options {
+                epochs: *epochs,
+                seed,
+                ..Default::default()
+            };
             if let Some(lrs) = lrs {
                 o.lrs = lrs.clone();
             }
             o.validate()?;
             Planned::LrSweep(o)
         }
-        ExperimentName::BatchSize { batch_sizes, examples, .. } => {
-            let mut o = batch_size::Options { examples: *examples, seed, ..Default::default() };
+        ExperimentName::BatchSize {
+            batch_sizes,
+            examples,
+            ..
+        } => {
+            let mut o = batch_size::Options {
+                examples: *examples,
+                seed,
+                ..Default::default()
+            };
             if let Some(b) = batch_sizes {
                 o.batch_sizes = b.clone();
             }
@@ -64,7 +81,10 @@ fn plan(which: &ExperimentName) -> Result<Planned> {
             Planned::BatchSize(o)
         }
         ExperimentName::Placement { epochs, .. } => {
-            let o = placement::Options { epochs: *epochs, seed };
+            let o = placement::Options {
+                epochs: *epochs,
+                seed,
+            };
             o.validate()?;
             Planned::Placement(o)
         }
@@ -78,8 +98,12 @@ pub fn run(a: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
     let name = planned.name();
     let (train, test) = data::load_both(DatasetKind::Mnist, common.data_dir.as_deref())?;
     let folder = claim(name, common)?;
-    writeln!(out, "Experiment {name}: results go to {}", folder.path.display())
-        .map_err(super::stdout_err)?;
+    writeln!(
+        out,
+        "Experiment {name}: results go to {}",
+        folder.path.display()
+    )
+    .map_err(super::stdout_err)?;
     let outcome = planned.run(&train, &test, out)?;
     outcome.write(&folder.path, out)
 }
@@ -87,6 +111,14 @@ pub fn run(a: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
 /// The experiment's folder: --out, or the first free runs/NAME, runs/NAME-2, ...
 fn claim(name: &str, c: &ExperimentCommon) -> Result<run_folder::RunFolder> {
     let figure = format!("{name}.png");
-    let outputs: Vec<PathBuf> = ["results.json", "report.html", &figure].iter().map(PathBuf::from).collect();
-    run_folder::claim_out(c.out.as_deref(), c.overwrite, &format!("runs/{name}"), &outputs)
+    let outputs: Vec<PathBuf> = ["results.json", "report.html", &figure]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    run_folder::claim_out(
+        c.out.as_deref(),
+        c.overwrite,
+        &format!("runs/{name}"),
+        &outputs,
+    )
 }

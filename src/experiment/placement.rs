@@ -65,14 +65,14 @@ pub const MODELS: [(&str, Preset, &str); 5] = [
 
 /// A BatchNorm's variance shift: its running variance (what training made of its input's
 /// variance, with Dropout active) against its input's variance over the test set in eval mode
-/// (Dropout off), averaged over units.
+/// (Dropout off), its median over units.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Shift {
     /// The BatchNorm's path.
     pub layer: String,
     /// Whether a Dropout comes before it in the model.
     pub dropout_before: bool,
-    /// Mean over units of running_var / eval-mode variance (Li et al.'s shift; 1 is none).
+    /// Median over units of running_var / eval-mode variance (Li et al.'s shift; 1 is none).
     pub running_over_eval: f64,
 }
 
