@@ -74,18 +74,35 @@ impl Optimizer for Sgd {
         for (k, &id) in self.params.iter().enumerate() {
             let (p, g) = store.value_and_grad(id);
             let Some(g) = g else { continue };
+            // the branches are taken once per tensor, not per value, so that the loops below
+            // vectorise (perf: per-value branches and indexing made this 20% of a step of
+            // experiment ioffe2015)
+            let decayed = |g: f32, p: f32| if wd != 0.0 { g + wd * p } else { g };
+            if mu == 0.0 {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= lr * decayed(g, *p);
+                }
+                continue;
+            }
             let first = self.buf[k].is_empty();
-            if mu != 0.0 && first {
+            if first {
                 self.buf[k] = vec![0.0; p.len()];
             }
-            for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-                let mut d = g + wd * *p;
-                if mu != 0.0 {
-                    let b = &mut self.buf[k][i];
-                    *b = if first { d } else { mu * *b + (1.0 - damp) * d };
-                    d = if c.nesterov { d + mu * *b } else { *b };
+            let buf = &mut self.buf[k][..];
+            // PyTorch: b = d on the first step, else b = mu * b + (1 - dampening) * d; the step
+            // is d + mu * b with Nesterov, else b
+            let update = |b: f32, d: f32| if first { d } else { mu * b + (1.0 - damp) * d };
+            if c.nesterov {
+                for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                    let d = decayed(g, *p);
+                    *b = update(*b, d);
+                    *p -= lr * (d + mu * *b);
                 }
-                *p -= lr * d;
+            } else {
+                for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                    *b = update(*b, decayed(g, *p));
+                    *p -= lr * *b;
+                }
             }
         }
     }

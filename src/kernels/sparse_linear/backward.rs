@@ -1,7 +1,7 @@
 //! The sparse Linear's weight gradient, from x by columns (CSC): for W (O, I) by bands of
 //! output rows, or for W stored transposed by rows of W^T, two columns of x at a time.
 
-use super::{sparse_combination, Compressed, Start, BLOCK, SMALL_BLOCK};
+use super::{sparse_combination, Compressed, Start, BLOCK, SMALL_BLOCK, TINY_BLOCK};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -214,6 +214,7 @@ fn pair_combination(
     // a width below BLOCK (784-100, say) gets blocks of SMALL_BLOCK, not one column at a time
     let j0 = pair_blocks::<BLOCK>(out_a, out_b, 0, start, union, mat, stride);
     let j0 = pair_blocks::<SMALL_BLOCK>(out_a, out_b, j0, start, union, mat, stride);
+    let j0 = pair_blocks::<TINY_BLOCK>(out_a, out_b, j0, start, union, mat, stride);
     for j in j0..width {
         let (mut sa, mut sb) = (0.0f32, 0.0f32);
         for &(n, va, vb) in union {

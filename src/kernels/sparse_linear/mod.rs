@@ -208,7 +208,7 @@ impl Start<'_> {
 }
 
 /// out[j] = start[j] + sum over (k, v) of v * mat[k * stride + col0 + j] for j < out.len(),
-/// in register blocks of BLOCK, then of SMALL_BLOCK, then one by one. Each output is summed
+/// in register blocks of BLOCK, then of SMALL_BLOCK and TINY_BLOCK, then one by one. Each output is summed
 /// in the pairs' order whatever its block, so the block sizes do not change a bit of it.
 #[inline(always)]
 fn sparse_combination(
@@ -224,6 +224,7 @@ fn sparse_combination(
     // without this, a width below BLOCK (784-100, say) was summed one column at a time,
     // striding through `mat`: 35x slower than the blocked sums (perf, issue 14)
     j0 = blocks::<SMALL_BLOCK>(out, j0, start, pairs.clone(), mat, stride, col0);
+    j0 = blocks::<TINY_BLOCK>(out, j0, start, pairs.clone(), mat, stride, col0);
     for j in j0..width {
         let mut s = match start {
             Start::Bias(b) => b[j],
@@ -238,6 +239,9 @@ fn sparse_combination(
 
 /// Outputs summed at a time after the BLOCK-wide blocks: one AVX-512 register.
 pub(super) const SMALL_BLOCK: usize = 16;
+/// Then four at a time (half an AVX2 register), so that at most 3 outputs are summed one by
+/// one: 100 outputs are 6 x 16 + 4.
+pub(super) const TINY_BLOCK: usize = 4;
 
 /// `sparse_combination` from output `j0` in blocks of L while L outputs remain; returns where
 /// it stopped.
