@@ -140,7 +140,12 @@ fn project(p: &Panel, (x, y): (f64, f64)) -> Option<(f64, f64)> {
 
 /// A tick label: the value itself, or 10^v on a log axis, in a short form.
 fn tick(log: bool, v: f64) -> String {
-    let v = if log { 10f64.powf(v) } else { v };
+    // a log axis's ticks fall between round numbers: two significant digits are enough
+    let v = if log {
+        format!("{:.1e}", 10f64.powf(v)).parse().unwrap_or(f64::NAN)
+    } else {
+        v
+    };
     if v == 0.0 {
         return "0".into();
     }
@@ -262,7 +267,9 @@ mod tests {
         assert_eq!(tick(true, 0.0), "1");
         assert_eq!(tick(true, -2.0), "0.01");
         assert_eq!(tick(false, 2.5), "2.5");
-        assert_eq!(tick(false, 50000.0), "5e4");
+        assert_eq!(tick(false, 50000.0), "50000");
+        assert_eq!(tick(false, 200000.0), "2e5");
+        assert_eq!(tick(true, 0.0398f64.log10()), "0.04");
     }
 
     #[test]

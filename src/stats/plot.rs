@@ -64,7 +64,13 @@ pub fn figure(rows: &[StatsRow], unit: usize) -> Figure {
             let output = of(rows, name)
                 .map(|r| (r.step as f64, pick(&r.output)))
                 .collect();
-            s.push(series(format!("input {label}"), k, true, input));
+            // one legend entry per percentile (the output's), and one for the dashed input
+            let input_label = if k == 1 {
+                "input: dashed".to_string()
+            } else {
+                String::new()
+            };
+            s.push(series(input_label, k, true, input));
             s.push(series(format!("output {label}"), k, false, output));
         }
         panels.push(Panel {
