@@ -74,6 +74,8 @@ pub struct Shift {
     pub dropout_before: bool,
     /// Median over units of running_var / eval-mode variance (Li et al.'s shift; 1 is none).
     pub running_over_eval: f64,
+    /// Units whose input does not vary over the test set (dead ReLUs), left out of the median.
+    pub dead_units: usize,
 }
 
 /// One model's result.
@@ -113,27 +115,33 @@ fn run_one(preset: Preset, o: &Options, train: &Dataset, test: &Dataset) -> Resu
     )?;
     let mut shifts = vec![];
     let layers = norm_layers(&net);
-    let state: Vec<String> = crate::state_dict::state_dict(&net, &g.params)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let _ = state;
     for (i, layer) in layers.iter().enumerate() {
         let (_, eval_var) = eval_input_moments(&mut net, &mut g, test, 1000, &layer.path)?;
         let rv = running_var(&net, &layer.path)
             .ok_or_else(|| Error::Invalid(format!("{} has no running variance", layer.path)))?;
-        let ratio = rv
+        // a unit that never fires on the test set (a ReLU before the BatchNorm that died)
+        // has no variance to compare: it is counted, and left out of the median
+        let live: Vec<(f32, f64)> = rv
             .iter()
-            .zip(&eval_var)
-            .map(|(r, v)| *r as f64 / v.max(1e-12))
-            .sum::<f64>()
-            / rv.len() as f64;
+            .copied()
+            .zip(eval_var.iter().copied())
+            .filter(|(_, v)| *v > 1e-10)
+            .collect();
+        let dead_units = rv.len() - live.len();
+        let mut ratios: Vec<f32> = live.iter().map(|(r, v)| (*r as f64 / v) as f32).collect();
+        ratios.sort_unstable_by(f32::total_cmp);
+        let ratio = if ratios.is_empty() {
+            f64::NAN
+        } else {
+            crate::stats::quantile(&ratios, 0.5)
+        };
         // in the presets a Dropout ends every block: every BatchNorm but the first has one before it
         let dropout_before = preset == Preset::BnDropout && i > 0;
         shifts.push(Shift {
             layer: layer.path.clone(),
             dropout_before,
             running_over_eval: ratio,
+            dead_units,
         });
     }
     Ok(Run { history, shifts })
@@ -181,15 +189,14 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     let mut shift_table = vec![];
     for ((key, _, _), r) in MODELS.iter().zip(&runs) {
         for s in &r.shifts {
+            let dead = match s.dead_units {
+                0 => String::new(),
+                n => format!(" ({n} units dead on the test set left out)"),
+            };
+            let behind = if s.dropout_before { " (Dropout before it)" } else { "" };
             shift_table.push(format!(
-                "{key} {}: running / eval-mode variance {:.3}{}",
-                s.layer,
-                s.running_over_eval,
-                if s.dropout_before {
-                    " (Dropout before it)"
-                } else {
-                    ""
-                }
+                "{key} {}: running / eval-mode variance {:.3}{behind}{dead}",
+                s.layer, s.running_over_eval
             ));
         }
     }
