@@ -1,6 +1,6 @@
 //! `--stats` and `--tensorboard` as one observer of a `bnlab train` run: the statistics
-//! recorder on stats steps, its rows written to OUT/stats.csv and OUT/stats.png at every
-//! checkpoint (so an interrupted run keeps what it recorded), and TensorBoard's event file:
+//! recorder on stats steps, its rows written to OUT/stats.csv at every checkpoint (so an
+//! interrupted run keeps what it recorded) and drawn as OUT/stats.png at the end, and TensorBoard's event file:
 //! scalars per epoch (step = the epoch), histograms per stats step (step = the training step).
 
 use super::args::WatchOptions;
@@ -36,12 +36,23 @@ pub fn validate(w: &WatchOptions) -> Result<()> {
     Ok(())
 }
 
+/// Draw `stats.png` from the run's `stats.csv` (after the run has finished).
+pub fn write_figure(w: &WatchOptions, dir: &Path) -> Result<()> {
+    if !w.stats {
+        return Ok(());
+    }
+    let rows = bnlab::stats::read_csv(&dir.join(STATS_CSV))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    bnlab::stats::plot::write(&rows, w.unit.unwrap_or(0), &dir.join(STATS_PNG))
+}
+
 /// The observer of a run that watches something.
 pub struct RunObserver {
     recorder: StatsRecorder,
     /// Where stats.csv and stats.png go; None with --tensorboard alone.
     stats_dir: Option<PathBuf>,
-    unit: usize,
     tensorboard: Option<EventWriter>,
 }
 
@@ -81,7 +92,6 @@ impl RunObserver {
         Ok(Some(RunObserver {
             recorder,
             stats_dir: w.stats.then(|| dir.to_path_buf()),
-            unit,
             tensorboard,
         }))
     }
@@ -143,11 +153,9 @@ impl Observer for RunObserver {
 
     fn flush(&mut self) -> Result<()> {
         if let Some(dir) = &self.stats_dir {
-            let rows = self.recorder.rows();
-            bnlab::stats::write_csv(rows, &dir.join(STATS_CSV))?;
-            if !rows.is_empty() {
-                bnlab::stats::plot::write(rows, self.unit, &dir.join(STATS_PNG))?;
-            }
+            // the figure is drawn once, at the end (`write_figure`): drawn at every epoch it
+            // cost 5% of an epoch of the seed's model
+            bnlab::stats::write_csv(self.recorder.rows(), &dir.join(STATS_CSV))?;
         }
         if let Some(tb) = &mut self.tensorboard {
             tb.flush()?;

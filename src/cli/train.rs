@@ -167,6 +167,7 @@ pub fn train_preset(
     history.write_csv(&out.join("history.csv"))?;
     history.write_json(&out.join("history.json"))?;
     bnlab::plot::plot_histories(&[(&model.label(), &history)], &out.join("history.png"))?;
+    super::observe::write_figure(watch, out)?;
     Ok((history, g, net))
 }
 

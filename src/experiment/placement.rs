@@ -193,7 +193,11 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 0 => String::new(),
                 n => format!(" ({n} units dead on the test set left out)"),
             };
-            let behind = if s.dropout_before { " (Dropout before it)" } else { "" };
+            let behind = if s.dropout_before {
+                " (Dropout before it)"
+            } else {
+                ""
+            };
             shift_table.push(format!(
                 "{key} {}: running / eval-mode variance {:.3}{behind}{dead}",
                 s.layer, s.running_over_eval

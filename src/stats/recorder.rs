@@ -15,6 +15,7 @@ use crate::nn::{hooks::find, register_backward_hook, register_forward_hook, Modu
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Instant;
 
 /// How often and what to record.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +54,8 @@ pub struct StatsRecorder {
     layers: Vec<NormLayer>,
     options: StatsOptions,
     captures: Rc<RefCell<Vec<Capture>>>,
+    /// Seconds spent recording (hooks, running statistics, rows), for the overhead benchmark.
+    spent: Rc<std::cell::Cell<f64>>,
     handles: Vec<HookHandle>,
     before: Vec<Before>,
     /// (global step, epoch) of the stats step under way.
@@ -85,6 +88,7 @@ impl StatsRecorder {
             before: vec![],
             current: None,
             rows: vec![],
+            spent: Rc::default(),
             values: vec![],
         })
     }
@@ -111,6 +115,7 @@ impl StatsRecorder {
         if !self.is_stats_step(step) {
             return Ok(false);
         }
+        let started = Instant::now();
         self.current = Some((step, epoch));
         *self.captures.borrow_mut() = (0..self.layers.len()).map(|_| Capture::default()).collect();
         self.before.clear();
@@ -127,16 +132,18 @@ impl StatsRecorder {
                         .sqrt()
                 }),
             });
-            let (captures, unit, keep) = (
+            let (captures, unit, keep, spent) = (
                 self.captures.clone(),
                 self.options.unit,
                 self.options.keep_values,
+                self.spent.clone(),
             );
             self.handles.push(register_forward_hook(
                 g,
                 model,
                 &layer.path,
                 move |g, x, y| {
+                    let started = Instant::now();
                     let mut all = captures.borrow_mut();
                     let c = &mut all[i];
                     let (xs, ys) = (g.value(x), g.value(y));
@@ -154,19 +161,24 @@ impl StatsRecorder {
                     if keep {
                         c.values = Some((xs.to_vec(), ys.to_vec()));
                     }
+                    spent.set(spent.get() + started.elapsed().as_secs_f64());
                 },
             )?);
-            let captures = self.captures.clone();
+            let (captures, spent) = (self.captures.clone(), self.spent.clone());
             self.handles.push(register_backward_hook(
                 g,
                 model,
                 &layer.path,
                 move |grad, _| {
+                    let started = Instant::now();
                     let sq: f64 = grad.iter().map(|&d| d as f64 * d as f64).sum();
                     captures.borrow_mut()[i].grad_norm = Some(sq.sqrt());
+                    spent.set(spent.get() + started.elapsed().as_secs_f64());
                 },
             )?);
         }
+        self.spent
+            .set(self.spent.get() + started.elapsed().as_secs_f64());
         Ok(true)
     }
 
@@ -179,6 +191,7 @@ impl StatsRecorder {
         let Some((step, epoch)) = self.current.take() else {
             return Ok(());
         };
+        let started = Instant::now();
         let captures = std::mem::take(&mut *self.captures.borrow_mut());
         self.values.clear();
         for ((layer, c), before) in self.layers.iter().zip(captures).zip(&self.before) {
@@ -226,7 +239,15 @@ impl StatsRecorder {
                 weight_norm_before: before.weight_norm,
             });
         }
+        self.spent
+            .set(self.spent.get() + started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Seconds spent recording so far: in the hooks, reading the running statistics and weight
+    /// norms, and making the rows (not the writing of files).
+    pub fn seconds_spent(&self) -> f64 {
+        self.spent.get()
     }
 
     /// Every row recorded so far, in step order.
