@@ -51,6 +51,8 @@ pub struct Panel {
     pub y_label: String,
     /// A logarithmic x axis (points with x ≤ 0 are left out).
     pub log_x: bool,
+    /// The log x axis's base: 10 when 0 (the default); 2 puts ticks on powers of two.
+    pub log_x_base: f64,
     /// A logarithmic y axis (points with y ≤ 0 are left out).
     pub log_y: bool,
     /// A fixed y range instead of the data's.
@@ -126,7 +128,7 @@ type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// A point on the panel's axes (log10 on a log axis); None when it cannot be drawn.
 fn project(p: &Panel, (x, y): (f64, f64)) -> Option<(f64, f64)> {
     let x = if p.log_x {
-        (x > 0.0).then(|| x.log10())?
+        (x > 0.0).then(|| x.log(x_base(p)))?
     } else {
         x
     };
@@ -138,13 +140,25 @@ fn project(p: &Panel, (x, y): (f64, f64)) -> Option<(f64, f64)> {
     (x.is_finite() && y.is_finite()).then_some((x, y))
 }
 
-/// A tick label: the value itself, or 10^v on a log axis, in a short form.
-fn tick(log: bool, v: f64) -> String {
-    // a log axis's ticks fall between round numbers: two significant digits are enough
-    let v = if log {
-        format!("{:.1e}", 10f64.powf(v)).parse().unwrap_or(f64::NAN)
+/// The base of a panel's log x axis.
+fn x_base(p: &Panel) -> f64 {
+    if p.log_x_base > 1.0 {
+        p.log_x_base
     } else {
-        v
+        10.0
+    }
+}
+
+/// A tick label: the value itself, or base^v on a log axis (`base` > 1), in a short form.
+fn tick(base: Option<f64>, v: f64) -> String {
+    // a log axis's ticks fall between round numbers: two significant digits are enough
+    let v = match base {
+        // whole powers (2^8 = 256) stay whole
+        Some(b) if (b.powf(v) - b.powf(v).round()).abs() < 1e-9 * b.powf(v).max(1.0) => {
+            b.powf(v).round()
+        }
+        Some(b) => format!("{:.1e}", b.powf(v)).parse().unwrap_or(f64::NAN),
+        None => v,
     };
     if v == 0.0 {
         return "0".into();
@@ -188,15 +202,16 @@ fn draw(p: &Panel, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult<(
         .x_label_area_size(42)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, y0..y1)?;
-    let (log_x, log_y) = (p.log_x, p.log_y);
+    let x_log = p.log_x.then(|| x_base(p));
+    let y_log = p.log_y.then_some(10.0);
     chart
         .configure_mesh()
         .x_desc(&p.x_label)
         .y_desc(&p.y_label)
         .x_labels(8)
         .y_labels(8)
-        .x_label_formatter(&|v| tick(log_x, *v))
-        .y_label_formatter(&|v| tick(log_y, *v))
+        .x_label_formatter(&|v| tick(x_log, *v))
+        .y_label_formatter(&|v| tick(y_log, *v))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .max_light_lines(2)
@@ -264,12 +279,15 @@ mod tests {
 
     #[test]
     fn log_ticks_read_as_values() {
-        assert_eq!(tick(true, 0.0), "1");
-        assert_eq!(tick(true, -2.0), "0.01");
-        assert_eq!(tick(false, 2.5), "2.5");
-        assert_eq!(tick(false, 50000.0), "50000");
-        assert_eq!(tick(false, 200000.0), "2e5");
-        assert_eq!(tick(true, 0.0398f64.log10()), "0.04");
+        assert_eq!(tick(Some(10.0), 0.0), "1");
+        assert_eq!(tick(Some(10.0), -2.0), "0.01");
+        assert_eq!(tick(Some(2.0), 8.0), "256");
+        assert_eq!(tick(Some(10.0), 0.5), "3.2", "two significant digits");
+        assert_eq!(tick(Some(2.0), 5.0), "32");
+        assert_eq!(tick(None, 2.5), "2.5");
+        assert_eq!(tick(None, 50000.0), "50000");
+        assert_eq!(tick(None, 200000.0), "2e5");
+        assert_eq!(tick(Some(10.0), 0.0398f64.log10()), "0.04");
     }
 
     #[test]
@@ -281,5 +299,11 @@ mod tests {
         assert_eq!(project(&p, (0.0, 1.0)), None);
         assert_eq!(project(&p, (100.0, f64::NAN)), None);
         assert_eq!(project(&p, (100.0, 1.0)), Some((2.0, 1.0)));
+        let p2 = Panel {
+            log_x: true,
+            log_x_base: 2.0,
+            ..Default::default()
+        };
+        assert_eq!(project(&p2, (256.0, 1.0)), Some((8.0, 1.0)));
     }
 }

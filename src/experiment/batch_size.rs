@@ -273,6 +273,7 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 x_label: "examples per batch".into(),
                 y_label: "test error (%)".into(),
                 log_x: true,
+                log_x_base: 2.0,
                 series: NORMS
                     .iter()
                     .zip(&per_norm)
@@ -288,6 +289,7 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 x_label: "examples per batch".into(),
                 y_label: "test error (%)".into(),
                 log_x: true,
+                log_x_base: 2.0,
                 series: vec![
                     series(
                         &per_norm[0],
