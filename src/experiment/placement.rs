@@ -166,9 +166,9 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     let mut table = Table::new(&[
         "model",
         "layers",
-        "best validation accuracy",
-        "final validation accuracy",
-        "final train loss",
+        "best val. accuracy",
+        "final val. accuracy",
+        "train loss",
     ]);
     for ((key, _, what), r) in MODELS.iter().zip(&runs) {
         let last = r.history.epochs.last().expect("at least one epoch");
