@@ -48,6 +48,23 @@ pub fn write_figure(w: &WatchOptions, dir: &Path) -> Result<()> {
     bnlab::stats::plot::write(&rows, w.unit.unwrap_or(0), &dir.join(STATS_PNG))
 }
 
+/// The statistics recorder `w` asks for on `model`: an error (naming --stats) for a model
+/// with nothing to watch. `bnlab train` asks once before it claims a folder, so that such a
+/// run leaves nothing behind.
+pub fn recorder_for(w: &WatchOptions, model: &dyn Module) -> Result<StatsRecorder> {
+    let options = StatsOptions {
+        every: w.every(),
+        unit: w.unit.unwrap_or(0),
+        keep_values: w.tensorboard.is_some(),
+    };
+    StatsRecorder::new(model, options).map_err(|e| match e {
+        Error::Invalid(m) => {
+            Error::Invalid(format!("--stats: {}", m.trim_start_matches("statistics: ")))
+        }
+        e => e,
+    })
+}
+
 /// The observer of a run that watches something.
 pub struct RunObserver {
     recorder: StatsRecorder,
@@ -68,18 +85,7 @@ impl RunObserver {
         if !w.any() {
             return Ok(None);
         }
-        let unit = w.unit.unwrap_or(0);
-        let options = StatsOptions {
-            every: w.every(),
-            unit,
-            keep_values: w.tensorboard.is_some(),
-        };
-        let mut recorder = StatsRecorder::new(model, options).map_err(|e| match e {
-            Error::Invalid(m) => {
-                Error::Invalid(format!("--stats: {}", m.trim_start_matches("statistics: ")))
-            }
-            e => e,
-        })?;
+        let mut recorder = recorder_for(w, model)?;
         let csv = dir.join(STATS_CSV);
         if let (Some(step), true, true) = (resumed_at, w.stats, csv.exists()) {
             recorder.continue_from(bnlab::stats::read_csv(&csv)?, step);

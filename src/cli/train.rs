@@ -221,6 +221,11 @@ fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     super::observe::validate(&a.watch)?;
     // the data first: a bad table or folder is reported before any run folder is made
     let run = data::load_run_data(&a.opts)?;
+    if a.watch.any() {
+        // a model with nothing to watch is refused before a folder is made for it
+        let (_, net) = model.build(&run.train, a.opts.seed, a.opts.mode == ModeName::Binary)?;
+        super::observe::recorder_for(&a.watch, &net)?;
+    }
     let folder = run_folder::claim_out(
         a.out.as_deref(),
         a.overwrite,
