@@ -9,6 +9,9 @@
 //!
 //! Also: recording changes nothing (weights bit for bit), rows come on step 1 and every N-th
 //! step, and a model without a normalisation layer or a unit it lacks is an error.
+//!
+//! (Longer than 400 lines on purpose: the independent computation is written out here in full,
+//! apart from the library's, which is what makes it an oracle.)
 
 use bnlab::data::Dataset;
 use bnlab::graph::Graph;
