@@ -31,7 +31,7 @@ fn epoch(train: &bnlab::data::Dataset, test: &bnlab::data::Dataset, stats: bool)
         .unwrap(),
     ));
     if stats {
-        control.observer = Some(Box::new(Shared(recorder.clone())));
+        control.observer = Some(Box::new(recorder.clone()));
     }
     let opts = FitOptions {
         epochs: 1,
@@ -52,30 +52,6 @@ fn epoch(train: &bnlab::data::Dataset, test: &bnlab::data::Dataset, stats: bool)
     .unwrap();
     let spent = recorder.borrow().seconds_spent();
     (t.elapsed().as_secs_f64(), spent)
-}
-
-/// The recorder, shared so that its time can be read after the run.
-struct Shared(std::rc::Rc<std::cell::RefCell<StatsRecorder>>);
-
-impl bnlab::train::Observer for Shared {
-    fn before_step(
-        &mut self,
-        g: &mut bnlab::Graph,
-        m: &dyn bnlab::nn::Module,
-        s: u64,
-        e: usize,
-    ) -> bnlab::Result<()> {
-        self.0.borrow_mut().before_step(g, m, s, e)
-    }
-    fn after_step(
-        &mut self,
-        g: &mut bnlab::Graph,
-        m: &dyn bnlab::nn::Module,
-        s: u64,
-        e: usize,
-    ) -> bnlab::Result<()> {
-        self.0.borrow_mut().after_step(g, m, s, e)
-    }
 }
 
 fn main() {

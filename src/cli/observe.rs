@@ -131,12 +131,16 @@ impl Observer for RunObserver {
             for (tag, values) in self.recorder.last_values() {
                 tb.add_histogram(&format!("activations/{tag}"), step as i64, values)?;
             }
-            for (name, entry) in bnlab::state_dict::state_dict(model, &g.params) {
-                let buffer = name.ends_with("running_mean") || name.ends_with("running_var");
-                if let (bnlab::io::StateTensor::F32(t), false) = (entry, buffer) {
-                    tb.add_histogram(&format!("parameters/{name}"), step as i64, &t.data)?;
+            // the parameters as they are in the store (a histogram does not care about W's
+            // layout), without copying them into a state dict; buffers are not parameters
+            let mut written = Ok(());
+            bnlab::nn::visit_state(model, "", &mut |name, entry| {
+                if let (bnlab::nn::StateView::Param(id), Ok(())) = (entry, &written) {
+                    let tag = format!("parameters/{name}");
+                    written = tb.add_histogram(&tag, step as i64, g.params.value(id));
                 }
-            }
+            });
+            written?;
         }
         Ok(())
     }

@@ -127,8 +127,8 @@ pub fn train_preset(
     let mut resumed_at = None;
     if resume {
         let mut state = load_checkpoint(&checkpoint, &mut net, &mut g, opt.as_mut())?;
-        let per_epoch =
-            bnlab::data::Loader::new(o.batch_size, true, false, 0)?.num_batches(train.len);
+        // the run's step, counted as fit counts it (epochs done times the loader's batches)
+        let per_epoch = state.loader.num_batches(train.len);
         resumed_at = Some((state.epoch * per_epoch + state.step) as u64);
         // a run trained for more epochs keeps its new length for the next --resume
         let options = &mut state.history.config["options"];

@@ -6,7 +6,7 @@
 use super::models::{batch_norm, build, linear, sequential};
 use super::outcome::{Outcome, Table};
 use super::parallel::{run_all, Job};
-use super::steps::{train_steps, Ended};
+use super::steps::train_steps;
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
 use crate::graph::Graph;
@@ -162,7 +162,7 @@ fn run_one(norm: &str, b: usize, o: &Options, train: &Dataset, test: &Dataset) -
         |_, _, _| Ok(()),
     )?;
     let (loss, accuracy) = evaluate(&mut net, &mut g, test, 1000, Mode::Multi)?;
-    let diverged = matches!(ended, Ended::Diverged { .. }) || !loss.is_finite();
+    let diverged = ended.diverged_at().is_some() || !loss.is_finite();
     let train_mode = if norm == "bn" && !diverged {
         Some(train_mode_accuracy(&mut net, &mut g, test, b)?)
     } else {

@@ -266,9 +266,9 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
     );
     let diverged: Vec<String> = runs
         .iter()
-        .filter_map(|(k, _, e)| match e {
-            Ended::Diverged { step } => Some(format!("{k} diverged at step {step}")),
-            Ended::Completed => None,
+        .filter_map(|(k, _, e)| {
+            e.diverged_at()
+                .map(|step| format!("{k} diverged at step {step}"))
         })
         .collect();
     let mut protocol = vec![format!(

@@ -4,15 +4,16 @@
 //! activations (Ioffe and Szegedy 2015, section 3.3); without it a high rate diverges.
 //! A diverged run is a result: it is recorded as such and the sweep goes on.
 
+use super::models::chapter_preset;
 use super::outcome::{Outcome, Table};
 use super::parallel::{run_all, Job};
-use super::steps::{train_steps, Ended};
+use super::steps::train_steps;
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
 use crate::optim::{Sgd, SgdConfig};
-use crate::presets::{mlp, Preset, SEED_DIMS};
+use crate::presets::Preset;
 use crate::train::{evaluate, Mode};
-use crate::{Error, Graph, Result, Rng};
+use crate::{Error, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Instant;
@@ -80,9 +81,7 @@ pub struct Point {
 }
 
 fn run_one(preset: Preset, lr: f64, o: &Options, train: &Dataset, test: &Dataset) -> Result<Point> {
-    let mut rng = Rng::seed(o.seed);
-    let mut g = Graph::new(rng.next_u64());
-    let mut net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
+    let (mut g, mut net) = chapter_preset(preset, o.seed)?;
     let mut opt = Sgd::new(
         crate::nn::parameters(&net),
         SgdConfig {
@@ -103,10 +102,7 @@ fn run_one(preset: Preset, lr: f64, o: &Options, train: &Dataset, test: &Dataset
         |_, _, _| Ok(()),
     )?;
     let (loss, accuracy) = evaluate(&mut net, &mut g, test, 1000, Mode::Multi)?;
-    let diverged_at_step = match ended {
-        Ended::Diverged { step } => Some(step),
-        Ended::Completed => None,
-    };
+    let diverged_at_step = ended.diverged_at();
     let diverged = diverged_at_step.is_some() || !loss.is_finite();
     Ok(Point {
         lr,

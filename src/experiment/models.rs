@@ -5,6 +5,7 @@ use crate::data::Dataset;
 use crate::graph::Graph;
 use crate::model_file::{BuildOptions, ModelFile};
 use crate::nn::{Module, Net, StateRef};
+use crate::presets::{mlp, Preset, SEED_DIMS};
 use crate::{Result, Rng};
 use std::fmt::Write as _;
 
@@ -45,6 +46,14 @@ pub fn build(text: &str, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
     Ok((g, net))
 }
 
+/// The chapter's 784-256-128-64-10 preset `preset`, seeded as [`build`] seeds a model.
+pub fn chapter_preset(preset: Preset, seed: u64) -> Result<(Graph, Net)> {
+    let mut rng = Rng::seed(seed);
+    let mut g = Graph::new(rng.next_u64());
+    let net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
+    Ok((g, net))
+}
+
 /// Every Linear's weight drawn from N(0, std²) and its bias set to 0 (the BatchNorm paper's
 /// "small random Gaussian values"), from `rng`, in the model's order.
 pub fn gaussian_linears(net: &mut dyn Module, g: &mut Graph, std: f32, rng: &mut Rng) {
@@ -69,19 +78,10 @@ pub fn gaussian_linears(net: &mut dyn Module, g: &mut Graph, std: f32, rng: &mut
 /// The state-dict path of the last module of class `type_name` in `m`.
 pub fn last_of_type(m: &dyn Module, type_name: &str) -> Option<String> {
     let mut found = None;
-    fn walk(m: &dyn Module, path: &str, t: &str, found: &mut Option<String>) {
-        if m.type_name() == t {
-            *found = Some(path.to_string());
+    crate::nn::visit_modules(m, "", &mut |path, module| {
+        if module.type_name() == type_name {
+            found = Some(path.to_string());
         }
-        for (name, child) in m.children() {
-            let p = if path.is_empty() {
-                name
-            } else {
-                format!("{path}.{name}")
-            };
-            walk(child, &p, t, found);
-        }
-    }
-    walk(m, "", type_name, &mut found);
+    });
     found
 }

@@ -3,16 +3,16 @@
 //! without BatchNorm, and with Dropout; and the variance shift that Dropout before a BatchNorm
 //! causes between train and eval mode (Li et al. 2019), measured through hooks.
 
+use super::models::chapter_preset;
 use super::outcome::{Outcome, Table};
 use super::parallel::{run_all, Job};
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
-use crate::nn::{Module, StateView};
 use crate::optim::{Adam, AdamConfig};
-use crate::presets::{mlp, Preset, SEED_DIMS};
-use crate::stats::{eval_input_moments, norm_layers};
+use crate::presets::Preset;
+use crate::stats::{eval_input_moments, norm_layers, running_stats};
 use crate::train::{fit, FitOptions, History};
-use crate::{Error, Graph, Result, Rng};
+use crate::{Error, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Instant;
@@ -85,18 +85,8 @@ struct Run {
     shifts: Vec<Shift>,
 }
 
-fn running_var(m: &dyn Module, path: &str) -> Option<Vec<f32>> {
-    let m = crate::nn::hooks::find(m, path).ok()?;
-    m.own_state().into_iter().find_map(|(n, e)| match (n, e) {
-        ("running_var", StateView::Buffer(t)) => Some(t.data.clone()),
-        _ => None,
-    })
-}
-
 fn run_one(preset: Preset, o: &Options, train: &Dataset, test: &Dataset) -> Result<Run> {
-    let mut rng = Rng::seed(o.seed);
-    let mut g = Graph::new(rng.next_u64());
-    let mut net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
+    let (mut g, mut net) = chapter_preset(preset, o.seed)?;
     let mut opt = Adam::new(crate::nn::parameters(&net), AdamConfig::default());
     let opts = FitOptions {
         epochs: o.epochs,
@@ -117,7 +107,10 @@ fn run_one(preset: Preset, o: &Options, train: &Dataset, test: &Dataset) -> Resu
     let layers = norm_layers(&net);
     for (i, layer) in layers.iter().enumerate() {
         let (_, eval_var) = eval_input_moments(&mut net, &mut g, test, 1000, &layer.path)?;
-        let rv = running_var(&net, &layer.path)
+        let rv = crate::nn::hooks::find(&net, &layer.path)
+            .ok()
+            .and_then(running_stats)
+            .map(|(_, var)| var)
             .ok_or_else(|| Error::Invalid(format!("{} has no running variance", layer.path)))?;
         // a unit that never fires on the test set (a ReLU before the BatchNorm that died)
         // has no variance to compare: it is counted, and left out of the median

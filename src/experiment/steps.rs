@@ -21,6 +21,16 @@ pub enum Ended {
     },
 }
 
+impl Ended {
+    /// The step at which the run diverged, if it did.
+    pub fn diverged_at(self) -> Option<usize> {
+        match self {
+            Ended::Diverged { step } => Some(step),
+            Ended::Completed => None,
+        }
+    }
+}
+
 /// Train `net` for `steps` steps of `batch_size` examples drawn from `train` (reshuffled every
 /// pass, the last partial batch dropped so that every batch has the same size: BatchNorm in
 /// training mode needs at least two examples), calling `look(step, net, g)` after every

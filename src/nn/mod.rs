@@ -163,6 +163,15 @@ pub fn set_training(m: &mut dyn Module, training: bool) {
     }
 }
 
+/// Visit `m` and every module below it, parents first, with its state-dict path (`""` for
+/// `m`, `b1.1` for a child's child).
+pub fn visit_modules(m: &dyn Module, path: &str, f: &mut dyn FnMut(&str, &dyn Module)) {
+    f(path, m);
+    for (name, child) in m.children() {
+        visit_modules(child, &join(path, &name), f);
+    }
+}
+
 /// Visit every parameter and buffer with its full state-dict name (`b1.0.weight`).
 pub fn visit_state(m: &dyn Module, prefix: &str, f: &mut dyn FnMut(&str, StateView<'_>)) {
     for (name, entry) in m.own_state() {

@@ -44,30 +44,64 @@ pub fn unit_values(data: &[f32], shape: &[usize], unit: usize, out: &mut Vec<f32
     }
 }
 
-/// Per-unit mean and variance (biased: divided by the count, as BatchNorm normalises) of
-/// `data`, accumulated in f64.
-pub fn unit_moments(data: &[f32], shape: &[usize]) -> (Vec<f64>, Vec<f64>) {
-    let (units, count, inner) = layout(shape);
-    let mut sum = vec![0.0f64; units];
-    let mut sum_sq = vec![0.0f64; units];
-    if units > 0 && inner > 0 {
+/// Per-unit sums and sums of squares, in f64, of one tensor or of many with the same units
+/// (the batches of an evaluation).
+#[derive(Clone, Debug, Default)]
+pub struct UnitSums {
+    /// Values added per unit.
+    pub count: usize,
+    /// Per unit: the sum of its values.
+    pub sum: Vec<f64>,
+    /// Per unit: the sum of their squares.
+    pub sum_sq: Vec<f64>,
+}
+
+impl UnitSums {
+    /// Add every value of `data` (shape `shape`) to its unit's sums.
+    pub fn add(&mut self, data: &[f32], shape: &[usize]) {
+        let (units, count, inner) = layout(shape);
+        if self.sum.len() != units {
+            // the first tensor sets the units
+            *self = UnitSums {
+                count: 0,
+                sum: vec![0.0; units],
+                sum_sq: vec![0.0; units],
+            };
+        }
+        self.count += count;
+        if units == 0 || inner == 0 {
+            return;
+        }
         for sample in data.chunks_exact(units * inner) {
             for (u, block) in sample.chunks_exact(inner).enumerate() {
                 for &v in block {
-                    sum[u] += v as f64;
-                    sum_sq[u] += v as f64 * v as f64;
+                    self.sum[u] += v as f64;
+                    self.sum_sq[u] += v as f64 * v as f64;
                 }
             }
         }
     }
-    let n = count.max(1) as f64;
-    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-    let var = sum_sq
-        .iter()
-        .zip(&mean)
-        .map(|(s, m)| (s / n - m * m).max(0.0))
-        .collect();
-    (mean, var)
+
+    /// Per-unit mean and variance (biased: divided by the count, as BatchNorm normalises).
+    pub fn moments(&self) -> (Vec<f64>, Vec<f64>) {
+        let n = self.count.max(1) as f64;
+        let mean: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
+        let var = self
+            .sum_sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| (s / n - m * m).max(0.0))
+            .collect();
+        (mean, var)
+    }
+}
+
+/// Per-unit mean and variance (biased: divided by the count, as BatchNorm normalises) of
+/// `data`, accumulated in f64.
+pub fn unit_moments(data: &[f32], shape: &[usize]) -> (Vec<f64>, Vec<f64>) {
+    let mut sums = UnitSums::default();
+    sums.add(data, shape);
+    sums.moments()
 }
 
 /// Mean and (population) standard deviation of `xs`; NaN for an empty list.
@@ -104,6 +138,19 @@ pub struct Distribution {
 impl Distribution {
     /// Describe `data` of `shape` through unit `unit`; None when the tensor has fewer units.
     pub fn of(data: &[f32], shape: &[usize], unit: usize) -> Option<Distribution> {
+        let (means, vars) = unit_moments(data, shape);
+        Distribution::with_moments(data, shape, unit, &means, &vars)
+    }
+
+    /// [`Distribution::of`] with the tensor's per-unit means and variances already known
+    /// ([`unit_moments`]), when the caller needs them too.
+    pub fn with_moments(
+        data: &[f32],
+        shape: &[usize],
+        unit: usize,
+        means: &[f64],
+        vars: &[f64],
+    ) -> Option<Distribution> {
         let (units, count, _) = layout(shape);
         if unit >= units || count == 0 {
             return None;
@@ -111,9 +158,8 @@ impl Distribution {
         let mut values = Vec::with_capacity(count);
         unit_values(data, shape, unit, &mut values);
         values.sort_unstable_by(f32::total_cmp);
-        let (means, vars) = unit_moments(data, shape);
         let stds: Vec<f64> = vars.iter().map(|v| v.sqrt()).collect();
-        let (mean_avg, means_sd) = mean_sd(&means);
+        let (mean_avg, means_sd) = mean_sd(means);
         let (std_avg, std_sd) = mean_sd(&stds);
         Some(Distribution {
             p15: quantile(&values, 0.15),

@@ -2,7 +2,7 @@
 //! its tree of named modules, with the weighted layer (Linear or Conv2d) that comes before it.
 
 use crate::graph::ParamId;
-use crate::nn::{Module, StateView};
+use crate::nn::{visit_modules, Module, StateView};
 
 /// The class names of the layers the statistics watch.
 pub const NORM_TYPES: [&str; 4] = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"];
@@ -23,33 +23,36 @@ pub struct NormLayer {
 pub fn norm_layers(model: &dyn Module) -> Vec<NormLayer> {
     let mut found = vec![];
     let mut last_weight = None;
-    walk(model, "", &mut last_weight, &mut found);
+    visit_modules(model, "", &mut |path, m| {
+        let name = m.type_name();
+        let is_norm = NORM_TYPES.contains(&name);
+        if is_norm {
+            found.push(NormLayer {
+                path: path.to_string(),
+                type_name: name.to_string(),
+                weight_before: last_weight,
+            });
+        }
+        // a norm layer's own weight is a vector: only matrices and filters count as "before"
+        for (n, entry) in m.own_state() {
+            if let ("weight", StateView::Param(id), false) = (n, entry, is_norm) {
+                last_weight = Some(id);
+            }
+        }
+    });
     found
 }
 
-fn walk(m: &dyn Module, path: &str, last_weight: &mut Option<ParamId>, found: &mut Vec<NormLayer>) {
-    let name = m.type_name();
-    if NORM_TYPES.contains(&name) {
-        found.push(NormLayer {
-            path: path.to_string(),
-            type_name: name.to_string(),
-            weight_before: *last_weight,
-        });
-    }
-    for (n, entry) in m.own_state() {
-        // a norm layer's own weight is a vector: only matrices and filters count as "before"
-        if let ("weight", StateView::Param(id)) = (n, entry) {
-            if !NORM_TYPES.contains(&name) {
-                *last_weight = Some(id);
-            }
+/// A module's `running_mean` and `running_var` buffers, when it has both (a BatchNorm that
+/// tracks them).
+pub fn running_stats(m: &dyn Module) -> Option<(Vec<f32>, Vec<f32>)> {
+    let (mut mean, mut var) = (None, None);
+    for (name, entry) in m.own_state() {
+        match (name, entry) {
+            ("running_mean", StateView::Buffer(t)) => mean = Some(t.data.clone()),
+            ("running_var", StateView::Buffer(t)) => var = Some(t.data.clone()),
+            _ => {}
         }
     }
-    for (child, module) in m.children() {
-        let p = if path.is_empty() {
-            child
-        } else {
-            format!("{path}.{child}")
-        };
-        walk(module, &p, last_weight, found);
-    }
+    mean.zip(var)
 }

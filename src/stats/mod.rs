@@ -9,7 +9,7 @@ mod recorder;
 mod row;
 
 pub use describe::{quantile, Distribution};
-pub use layers::{norm_layers, NormLayer, NORM_TYPES};
+pub use layers::{norm_layers, running_stats, NormLayer, NORM_TYPES};
 pub use probe::{eval_input_moments, eval_input_values};
 pub use recorder::{StatsOptions, StatsRecorder};
 pub use row::{csv_header, read_csv, to_csv, write_csv, StatsRow};

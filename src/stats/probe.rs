@@ -1,7 +1,7 @@
 //! One unit's values at one layer over a whole evaluation: the BatchNorm paper's Figure 1(b, c)
 //! reads the input of a sigmoid this way, over the 10,000 test images in eval mode.
 
-use super::describe::{unit_values, units};
+use super::describe::{unit_values, units, UnitSums};
 use crate::data::Dataset;
 use crate::graph::Graph;
 use crate::nn::{register_forward_hook, Module};
@@ -46,9 +46,6 @@ pub fn eval_input_values(
     Ok((loss, accuracy, values))
 }
 
-/// Per unit over the batches seen: (count, sums, sums of squares).
-type Sums = (f64, Vec<f64>, Vec<f64>);
-
 /// Per-unit mean and (biased) variance of the input of the module at `path` over all of `ds`,
 /// in eval mode (as [`eval_input_values`] runs it): what eval mode feeds a BatchNorm, to set
 /// against the running statistics it normalises with.
@@ -59,32 +56,15 @@ pub fn eval_input_moments(
     batch_size: usize,
     path: &str,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    // per unit: (count, sum, sum of squares), accumulated over the batches in f64
-    let seen: Rc<RefCell<Sums>> = Rc::default();
+    // per unit, accumulated over the batches in f64
+    let seen: Rc<RefCell<UnitSums>> = Rc::default();
     let sink = seen.clone();
     let handle = register_forward_hook(g, model, path, move |g, x, _| {
-        let (mean, var) = super::describe::unit_moments(g.value(x), g.shape(x));
-        let n = (g.value(x).len() / mean.len().max(1)) as f64;
-        let mut s = sink.borrow_mut();
-        if s.1.is_empty() {
-            s.1 = vec![0.0; mean.len()];
-            s.2 = vec![0.0; mean.len()];
-        }
-        s.0 += n;
-        for (u, (m, v)) in mean.iter().zip(&var).enumerate() {
-            s.1[u] += m * n;
-            s.2[u] += (v + m * m) * n;
-        }
+        sink.borrow_mut().add(g.value(x), g.shape(x));
     })?;
     let result = evaluate(model, g, ds, batch_size, Mode::Multi);
     g.remove_hook(handle);
     result?;
-    let (n, sum, sum_sq) = std::mem::take(&mut *seen.borrow_mut());
-    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-    let var = sum_sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| (q / n - m * m).max(0.0))
-        .collect();
+    let (mean, var) = seen.borrow().moments();
     Ok((mean, var))
 }

@@ -8,10 +8,10 @@
 //! layers themselves know nothing of it.
 
 use super::describe::{unit_moments, units, Distribution};
-use super::layers::{norm_layers, NormLayer};
+use super::layers::{norm_layers, running_stats, NormLayer};
 use super::row::StatsRow;
 use crate::graph::{Graph, HookHandle};
-use crate::nn::{hooks::find, register_backward_hook, register_forward_hook, Module, StateView};
+use crate::nn::{hooks::find, register_backward_hook, register_forward_hook, Module};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -148,12 +148,13 @@ impl StatsRecorder {
                     let c = &mut all[i];
                     let (xs, ys) = (g.value(x), g.value(y));
                     let shape = g.shape(x);
-                    c.input = Distribution::of(xs, shape, unit);
+                    // the input's moments serve its distribution and the running comparison
+                    let (mean, var) = unit_moments(xs, shape);
+                    c.input = Distribution::with_moments(xs, shape, unit, &mean, &var);
                     c.output = Distribution::of(ys, g.shape(y), unit);
                     if c.input.is_none() {
                         c.too_few_units = Some(units(shape));
                     }
-                    let (mean, var) = unit_moments(xs, shape);
                     // running_var averages the unbiased variance: n / (n − 1) times the biased one
                     let n = (xs.len() / mean.len().max(1)) as f64;
                     let unbiased = var.iter().map(|v| v * n / (n - 1.0).max(1.0)).collect();
@@ -266,17 +267,4 @@ impl StatsRecorder {
     pub fn last_values(&self) -> &[(String, Vec<f32>)] {
         &self.values
     }
-}
-
-/// A module's `running_mean` and `running_var` buffers, when it has both.
-fn running_stats(m: &dyn Module) -> Option<(Vec<f32>, Vec<f32>)> {
-    let (mut mean, mut var) = (None, None);
-    for (name, entry) in m.own_state() {
-        match (name, entry) {
-            ("running_mean", StateView::Buffer(t)) => mean = Some(t.data.clone()),
-            ("running_var", StateView::Buffer(t)) => var = Some(t.data.clone()),
-            _ => {}
-        }
-    }
-    mean.zip(var)
 }

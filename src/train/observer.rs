@@ -7,6 +7,8 @@ use crate::graph::Graph;
 use crate::nn::Module;
 use crate::stats::StatsRecorder;
 use crate::Result;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Called by `fit` at fixed points of a run. Every method does nothing by default. Steps are
 /// counted over the whole run from 1 (a resumed run goes on counting), epochs from 1.
@@ -70,5 +72,37 @@ impl Observer for StatsRecorder {
         _epoch: usize,
     ) -> Result<()> {
         self.end_step(g)
+    }
+}
+
+/// A shared observer: `fit` drives it while the caller keeps a handle, to read what it
+/// recorded after the run (`Rc::new(RefCell::new(recorder))`, one clone given to `fit`).
+impl<O: Observer> Observer for Rc<RefCell<O>> {
+    fn before_step(
+        &mut self,
+        g: &mut Graph,
+        model: &dyn Module,
+        step: u64,
+        epoch: usize,
+    ) -> Result<()> {
+        self.borrow_mut().before_step(g, model, step, epoch)
+    }
+
+    fn after_step(
+        &mut self,
+        g: &mut Graph,
+        model: &dyn Module,
+        step: u64,
+        epoch: usize,
+    ) -> Result<()> {
+        self.borrow_mut().after_step(g, model, step, epoch)
+    }
+
+    fn after_epoch(&mut self, g: &Graph, model: &dyn Module, record: &EpochRecord) -> Result<()> {
+        self.borrow_mut().after_epoch(g, model, record)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.borrow_mut().flush()
     }
 }
