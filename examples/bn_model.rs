@@ -79,7 +79,10 @@ fn main() -> Result<()> {
         &options,
         &mut std::io::stdout(),
     )?;
-    println!("validation accuracy per epoch: {:?}", history.lists()[3]);
+    println!(
+        "validation accuracy per epoch: {:?}",
+        history.val_accuracies()
+    );
     bnlab::state_dict::save(&model, &g.params, Path::new("bn_model.safetensors"))?;
     println!("saved bn_model.safetensors (loads in PyTorch with load_state_dict)");
     Ok(())

@@ -14,8 +14,7 @@ use std::time::Instant;
 
 /// One epoch's seconds, and the seconds the recorder itself spent in it.
 fn epoch(train: &bnlab::data::Dataset, test: &bnlab::data::Dataset, stats: bool) -> (f64, f64) {
-    let mut rng = bnlab::Rng::seed(0);
-    let mut g = bnlab::Graph::new(rng.next_u64());
+    let (mut g, mut rng) = bnlab::train::seeded(0);
     let mut net = mlp(&mut g.params, Preset::Bn, &SEED_DIMS, &mut rng).unwrap();
     let mut opt = Adam::new(bnlab::nn::parameters(&net), Default::default());
     let mut control = RunControl::default();

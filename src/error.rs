@@ -40,12 +40,60 @@ pub enum Error {
         /// Why it failed: a network or HTTP error, a checksum mismatch, an unreadable archive.
         msg: String,
     },
-    /// Training produced a NaN or infinite loss.
-    #[error("{0}")]
-    NonFinite(String),
+    /// Training produced a NaN or infinite loss: where, and what it was. A caller phrases its
+    /// own advice from the fields (the command line names `--lr`).
+    #[error("training stopped: {0} (try a lower learning rate)")]
+    NonFinite(NonFiniteLoss),
     /// The run was interrupted (Ctrl-C) after a checkpoint was written.
     #[error("{0}")]
     Interrupted(String),
+}
+
+/// Where a run's loss stopped being finite, as [`Error::NonFinite`] reports it. Its `Display`
+/// says what was seen and where, without advice: "the loss is NaN at epoch 2, step 5 of 10".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NonFiniteLoss {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// The step within the epoch, from 1: the step whose loss was not finite, or the epoch's
+    /// last step when the evaluation after it found the loss.
+    pub step: usize,
+    /// The epoch's number of steps.
+    pub steps: usize,
+    /// What was not finite.
+    pub seen: LossSeen,
+}
+
+/// The loss that was found not finite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LossSeen {
+    /// A training step's loss (the model was not updated with it).
+    Step(f32),
+    /// The evaluation after the epoch: its last step's update made the model's losses on the
+    /// training and validation sets these (one of them not finite).
+    Evaluation {
+        /// The loss over the training set.
+        train: f64,
+        /// The loss over the validation set.
+        validation: f64,
+    },
+}
+
+impl std::fmt::Display for NonFiniteLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let NonFiniteLoss {
+            epoch, step, steps, ..
+        } = self;
+        match self.seen {
+            LossSeen::Step(value) => {
+                write!(f, "the loss is {value} at epoch {epoch}, step {step} of {steps}")
+            }
+            LossSeen::Evaluation { train, validation } => write!(
+                f,
+                "the loss is not finite after epoch {epoch}, step {step} of {steps}, the epoch's last (train {train}, validation {validation})"
+            ),
+        }
+    }
 }
 
 /// `std::result::Result` with bnlab's [`Error`] as the default error type.

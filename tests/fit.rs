@@ -19,6 +19,7 @@
 
 mod common;
 use bnlab::data::Dataset;
+use bnlab::error::LossSeen;
 use bnlab::io::StateTensor;
 use bnlab::nn::{parameters, set_training, Forward, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
@@ -76,8 +77,7 @@ fn four_class(n: usize, seed: u64) -> Dataset {
 /// A model from a preset with the given widths, initialised from `seed` (as `bnlab train` does:
 /// the graph's dropout generator is seeded from the same stream).
 fn model(preset: Preset, dims: &[usize], seed: u64) -> (Graph, Net) {
-    let mut rng = Rng::seed(seed);
-    let mut g = Graph::new(rng.next_u64());
+    let (mut g, mut rng) = bnlab::train::seeded(seed);
     let net = mlp(&mut g.params, preset, dims, &mut rng).unwrap();
     (g, net)
 }
@@ -892,7 +892,14 @@ fn a_non_finite_loss_stops_training_naming_the_epoch_and_step() {
         let data = dataset(images, vec![0; n], [1, 2, 2], 2);
         let (r, text) = run(&mut net, &mut g, &mut opt, &data, &data, &options(5, 4));
         match r {
-            Err(Error::NonFinite(msg)) => {
+            Err(Error::NonFinite(at)) => {
+                assert_eq!((at.epoch, at.step, at.steps), (epoch, step, n / 4), "{at}");
+                // 12 examples: a step's loss is NaN; 4: only the evaluation after the epoch sees it
+                let by_step = matches!(at.seen, LossSeen::Step(v) if !v.is_finite());
+                let by_evaluation =
+                    matches!(at.seen, LossSeen::Evaluation { train, .. } if !train.is_finite());
+                assert!(if n == 12 { by_step } else { by_evaluation }, "{at:?}");
+                let msg = at.to_string();
                 assert!(names_number(&msg, "epoch", epoch), "{msg}");
                 assert!(names_number(&msg, "step", step), "{msg}");
             }

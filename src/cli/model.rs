@@ -83,8 +83,7 @@ impl ModelSpec {
     /// initialised from `seed` (the same draws as the same preset). On a table, an MLP preset
     /// takes its width and gives one output per class, or one logit when `binary`.
     pub fn build(&self, ds: &Dataset, seed: u64, binary: bool) -> Result<(Graph, Net)> {
-        let mut rng = Rng::seed(seed);
-        let mut g = Graph::new(rng.next_u64());
+        let (mut g, mut rng) = bnlab::train::seeded(seed);
         let net = match self {
             ModelSpec::Preset(preset) if ds.is_tabular() => {
                 if preset.is_cnn() {

@@ -295,10 +295,12 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
     train_and_report(&model, &opts, &watch, &data, &folder.path, out, true)
 }
 
-/// The library's advice for a diverging run names the learning rate; here it is `--lr`.
+/// A diverging run's advice, in the command line's words: the learning rate is `--lr`.
 fn name_the_flag(e: Error) -> Error {
     match e {
-        Error::NonFinite(m) => Error::NonFinite(m.replace("a lower learning rate", "a lower --lr")),
+        Error::NonFinite(at) => {
+            Error::Invalid(format!("training stopped: {at} (try a lower --lr)"))
+        }
         e => e,
     }
 }

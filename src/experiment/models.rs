@@ -6,6 +6,7 @@ use crate::graph::Graph;
 use crate::model_file::{BuildOptions, ModelFile};
 use crate::nn::{Module, Net, StateRef};
 use crate::presets::{mlp, Preset, SEED_DIMS};
+use crate::train::seeded;
 use crate::{Result, Rng};
 use std::fmt::Write as _;
 
@@ -33,8 +34,7 @@ pub fn sequential(class: &str, layers: &[String]) -> String {
 /// graph's own generator (dropout) comes from the same seed.
 pub fn build(text: &str, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
     let file = ModelFile::from_text(text.to_string(), std::path::Path::new("<experiment>"))?;
-    let mut rng = Rng::seed(seed);
-    let mut g = Graph::new(rng.next_u64());
+    let (mut g, mut rng) = seeded(seed);
     let net = file.build(
         &ds.batch_shape(1),
         &mut g.params,
@@ -48,8 +48,7 @@ pub fn build(text: &str, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
 
 /// The chapter's 784-256-128-64-10 preset `preset`, seeded as [`build`] seeds a model.
 pub fn chapter_preset(preset: Preset, seed: u64) -> Result<(Graph, Net)> {
-    let mut rng = Rng::seed(seed);
-    let mut g = Graph::new(rng.next_u64());
+    let (mut g, mut rng) = seeded(seed);
     let net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
     Ok((g, net))
 }

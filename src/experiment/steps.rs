@@ -6,7 +6,7 @@ use crate::data::{Dataset, Loader};
 use crate::graph::Graph;
 use crate::nn::{set_training, Net};
 use crate::optim::Optimizer;
-use crate::train::{run_batch, Mode, StepBuffers};
+use crate::train::{train_step, Mode, StepBuffers};
 use crate::Result;
 
 /// How a run of steps ended.
@@ -68,13 +68,10 @@ pub fn train_steps(
                     break;
                 }
                 step += 1;
-                let (loss, _) = run_batch(net, g, train, &order[range], Mode::Multi, &mut bufs)?;
-                if !g.value(loss)[0].is_finite() {
+                let loss = train_step(net, g, opt, train, &order[range], Mode::Multi, &mut bufs)?;
+                if !loss.is_finite() {
                     return Ok(Some(Ended::Diverged { step }));
                 }
-                g.params.zero_grad();
-                g.backward(loss)?;
-                opt.step(&mut g.params);
                 if every > 0 && step % every == 0 {
                     look(step, net, g)?;
                     set_training(net, true);

@@ -3,11 +3,13 @@
 //! training stopped early. Returns the history.
 
 use super::checkpoint::{save_checkpoint, TrainState};
-use super::evaluate::{evaluate, run_batch, Mode, StepBuffers};
+use super::evaluate::{evaluate, Mode, StepBuffers};
 use super::history::{EpochRecord, History};
 use super::observer::Observer;
 use super::schedule::Scheduler;
+use super::step::train_step;
 use crate::data::{Dataset, Loader};
+use crate::error::{LossSeen, NonFiniteLoss};
 use crate::graph::Graph;
 use crate::nn::{set_training, Module};
 use crate::optim::Optimizer;
@@ -194,10 +196,16 @@ pub fn fit_resumable(
         let (val_loss, val_accuracy) = evaluate(model, g, val, opts.batch_size, opts.mode)?;
         // the epoch's last step is checked only here, through the losses it leads to
         if !(train_loss.is_finite() && val_loss.is_finite()) {
-            return Err(Error::NonFinite(format!(
-                "training stopped: the loss is not finite after epoch {epoch}, step {steps} of {steps}, the epoch's last (train {train_loss}, validation {val_loss}; try a lower learning rate)",
-                steps = st.loader.num_batches(train.len)
-            )));
+            let steps = st.loader.num_batches(train.len);
+            return Err(Error::NonFinite(NonFiniteLoss {
+                epoch,
+                step: steps,
+                steps,
+                seen: LossSeen::Evaluation {
+                    train: train_loss,
+                    validation: val_loss,
+                },
+            }));
         }
         let new_lr = opts.scheduler.lr_at(st.base_lr, epoch);
         if new_lr != lr {
@@ -309,17 +317,15 @@ fn train_epoch(
         if let Some(o) = &mut control.observer {
             o.before_step(g, model, global, epoch)?;
         }
-        let (loss, _) = run_batch(model, g, train, &order[range], opts.mode, bufs)?;
-        let value = g.value(loss)[0];
+        let value = train_step(model, g, opt, train, &order[range], opts.mode, bufs)?;
         if !value.is_finite() {
-            return Err(Error::NonFinite(format!(
-                "training stopped: the loss is {value} at epoch {epoch}, step {} of {steps} (try a lower learning rate)",
-                step + 1
-            )));
+            return Err(Error::NonFinite(NonFiniteLoss {
+                epoch,
+                step: step + 1,
+                steps,
+                seen: LossSeen::Step(value),
+            }));
         }
-        g.params.zero_grad();
-        g.backward(loss)?;
-        opt.step(&mut g.params);
         if let Some(o) = &mut control.observer {
             o.after_step(g, model, global, epoch)?;
         }

@@ -45,13 +45,36 @@ pub struct History {
 impl History {
     /// The course's four lists: train loss, train accuracy, validation loss, validation accuracy.
     pub fn lists(&self) -> [Vec<f64>; 4] {
-        let col = |f: fn(&EpochRecord) -> f64| self.epochs.iter().map(f).collect();
         [
-            col(|e| e.train_loss),
-            col(|e| e.train_accuracy),
-            col(|e| e.val_loss),
-            col(|e| e.val_accuracy),
+            self.train_losses(),
+            self.train_accuracies(),
+            self.val_losses(),
+            self.val_accuracies(),
         ]
+    }
+
+    /// The training loss of every epoch, in order.
+    pub fn train_losses(&self) -> Vec<f64> {
+        self.column(|e| e.train_loss)
+    }
+
+    /// The training accuracy of every epoch, in order.
+    pub fn train_accuracies(&self) -> Vec<f64> {
+        self.column(|e| e.train_accuracy)
+    }
+
+    /// The validation loss of every epoch, in order.
+    pub fn val_losses(&self) -> Vec<f64> {
+        self.column(|e| e.val_loss)
+    }
+
+    /// The validation accuracy of every epoch, in order.
+    pub fn val_accuracies(&self) -> Vec<f64> {
+        self.column(|e| e.val_accuracy)
+    }
+
+    fn column(&self, field: fn(&EpochRecord) -> f64) -> Vec<f64> {
+        self.epochs.iter().map(field).collect()
     }
 
     /// The epochs as CSV: a header line, then one line per epoch with the fields of

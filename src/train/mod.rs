@@ -6,6 +6,8 @@ mod fit;
 mod history;
 mod observer;
 mod schedule;
+mod seed;
+mod step;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 pub use evaluate::{argmax, evaluate, run_batch, Mode, StepBuffers};
@@ -13,3 +15,5 @@ pub use fit::{fit, fit_resumable, FitOptions, RunControl, StepHook};
 pub use history::{EpochRecord, History};
 pub use observer::Observer;
 pub use schedule::Scheduler;
+pub use seed::seeded;
+pub use step::train_step;
