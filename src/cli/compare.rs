@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 /// The default folder of `bnlab compare`; when it holds results, `runs/compare-2`, `-3`, ...
 const DEFAULT_OUT: &str = "runs/compare";
 
+/// The comparison's plot, in its folder beside each model's.
+const PLOT: &str = "compare.png";
+
 /// What a comparison of `presets` writes, relative to its folder: its plot and each model's
 /// run files.
 fn outputs(models: &[ModelSpec]) -> Vec<PathBuf> {
-    let mut files = vec![PathBuf::from("compare.png")];
+    let mut files = vec![PathBuf::from(PLOT)];
     for m in models {
         files.extend(RUN_FILES.iter().map(|f| Path::new(&m.label()).join(f)));
     }
@@ -95,7 +98,7 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         )
         .map_err(super::stdout_err)?;
     }
-    let plot = root.join("compare.png");
+    let plot = root.join(PLOT);
     let refs: Vec<(&str, &History)> = runs.iter().map(|(n, h)| (n.as_str(), h)).collect();
     bnlab::plot::plot_histories(&refs, &plot)?;
     writeln!(out, "Wrote {} and one folder per model", plot.display())

@@ -2,6 +2,7 @@
 //! folder that missing files are downloaded into.
 
 use super::args::{ModeName, TrainOptions};
+use super::run_folder::STANDARDIZE;
 use bnlab::data::table::{self, Standardizer};
 use bnlab::data::{self, Dataset, DatasetKind, Split};
 use bnlab::{Error, Result};
@@ -103,9 +104,6 @@ pub struct RunData {
     pub test: Dataset,
     pub standardizer: Option<Standardizer>,
 }
-
-/// The file beside a run's weights that holds a table's standardisation.
-pub const STANDARDIZE: &str = "standardize.json";
 
 impl RunData {
     /// Write the table's standardisation into a run's folder (`STANDARDIZE`), before training,

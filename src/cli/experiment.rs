@@ -6,7 +6,7 @@ use super::args::{ExperimentArgs, ExperimentCommon, ExperimentName};
 use super::data;
 use super::run_folder;
 use bnlab::data::{Dataset, DatasetKind};
-use bnlab::experiment::{batch_size, ioffe2015, lr_sweep, placement, Outcome};
+use bnlab::experiment::{batch_size, ioffe2015, lr_sweep, placement, Outcome, REPORT, RESULTS};
 use bnlab::Result;
 use std::io::Write;
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ pub fn run(a: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
 /// The experiment's folder: --out, or the first free runs/NAME, runs/NAME-2, ...
 fn claim(name: &str, c: &ExperimentCommon) -> Result<run_folder::RunFolder> {
     let figure = format!("{name}.png");
-    let outputs: Vec<PathBuf> = ["results.json", "report.html", &figure]
+    let outputs: Vec<PathBuf> = [RESULTS, REPORT, &figure]
         .iter()
         .map(PathBuf::from)
         .collect();

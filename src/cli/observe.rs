@@ -4,17 +4,13 @@
 //! scalars per epoch (step = the epoch), histograms per stats step (step = the training step).
 
 use super::args::WatchOptions;
+use super::run_folder::{STATS_CSV, STATS_PNG};
 use bnlab::nn::Module;
 use bnlab::stats::{StatsOptions, StatsRecorder};
 use bnlab::tensorboard::EventWriter;
 use bnlab::train::{EpochRecord, Observer};
 use bnlab::{Error, Graph, Result};
 use std::path::{Path, PathBuf};
-
-/// The files `--stats` writes into a run's folder.
-pub const STATS_CSV: &str = "stats.csv";
-/// The statistics figure.
-pub const STATS_PNG: &str = "stats.png";
 
 /// Refuse --stats-every and --unit without anything to record, and a zero --stats-every.
 pub fn validate(w: &WatchOptions) -> Result<()> {

@@ -8,6 +8,7 @@ mod format;
 mod model;
 
 use super::args::ReportArgs;
+use super::run_folder::{HISTORY_JSON, HISTORY_PNG};
 use bnlab::report::html::Page;
 use bnlab::train::History;
 use bnlab::{Error, Result};
@@ -18,9 +19,6 @@ use std::path::Path;
 
 /// The report's file name inside the run's folder, without `--out`.
 pub const REPORT: &str = "report.html";
-
-/// The plot `bnlab train` draws; shown first, before any other picture.
-const HISTORY_PNG: &str = "history.png";
 
 pub fn run(a: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let dir = &a.run_dir;
@@ -39,7 +37,7 @@ fn build_page(dir: &Path, history: &History, files: &[Entry]) -> Result<Page> {
     let mut page = Page::new(&format!("bnlab run: {}", dir.display()));
     let written = files
         .iter()
-        .find(|f| f.name == "history.json")
+        .find(|f| f.name == HISTORY_JSON)
         .and_then(|f| f.modified)
         .and_then(format::utc);
     page.subtitle(&match written {

@@ -14,7 +14,7 @@
 //! Any other option is refused, naming each, rather than accepted and ignored.
 
 use super::args::{SchedulerName, TrainOptions};
-use super::train::CHECKPOINT;
+use super::run_folder::{CHECKPOINT, LAST};
 use bnlab::io::read_safetensors;
 use bnlab::{Error, Result};
 use std::path::Path;
@@ -117,7 +117,7 @@ pub fn plan(dir: &Path, run: &ResumedRun, epochs: Option<usize>) -> Result<Plan>
     }
     let finished = run.stopped_early || done >= options.epochs;
     // a run killed after its last checkpoint but before its files: write them
-    if finished && dir.join("last.safetensors").exists() {
+    if finished && dir.join(LAST).exists() {
         let how = if run.stopped_early {
             format!("stopped early after epoch {done}")
         } else {

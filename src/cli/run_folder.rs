@@ -13,17 +13,39 @@ use bnlab::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+// The names of a run's files, here only: every command that writes or reads a run's folder
+// (train, --resume, report, eval's standardisation) takes them from these.
+
+/// The weights at the end of the run: its presence means the run finished.
+pub const LAST: &str = "last.safetensors";
+/// The run's state after its last epoch (or interruption), for `--resume`.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The weights of the epoch with the lowest validation loss (`--save-best`).
+pub const BEST: &str = "best.safetensors";
+/// The whole history: epochs, best epoch, how it ended, the run's configuration.
+pub const HISTORY_JSON: &str = "history.json";
+/// The epochs' losses and accuracies as a table.
+pub const HISTORY_CSV: &str = "history.csv";
+/// The losses and accuracies drawn.
+pub const HISTORY_PNG: &str = "history.png";
+/// A table's standardisation, beside the weights that need it.
+pub const STANDARDIZE: &str = "standardize.json";
+/// `--stats`'s records.
+pub const STATS_CSV: &str = "stats.csv";
+/// `--stats`'s figure.
+pub const STATS_PNG: &str = "stats.png";
+
 /// The files `bnlab train` writes into its folder: their presence means the folder holds a run.
 pub const RUN_FILES: &[&str] = &[
-    "last.safetensors",
-    "checkpoint.safetensors",
-    "best.safetensors",
-    "history.json",
-    "history.csv",
-    "history.png",
-    "standardize.json",
-    "stats.csv",
-    "stats.png",
+    LAST,
+    CHECKPOINT,
+    BEST,
+    HISTORY_JSON,
+    HISTORY_CSV,
+    HISTORY_PNG,
+    STANDARDIZE,
+    STATS_CSV,
+    STATS_PNG,
 ];
 
 /// A folder this process holds the lock of until it is dropped.
@@ -97,7 +119,7 @@ pub fn claim(dir: &Path, flag: &str, how: Claim, outputs: &[PathBuf]) -> Result<
         Claim::Resume => {}
         Claim::New => {
             if let Some(first) = found.first() {
-                let finished = found.iter().any(|f| f.ends_with("last.safetensors"));
+                let finished = found.iter().any(|f| f.ends_with(LAST));
                 let (what, or_resume) = if finished {
                     ("a finished run", String::new())
                 } else {

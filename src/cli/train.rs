@@ -5,7 +5,10 @@ use super::data;
 use super::model::{parse_model, ModelSpec};
 use super::pause::pause_hook;
 use super::resume;
-use super::run_folder::{self, Claim};
+use super::run_folder::{
+    self, Claim, BEST, CHECKPOINT, HISTORY_CSV, HISTORY_JSON, HISTORY_PNG, LAST, STANDARDIZE,
+    STATS_CSV, STATS_PNG,
+};
 use bnlab::data::Dataset;
 use bnlab::nn::{parameters, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
@@ -141,7 +144,7 @@ pub fn train_preset(
     let fit_opts = FitOptions {
         epochs: o.epochs,
         batch_size: o.batch_size,
-        save_best: o.save_best.then(|| out.join("best.safetensors")),
+        save_best: o.save_best.then(|| out.join(BEST)),
         early_stopping: o.early_stopping.then_some(o.patience),
         mode: o.mode.mode(),
         scheduler: scheduler(o),
@@ -163,10 +166,10 @@ pub fn train_preset(
         &mut control,
     )
     .map_err(name_the_flag)?;
-    state_dict::save(&net, &g.params, &out.join("last.safetensors"))?;
-    history.write_csv(&out.join("history.csv"))?;
-    history.write_json(&out.join("history.json"))?;
-    bnlab::plot::plot_histories(&[(&model.label(), &history)], &out.join("history.png"))?;
+    state_dict::save(&net, &g.params, &out.join(LAST))?;
+    history.write_csv(&out.join(HISTORY_CSV))?;
+    history.write_json(&out.join(HISTORY_JSON))?;
+    bnlab::plot::plot_histories(&[(&model.label(), &history)], &out.join(HISTORY_PNG))?;
     super::observe::write_figure(watch, out)?;
     Ok((history, g, net))
 }
@@ -186,9 +189,6 @@ pub fn run_config(
     config["threads"] = bnlab::runtime::threads().into();
     config
 }
-
-/// The checkpoint's file name inside a run's folder.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// Ctrl-C sets the flag (the run stops after its current step and writes a checkpoint); a
 /// second Ctrl-C ends the process at once.
@@ -337,18 +337,14 @@ fn train_and_report(
     )?;
     let mut extra = String::new();
     if data.standardizer.is_some() {
-        extra += &format!(", {}", data::STANDARDIZE);
+        extra += &format!(", {STANDARDIZE}");
     }
     if watch.stats {
-        extra += &format!(
-            ", {}, {}",
-            super::observe::STATS_CSV,
-            super::observe::STATS_PNG
-        );
+        extra += &format!(", {STATS_CSV}, {STATS_PNG}");
     }
     writeln!(
         out,
-        "Wrote {}/history.csv, history.json, history.png, last.safetensors{extra}",
+        "Wrote {}/{HISTORY_CSV}, {HISTORY_JSON}, {HISTORY_PNG}, {LAST}{extra}",
         dir.display()
     )
     .map_err(super::stdout_err)?;

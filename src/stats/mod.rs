@@ -3,6 +3,7 @@
 
 pub mod describe;
 mod layers;
+mod observer;
 pub mod plot;
 mod probe;
 mod recorder;

@@ -1,11 +1,11 @@
 //! Watching a run from outside `fit`: called around every training step, after every epoch,
 //! and whenever a checkpoint is about to be written. `--stats` and `--tensorboard` are
-//! observers; so is anything a library user wants to record.
+//! observers (the statistics recorder's implementation is in `stats`, which depends on `train`
+//! and not the other way round); so is anything a library user wants to record.
 
 use super::history::EpochRecord;
 use crate::graph::Graph;
 use crate::nn::Module;
-use crate::stats::StatsRecorder;
 use crate::Result;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -49,29 +49,6 @@ pub trait Observer {
     /// has been recorded, so that a resumed run finds it.
     fn flush(&mut self) -> Result<()> {
         Ok(())
-    }
-}
-
-/// The statistics recorder as an observer: hooks on stats steps only.
-impl Observer for StatsRecorder {
-    fn before_step(
-        &mut self,
-        g: &mut Graph,
-        model: &dyn Module,
-        step: u64,
-        epoch: usize,
-    ) -> Result<()> {
-        self.begin_step(g, model, step, epoch).map(|_| ())
-    }
-
-    fn after_step(
-        &mut self,
-        g: &mut Graph,
-        _model: &dyn Module,
-        _step: u64,
-        _epoch: usize,
-    ) -> Result<()> {
-        self.end_step(g)
     }
 }
 

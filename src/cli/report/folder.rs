@@ -1,6 +1,7 @@
 //! The run's folder as the report reads it: its history (or the error that says it is not a
 //! run's folder), the `--out` file's place, and the files it holds.
 
+use crate::cli::run_folder::HISTORY_JSON;
 use bnlab::train::History;
 use bnlab::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub fn read_history(dir: &Path) -> Result<History> {
         }
         Ok(_) => {}
     }
-    let path = dir.join("history.json");
+    let path = dir.join(HISTORY_JSON);
     if !path.exists() {
         return Err(Error::Invalid(format!(
             "not a run folder: {} has no history.json",

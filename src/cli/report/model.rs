@@ -2,8 +2,8 @@
 //! torchinfo table: the same `ModelSpec::from_config` and `bnlab::summary::summary` that
 //! `--resume` and `bnlab summary` use, on the input shape of the run's data.
 
-use crate::cli::data::STANDARDIZE;
 use crate::cli::model::{build_for_input, ModelSpec};
+use crate::cli::run_folder::{LAST, STANDARDIZE};
 use bnlab::data::kind::DatasetKind;
 use bnlab::data::table::Standardizer;
 use bnlab::io::read_safetensors;
@@ -29,7 +29,7 @@ pub fn run_model(dir: &Path, config: &serde_json::Value) -> Result<RunModel> {
     let spec = ModelSpec::from_config(config)?;
     let options = &config["options"];
     let dataset = options["dataset"].as_str().unwrap_or("mnist");
-    let weights = dir.join("last.safetensors");
+    let weights = dir.join(LAST);
     let (input, mut g, mut net) = if dataset == "csv" {
         let binary = options["mode"].as_str() == Some("binary");
         build_for_table(&spec, dir, &weights, binary)?
