@@ -10,8 +10,27 @@ use std::path::PathBuf;
     about = "Build, train, inspect and compare Batch Normalization networks, as PyTorch does"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How this process runs, not what it computes: given before or after any command (a resumed
+/// run takes them from its own command line, not from its checkpoint).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Process settings")]
+pub struct Settings {
+    /// Threads (0: all cores).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub threads: usize,
+    /// A folder with the dataset's files (default: the repository's data/mnist for MNIST, else a
+    /// cache folder the files are downloaded into).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,7 +97,8 @@ pub enum SchedulerName {
     CosineRestarts,
 }
 
-/// Options shared by every command that trains.
+/// A run's own options, shared by every command that trains: what it computes (the process's
+/// settings are [`Settings`]).
 #[derive(Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TrainOptions {
     /// Epochs to train.
@@ -127,9 +147,6 @@ pub struct TrainOptions {
     /// Seeds initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// mnist, fashion-mnist, cifar10, or csv (with --train-csv and --target).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
@@ -156,13 +173,6 @@ pub struct TrainOptions {
     #[arg(long, value_enum, default_value_t = ModeName::Multi)]
     #[serde(default)]
     pub mode: ModeName,
-    /// A folder with the dataset's files (default: the repository's data/mnist for MNIST, else a
-    /// cache folder the files are downloaded into).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
     /// The cosine schedule's period when a resumed run trains for more epochs than its first
     /// `--epochs` (which stays the period); not an option of its own.
     #[arg(skip)]
@@ -243,8 +253,6 @@ pub struct EvalArgs {
     pub weights: PathBuf,
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
     /// --dataset csv: the table to evaluate on (standardised with the statistics saved with
     /// the weights).
     #[arg(long)]
@@ -256,8 +264,6 @@ pub struct EvalArgs {
     pub mode: ModeName,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Print {"loss", "accuracy", "samples"}.
     #[arg(long)]
     pub json: bool,
@@ -276,17 +282,12 @@ pub struct BenchArgs {
     pub model: String,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-    /// Threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Epochs to time (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     /// Multiply the MLP presets' hidden widths (256-128-64) by this.
     #[arg(long, default_value_t = 1)]
     pub width: usize,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -351,8 +352,6 @@ pub struct PredictArgs {
     /// One line of JSON per image: {"file", "top": [{"class", "name", "probability"}, ...]}.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// PNG or JPEG files.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -399,12 +398,6 @@ pub struct ExperimentCommon {
     /// Seeds every initialisation and data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// A folder with MNIST's files (default: the repository's data/mnist).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,7 +2,7 @@
 //! several epochs, on in-memory MNIST. The PyTorch side is ../shared/reference/seed_bn_mnist.py;
 //! scripts/bench.sh runs both and prints the ratios.
 
-use super::args::BenchArgs;
+use super::args::{BenchArgs, Settings};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use bnlab::data::Loader;
@@ -23,14 +23,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-pub fn run(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> {
     let model = parse_model(&a.model, "--model")?;
     if a.batch_size == 0 || a.epochs == 0 {
         return Err(Error::Invalid(
             "--batch-size and --epochs must be at least 1".into(),
         ));
     }
-    let (train, test) = data::load_both(data::parse_kind("mnist")?, a.data_dir.as_deref())?;
+    let (train, test) = data::load_both(data::parse_kind("mnist")?, settings.data_dir.as_deref())?;
     let mlp_preset = match &model {
         ModelSpec::Preset(p) if !p.is_cnn() => Some(*p),
         _ => None,

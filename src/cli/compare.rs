@@ -1,7 +1,7 @@
 //! `bnlab compare`: train several presets with the same seed and data order, print a table and
 //! draw every run on one plot.
 
-use super::args::CompareArgs;
+use super::args::{CompareArgs, Settings};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use super::run_folder::{self, RUN_FILES};
@@ -27,7 +27,7 @@ fn outputs(models: &[ModelSpec]) -> Vec<PathBuf> {
     files
 }
 
-pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(a: &CompareArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> {
     let presets = a
         .models
         .split(',')
@@ -52,7 +52,7 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
     let outputs = outputs(&presets);
     let folder = run_folder::claim_out(a.out.as_deref(), a.overwrite, DEFAULT_OUT, &outputs)?;
     let root = &folder.path;
-    let run_data = data::load_run_data(&a.opts)?;
+    let run_data = data::load_run_data(&a.opts, settings.data_dir.as_deref())?;
     let (train, test) = (&run_data.train, &run_data.test);
     let mut runs: Vec<(String, History)> = Vec::new();
     for preset in &presets {
@@ -62,13 +62,14 @@ pub fn run(a: &CompareArgs, out: &mut dyn Write) -> Result<()> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         run_data.write_standardizer(&dir)?;
         let control = RunControl {
-            config: super::train::run_config(preset, &a.opts, &Default::default()),
+            config: super::train::run_config(preset, &a.opts, &Default::default(), settings),
             ..Default::default()
         };
         let (history, _, _) = train_preset(
             preset,
             &a.opts,
             &Default::default(),
+            settings,
             train,
             test,
             &dir,

@@ -119,8 +119,9 @@ impl RunData {
     }
 }
 
-/// The data `opts` asks for: an image dataset, or a CSV table split and standardised.
-pub fn load_run_data(opts: &TrainOptions) -> Result<RunData> {
+/// The data `opts` asks for: an image dataset (from `data_dir`, `--data-dir`, when given), or a
+/// CSV table split and standardised.
+pub fn load_run_data(opts: &TrainOptions, data_dir: Option<&Path>) -> Result<RunData> {
     if opts.dataset != "csv" {
         for (given, flag) in [
             (opts.train_csv.is_some(), "--train-csv"),
@@ -141,14 +142,14 @@ pub fn load_run_data(opts: &TrainOptions) -> Result<RunData> {
                 parse_kind(&opts.dataset)?.num_classes()
             )));
         }
-        let (train, test) = load_both(parse_kind(&opts.dataset)?, opts.data_dir.as_deref())?;
+        let (train, test) = load_both(parse_kind(&opts.dataset)?, data_dir)?;
         return Ok(RunData {
             train,
             test,
             standardizer: None,
         });
     }
-    if opts.data_dir.is_some() {
+    if data_dir.is_some() {
         return Err(Error::Invalid(
             "--data-dir applies to the image datasets; --dataset csv reads --train-csv".into(),
         ));

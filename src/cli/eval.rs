@@ -1,14 +1,14 @@
 //! `bnlab eval`: test-set loss and accuracy of saved weights.
 
-use super::args::EvalArgs;
 use super::args::ModeName;
+use super::args::{EvalArgs, Settings};
 use super::data;
 use super::model::parse_model;
 use bnlab::train::evaluate;
 use bnlab::{state_dict, Error, Result};
 use std::io::Write;
 
-pub fn run(a: &EvalArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(a: &EvalArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> {
     let model = parse_model(&a.model, "--model")?;
     if a.batch_size == 0 {
         return Err(Error::Invalid("--batch-size must be at least 1".into()));
@@ -28,7 +28,7 @@ pub fn run(a: &EvalArgs, out: &mut dyn Write) -> Result<()> {
             ));
         }
         let kind = data::parse_kind(&a.dataset)?;
-        data::load_test(kind, a.data_dir.as_deref())?
+        data::load_test(kind, settings.data_dir.as_deref())?
     };
     let (mut g, mut net) = model.build(&test, 0, binary)?;
     state_dict::load(&mut net, &mut g.params, &a.weights)?;

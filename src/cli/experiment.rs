@@ -2,7 +2,7 @@
 //! writing over a finished result unless told), run the library's experiment and write its
 //! files.
 
-use super::args::{ExperimentArgs, ExperimentCommon, ExperimentName};
+use super::args::{ExperimentArgs, ExperimentCommon, ExperimentName, Settings};
 use super::data;
 use super::run_folder;
 use bnlab::data::{Dataset, DatasetKind};
@@ -91,12 +91,12 @@ fn plan(which: &ExperimentName) -> Result<Planned> {
     })
 }
 
-pub fn run(a: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(a: &ExperimentArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> {
     let common = a.which.common();
     // the options first, then the data: nothing is made before both are known good
     let planned = plan(&a.which)?;
     let name = planned.name();
-    let (train, test) = data::load_both(DatasetKind::Mnist, common.data_dir.as_deref())?;
+    let (train, test) = data::load_both(DatasetKind::Mnist, settings.data_dir.as_deref())?;
     let folder = claim(name, common)?;
     writeln!(
         out,

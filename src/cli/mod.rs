@@ -58,36 +58,25 @@ fn thread_count(requested: usize) -> usize {
     }
 }
 
-/// Run a command inside a thread pool of the size it asks for (--threads; 0 is all cores). The
-/// pool's workers are kept polling only inside the training and evaluation loops.
+/// Run a command inside a thread pool of the size the process settings ask for (--threads; 0 is
+/// all cores). The pool's workers are kept polling only inside the training and evaluation
+/// loops.
 pub fn run(cli: Cli) -> bnlab::Result<()> {
-    let threads = match &cli.command {
-        Command::Train(a) => a.opts.threads,
-        Command::Compare(a) => a.opts.threads,
-        Command::Eval(a) => a.threads,
-        Command::Bench(a) => a.threads,
-        Command::Predict(a) => a.threads,
-        Command::Experiment(a) => a.which.common().threads,
-        Command::Demo(_)
-        | Command::Summary(_)
-        | Command::Fold(_)
-        | Command::Export(_)
-        | Command::Report(_) => 1,
-    };
-    bnlab::runtime::with_threads(thread_count(threads), move || {
+    let settings = cli.settings;
+    bnlab::runtime::with_threads(thread_count(settings.threads), move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         match cli.command {
-            Command::Train(a) => train::run(&a, &mut out),
-            Command::Eval(a) => eval::run(&a, &mut out),
+            Command::Train(a) => train::run(&a, &settings, &mut out),
+            Command::Eval(a) => eval::run(&a, &settings, &mut out),
             Command::Demo(a) => demo::run(&a, &mut out),
-            Command::Bench(a) => bench::run(&a, &mut out),
+            Command::Bench(a) => bench::run(&a, &settings, &mut out),
             Command::Summary(a) => summary::run(&a, &mut out),
-            Command::Compare(a) => compare::run(&a, &mut out),
+            Command::Compare(a) => compare::run(&a, &settings, &mut out),
             Command::Fold(a) => fold::run(&a, &mut out),
             Command::Predict(a) => predict::run(&a, &mut out),
             Command::Export(a) => export::run(&a, &mut out),
-            Command::Experiment(a) => experiment::run(&a, &mut out),
+            Command::Experiment(a) => experiment::run(&a, &settings, &mut out),
             Command::Report(a) => report::run(&a, &mut out),
         }
     })?

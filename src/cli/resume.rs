@@ -9,18 +9,25 @@
 //!   schedule, whose period stays the run's first `--epochs` (PyTorch's `CosineAnnealingLR`
 //!   past `T_max` rises again, and bnlab's formula does the same). A run that stopped early
 //!   has ended: its patience ran out, and it is not trained further.
-//! - `--threads`, `--data-dir` and `--quiet`: how this process runs, not what it computes.
+//! - The process settings (`--threads`, `--data-dir`, `--quiet`: [`Settings`]), which are not
+//!   the run's options: how this process runs, not what it computes. Without `--data-dir`, the
+//!   run reads its data from the folder it was started with.
 //!
 //! Any other option is refused, naming each, rather than accepted and ignored.
+//!
+//! [`Settings`]: super::args::Settings
 
 use super::args::{SchedulerName, TrainOptions};
 use super::run_folder::{CHECKPOINT, LAST};
 use bnlab::io::read_safetensors;
 use bnlab::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Options that `--resume` accepts (clap's argument ids).
-const CHANGEABLE: &[&str] = &["resume", "epochs", "threads", "data_dir", "quiet"];
+/// The key of a run's configuration that records its `--data-dir`.
+pub const DATA_DIR: &str = "data_dir";
+
+/// The run's options that `--resume` accepts (clap's argument ids): itself and `--epochs`.
+const CHANGEABLE: &[&str] = &["resume", "epochs"];
 
 /// A run's folder as its checkpoint describes it.
 pub struct ResumedRun {
@@ -34,6 +41,8 @@ pub struct ResumedRun {
     pub epochs_done: usize,
     /// Whether early stopping ended it.
     pub stopped_early: bool,
+    /// The data folder it was started with (`--data-dir`), if one was given.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Read the model, options and progress of the run in `dir` from its checkpoint.
@@ -57,12 +66,18 @@ pub fn read_run(dir: &Path) -> Result<ResumedRun> {
         .as_u64()
         .ok_or_else(|| bad("no epoch count in its state"))? as usize;
     let stopped_early = state["history"]["stopped_early"].as_bool() == Some(true);
+    // recorded beside the options; a run from before the process settings were split kept it
+    // among them
+    let data_dir = [&config[DATA_DIR], &config["options"][DATA_DIR]]
+        .into_iter()
+        .find_map(|v| v.as_str().map(PathBuf::from));
     Ok(ResumedRun {
         model,
         config: config.clone(),
         options,
         epochs_done,
         stopped_early,
+        data_dir,
     })
 }
 

@@ -1,10 +1,12 @@
 //! `bnlab train`: the seed's experiment in one command.
 
-use super::args::{ModeName, OptimizerName, SchedulerName, TrainArgs, TrainOptions, WatchOptions};
+use super::args::{
+    ModeName, OptimizerName, SchedulerName, Settings, TrainArgs, TrainOptions, WatchOptions,
+};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use super::pause::pause_hook;
-use super::resume;
+use super::resume::{self, DATA_DIR};
 use super::run_folder::{
     self, Claim, BEST, CHECKPOINT, HISTORY_CSV, HISTORY_JSON, HISTORY_PNG, LAST, STANDARDIZE,
     STATS_CSV, STATS_PNG,
@@ -111,12 +113,14 @@ pub fn scheduler(o: &TrainOptions) -> Scheduler {
 
 /// Train one preset with the given options, writing a checkpoint after every epoch and the
 /// run's files at the end; `resume` continues the run whose checkpoint is in `out`. `control`
-/// brings the interrupt flag and step hook; its checkpoint and state are set here.
+/// brings the interrupt flag and step hook; its checkpoint and state are set here. Of the
+/// process `settings`, only `quiet` matters here (the data is loaded, the threads are set).
 #[allow(clippy::too_many_arguments)]
 pub fn train_preset(
     model: &ModelSpec,
     o: &TrainOptions,
     watch: &WatchOptions,
+    settings: &Settings,
     train: &Dataset,
     test: &Dataset,
     out: &Path,
@@ -149,7 +153,7 @@ pub fn train_preset(
         mode: o.mode.mode(),
         scheduler: scheduler(o),
         seed: o.seed,
-        progress: !o.quiet,
+        progress: !settings.quiet,
     };
     control.checkpoint = Some(checkpoint);
     if let Some(observer) = super::observe::RunObserver::new(watch, &net, out, resumed_at)? {
@@ -174,12 +178,14 @@ pub fn train_preset(
     Ok((history, g, net))
 }
 
-/// What a run records of itself: the model (see `ModelSpec::config`), the options and the
-/// threads it ran with.
+/// What a run records of itself: the model (see `ModelSpec::config`), the options, the threads
+/// it ran with and the data folder it was given (`--resume` reads the data from there again
+/// unless its own command line names one).
 pub fn run_config(
     model: &ModelSpec,
     opts: &TrainOptions,
     watch: &WatchOptions,
+    settings: &Settings,
 ) -> serde_json::Value {
     let mut config = model.config();
     config["options"] = serde_json::to_value(opts).expect("options serialise");
@@ -187,6 +193,9 @@ pub fn run_config(
         config["watch"] = serde_json::to_value(watch).expect("options serialise");
     }
     config["threads"] = bnlab::runtime::threads().into();
+    if let Some(dir) = &settings.data_dir {
+        config[DATA_DIR] = serde_json::to_value(dir).expect("a path serialises");
+    }
     config
 }
 
@@ -204,10 +213,10 @@ fn interrupt_flag() -> Option<Arc<AtomicBool>> {
     installed.ok().map(|_| flag)
 }
 
-pub fn run(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(a: &TrainArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> {
     match &a.resume {
-        Some(dir) => resume(a, dir, out),
-        None => start(a, out),
+        Some(dir) => resume(a, settings, dir, out),
+        None => start(a, settings, out),
     }
 }
 
@@ -215,12 +224,12 @@ pub fn run(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
 pub const DEFAULT_OUT: &str = "runs/train";
 
 /// A new run.
-fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
+fn start(a: &TrainArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> {
     let model = parse_model(&a.model, "--model")?;
     validate(&a.opts)?;
     super::observe::validate(&a.watch)?;
     // the data first: a bad table or folder is reported before any run folder is made
-    let run = data::load_run_data(&a.opts)?;
+    let run = data::load_run_data(&a.opts, settings.data_dir.as_deref())?;
     if a.watch.any() {
         // a model with nothing to watch is refused before a folder is made for it
         let (_, net) = model.build(&run.train, a.opts.seed, a.opts.mode == ModeName::Binary)?;
@@ -240,11 +249,18 @@ fn start(a: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         )
         .map_err(super::stdout_err)?;
     }
-    train_and_report(&model, &a.opts, &a.watch, &run, &folder.path, out, false)
+    let run_in = Run {
+        model: &model,
+        opts: &a.opts,
+        watch: &a.watch,
+        settings,
+        data: &run,
+    };
+    train_and_report(&run_in, &folder.path, out, false)
 }
 
 /// `--resume DIR`: the run in DIR continues, with its own options and perhaps more epochs.
-fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
+fn resume(a: &TrainArgs, settings: &Settings, dir: &Path, out: &mut dyn Write) -> Result<()> {
     resume::check_given(&a.given)?;
     let run = resume::read_run(dir)?;
     let epochs = a
@@ -252,24 +268,24 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
         .iter()
         .any(|g| g == "epochs")
         .then_some(a.opts.epochs);
-    let mut opts = match resume::plan(dir, &run, epochs)? {
+    let opts = match resume::plan(dir, &run, epochs)? {
         resume::Plan::Train(opts) => *opts,
         resume::Plan::Finished(line) => {
             writeln!(out, "{line}").map_err(super::stdout_err)?;
             return Ok(());
         }
     };
-    // how this process runs: from this command line
-    opts.quiet = a.opts.quiet;
-    opts.threads = a.opts.threads;
-    if a.opts.data_dir.is_some() {
-        opts.data_dir = a.opts.data_dir.clone();
-    }
+    // how this process runs: from this command line, the data where the run found it unless
+    // this command line says where it is now
+    let settings = Settings {
+        data_dir: settings.data_dir.clone().or(run.data_dir.clone()),
+        ..settings.clone()
+    };
     let model = ModelSpec::from_config(&run.config)
         .map_err(|e| Error::bad_file(dir.join(CHECKPOINT), format!("cannot resume: {e}")))?;
     validate(&opts)?;
     let folder = run_folder::claim(dir, "--resume", Claim::Resume, &run_folder::train_outputs())?;
-    let data = data::load_run_data(&opts)?;
+    let data = data::load_run_data(&opts, settings.data_dir.as_deref())?;
     let more = if opts.epochs > run.options.epochs {
         format!(", trained to {} epochs", opts.epochs)
     } else {
@@ -292,7 +308,14 @@ fn resume(a: &TrainArgs, dir: &Path, out: &mut dyn Write) -> Result<()> {
         })?,
         None => WatchOptions::default(),
     };
-    train_and_report(&model, &opts, &watch, &data, &folder.path, out, true)
+    let run_in = Run {
+        model: &model,
+        opts: &opts,
+        watch: &watch,
+        settings: &settings,
+        data: &data,
+    };
+    train_and_report(&run_in, &folder.path, out, true)
 }
 
 /// A diverging run's advice, in the command line's words: the learning rate is `--lr`.
@@ -305,22 +328,31 @@ fn name_the_flag(e: Error) -> Error {
     }
 }
 
+/// What `bnlab train` trains: a model, the run's options, what it watches, how this process
+/// runs, and the data.
+struct Run<'a> {
+    model: &'a ModelSpec,
+    opts: &'a TrainOptions,
+    watch: &'a WatchOptions,
+    settings: &'a Settings,
+    data: &'a data::RunData,
+}
+
 /// Train into a claimed folder, with Ctrl-C and `BNLAB_PAUSE_AT` honoured, and say what was
 /// written.
-fn train_and_report(
-    model: &ModelSpec,
-    opts: &TrainOptions,
-    watch: &WatchOptions,
-    data: &data::RunData,
-    dir: &Path,
-    out: &mut dyn Write,
-    resume: bool,
-) -> Result<()> {
+fn train_and_report(run: &Run, dir: &Path, out: &mut dyn Write, resume: bool) -> Result<()> {
+    let Run {
+        model,
+        opts,
+        watch,
+        settings,
+        data,
+    } = *run;
     let interrupt = interrupt_flag();
     let control = RunControl {
         after_step: pause_hook(interrupt.clone())?,
         interrupt,
-        config: run_config(model, opts, watch),
+        config: run_config(model, opts, watch, settings),
         ..Default::default()
     };
     data.write_standardizer(dir)?;
@@ -328,6 +360,7 @@ fn train_and_report(
         model,
         opts,
         watch,
+        settings,
         &data.train,
         &data.test,
         dir,
