@@ -251,6 +251,30 @@ fn resume_refuses_the_options_it_cannot_change_naming_each() {
     assert_eq!(std::fs::read(out.join("history.json")).unwrap(), history);
 }
 
+/// The process settings are not the run's options: given before the command's name they work
+/// as after it, and a run resumed without `--data-dir` reads its data from the folder it was
+/// started with (recorded in its configuration). Oracle: the resumed run ends byte for byte as
+/// a run trained straight to 2 epochs on the same data; on any other data it could not.
+#[test]
+fn a_resumed_run_keeps_its_data_folder_and_settings_go_before_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny(dir.path());
+    let straight = dir.path().join("straight");
+    assert_ok(&run(
+        &tiny_train(&data, Some(&straight), 2, &[]),
+        dir.path(),
+    ));
+    let out = dir.path().join("out");
+    let mut args = strings(&["--threads", "2", "--data-dir", path_str(&data), "--quiet"]);
+    args.extend(strings(&["train", "--batch-size", "512", "--epochs", "1"]));
+    args.extend(strings(&["--out", path_str(&out)]));
+    assert_ok(&run(&args, dir.path()));
+    let mut args = resume_args(&out);
+    args.extend(strings(&["--epochs", "2"]));
+    assert_ok(&run(&args, dir.path()));
+    assert_same_run(&finished(&out, 2), &finished(&straight, 2), "resumed");
+}
+
 /// `--resume OUT --epochs 3` on a finished 2-epoch run trains epoch 3 and ends exactly as a
 /// run started with `--epochs 3` (weights byte for byte, history apart from times); fewer
 /// epochs than done, or more after an early stop, are refused naming `--epochs`.
