@@ -251,6 +251,15 @@ fn resume_refuses_the_options_it_cannot_change_naming_each() {
     assert_eq!(std::fs::read(out.join("history.json")).unwrap(), history);
 }
 
+/// The tiny data in `dir`, and a run trained straight to `epochs` epochs on it (its folder): what
+/// a resumed run must end as.
+fn straight_run(dir: &Path, epochs: usize) -> (PathBuf, PathBuf) {
+    let data = tiny(dir);
+    let straight = dir.join("straight");
+    assert_ok(&run(&tiny_train(&data, Some(&straight), epochs, &[]), dir));
+    (data, straight)
+}
+
 /// The process settings are not the run's options: given before the command's name they work
 /// as after it, and a run resumed without `--data-dir` reads its data from the folder it was
 /// started with (recorded in its configuration). Oracle: the resumed run ends byte for byte as
@@ -258,12 +267,7 @@ fn resume_refuses_the_options_it_cannot_change_naming_each() {
 #[test]
 fn a_resumed_run_keeps_its_data_folder_and_settings_go_before_the_command() {
     let dir = tempfile::tempdir().unwrap();
-    let data = tiny(dir.path());
-    let straight = dir.path().join("straight");
-    assert_ok(&run(
-        &tiny_train(&data, Some(&straight), 2, &[]),
-        dir.path(),
-    ));
+    let (data, straight) = straight_run(dir.path(), 2);
     let out = dir.path().join("out");
     let mut args = strings(&["--threads", "2", "--data-dir", path_str(&data), "--quiet"]);
     args.extend(strings(&["train", "--batch-size", "512", "--epochs", "1"]));
@@ -281,12 +285,7 @@ fn a_resumed_run_keeps_its_data_folder_and_settings_go_before_the_command() {
 #[test]
 fn resume_with_more_epochs_equals_a_run_started_with_them() {
     let dir = tempfile::tempdir().unwrap();
-    let data = tiny(dir.path());
-    let straight = dir.path().join("straight");
-    assert_ok(&run(
-        &tiny_train(&data, Some(&straight), 3, &[]),
-        dir.path(),
-    ));
+    let (data, straight) = straight_run(dir.path(), 3);
     let out = dir.path().join("out");
     assert_ok(&run(&tiny_train(&data, Some(&out), 2, &[]), dir.path()));
     let mut args = resume_args(&out);
