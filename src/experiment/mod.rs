@@ -16,6 +16,7 @@ mod outcome;
 pub mod parallel;
 pub mod placement;
 mod report;
+pub mod statistics;
 pub mod steps;
 
 pub use outcome::{Outcome, Table, REPORT, RESULTS};
