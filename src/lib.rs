@@ -15,6 +15,7 @@ pub mod fold;
 
 pub use error::{Error, Result};
 pub mod graph;
+pub mod html_page;
 pub mod io;
 pub mod kernels;
 pub mod matmul;
@@ -25,7 +26,6 @@ pub mod optim;
 pub mod plot;
 pub mod predict;
 pub mod presets;
-pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod state_dict;

@@ -1,4 +1,4 @@
-//! `bnlab report` and the page builder behind it (`bnlab::report::html`).
+//! `bnlab report` and the page builder behind it (`bnlab::html_page`).
 //!
 //! Oracles: an XML parser and the rules of a self-contained page (`common::html_check`, whose
 //! own rejections are tested here first); the run's own files read independently: the
@@ -7,7 +7,7 @@
 //! one line on stderr that names the folder or file, and nothing written.
 
 mod common;
-use bnlab::report::html::Page;
+use bnlab::html_page::Page;
 use common::bnlab_cli::*;
 use common::html_check::{check_self_contained, Summary};
 use common::{assert_ok, entries, stdout};

@@ -13,9 +13,9 @@ mod model;
 mod observe;
 mod pause;
 mod predict;
-mod report;
 mod resume;
 mod run_folder;
+mod run_page;
 mod summary;
 mod train;
 
@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Predict(a) => predict::run(&a, &mut out),
             Command::Export(a) => export::run(&a, &mut out),
             Command::Experiment(a) => experiment::run(&a, &settings, &mut out),
-            Command::Report(a) => report::run(&a, &mut out),
+            Command::Report(a) => run_page::run(&a, &mut out),
         }
     })?
 }

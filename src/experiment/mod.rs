@@ -13,11 +13,12 @@ pub mod ioffe2015;
 pub mod lr_sweep;
 pub mod models;
 mod outcome;
+mod page;
 pub mod parallel;
 pub mod placement;
-mod report;
 pub mod statistics;
 pub mod steps;
+mod write;
 
 pub use outcome::{Outcome, Table, REPORT, RESULTS};
 pub use steps::{train_steps, Ended};

@@ -1,11 +1,11 @@
-//! An experiment's report: one self-contained HTML page (see [`crate::report::html`]) with
+//! An experiment's page: one self-contained HTML page (see [`crate::html_page`]) with
 //! the protocol, the table, the figures, what they say against the sources, and the networks.
 
 use super::outcome::Outcome;
-use crate::report::html::Page;
+use crate::html_page::Page;
 use crate::Result;
 
-/// The report of `o`, with its figures' PNG bytes (in `o.figures`' order, with captions).
+/// The HTML page of `o`, with its figures' PNG bytes (in `o.figures`' order, with captions).
 pub fn page(o: &Outcome, pngs: &[(&str, Vec<u8>)]) -> Result<Page> {
     let mut page = Page::new(&o.title);
     page.subtitle(&format!(

@@ -9,7 +9,7 @@
 //! own sections.
 //!
 //! ```
-//! use bnlab::report::html::Page;
+//! use bnlab::html_page::Page;
 //! let mut page = Page::new("A <run>");
 //! page.section("Results")
 //!     .paragraph("Accuracy after 3 epochs:")

@@ -1,7 +1,7 @@
-//! `bnlab report RUN_DIR [--out FILE]`: one self-contained HTML page about a training run's
-//! folder: the run's settings, its model's torchinfo table, the history of every epoch, every
-//! plot in the folder and the list of its files. The page embeds its pictures and links to
-//! nothing outside itself, so it can be mailed or archived alone.
+//! `bnlab report RUN_DIR [--out FILE]`: the run page, one self-contained HTML page about a
+//! training run's folder: the run's settings, its model's torchinfo table, the history of every
+//! epoch, every plot in the folder and the list of its files. The page embeds its pictures and
+//! links to nothing outside itself, so it can be mailed or archived alone.
 
 mod folder;
 mod format;
@@ -9,7 +9,7 @@ mod model;
 
 use super::args::ReportArgs;
 use super::run_folder::{HISTORY_JSON, HISTORY_PNG};
-use bnlab::report::html::Page;
+use bnlab::html_page::Page;
 use bnlab::train::History;
 use bnlab::{Error, Result};
 use folder::{check_out, list_files, read_history, Entry};

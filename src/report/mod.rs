@@ -1,3 +1,0 @@
-//! Reports: self-contained HTML pages about runs and experiments.
-
-pub mod html;
