@@ -113,7 +113,7 @@ fn state_dict_corpus_replays_without_panic() {
 /// input, and summarise what builds.
 #[test]
 fn model_file_corpus_replays_without_panic() {
-    use bnlab::model_file::{BuildOptions, ModelFile};
+    use bnlab::model_file::ModelFile;
     let files = corpus_files("model_file");
     assert!(
         files.len() >= MIN_MODEL_FILES,
@@ -130,8 +130,7 @@ fn model_file_corpus_replays_without_panic() {
             continue;
         };
         let mut g = Graph::new(0);
-        let options = BuildOptions { sparse_input: true };
-        if let Ok(net) = model.build(&[1, 1, 28, 28], &mut g.params, &mut Rng::seed(0), options) {
+        if let Ok(net) = model.build(&[1, 1, 28, 28], &mut g.params, &mut Rng::seed(0)) {
             let _ = bnlab::summary::summary(&net, &g.params, &[1, 1, 28, 28]);
             built += 1;
         }

@@ -243,3 +243,115 @@ fn optimizer_state_is_in_pytorchs_layout_whatever_the_storage() {
     };
     assert_eq!(state_after_a_step(true), state_after_a_step(false));
 }
+
+/// `n` MNIST-like 28 x 28 byte images: about 19% of pixels nonzero (MNIST's share), or,
+/// `dense`, every pixel nonzero (as in photographs).
+fn images(n: usize, dense: bool, rng: &mut Rng) -> Dataset {
+    let pixels = (0..n * 784)
+        .map(|_| {
+            if dense || rng.next_f32() < 0.19 {
+                1 + (rng.next_f32() * 254.0) as u8
+            } else {
+                0
+            }
+        })
+        .collect();
+    let labels = (0..n).map(|i| (i % 10) as u8).collect();
+    Dataset::new(pixels, labels, [1, 28, 28], 10).unwrap()
+}
+
+/// The dense reference in f64, from PyTorch's (out, in) weight: the mean cross entropy of
+/// x W^T + b against the labels, and its gradient with respect to W.
+fn reference(x: &[f32], labels: &[u32], w: &[f32], b: &[f32], o: usize) -> (f64, Vec<f64>) {
+    let i = w.len() / o;
+    let n = labels.len();
+    let (mut loss, mut dw) = (0.0, vec![0.0; o * i]);
+    for (row, &y) in x.chunks_exact(i).zip(labels) {
+        let z: Vec<f64> = (0..o)
+            .map(|k| {
+                let dot: f64 = (0..i).map(|j| row[j] as f64 * w[k * i + j] as f64).sum();
+                dot + b[k] as f64
+            })
+            .collect();
+        let max = z.iter().cloned().fold(f64::MIN, f64::max);
+        let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+        loss += (sum.ln() + max - z[y as usize]) / n as f64;
+        for k in 0..o {
+            let p = (z[k] - max).exp() / sum - if k == y as usize { 1.0 } else { 0.0 };
+            for j in 0..i {
+                dw[k * i + j] += p * row[j] as f64 / n as f64;
+            }
+        }
+    }
+    (loss, dw)
+}
+
+/// The Linear reading the model's input decides from each batch whether it is sparse, the
+/// same way whether the model flattens inline (`Net`) or with a leading `Flatten` layer
+/// (`Sequential`), and whatever its weight's layout: MNIST-like batches take the sparse
+/// kernels (and the loop then hands the next batch over with its nonzeros), batches with no
+/// zeros the dense ones. Either way the loss and the weight gradient are the dense reference's.
+#[test]
+fn the_linear_reading_the_input_decides_from_each_batchs_density() {
+    use bnlab::nn::{Flatten, Layer, Net, Sequential};
+    use bnlab::train::{run_batch, Mode, StepBuffers};
+    let linear = |g: &mut Graph, stored_transpose: bool| {
+        let config = LinearConfig {
+            stored_transpose,
+            ..LinearConfig::new(784, 10)
+        };
+        Linear::with_config(&mut g.params, config, &mut Rng::seed(11)).unwrap()
+    };
+    type Build = fn(Layer) -> Layer;
+    let containers: [(&str, Build); 2] = [
+        ("Net with an inline flatten", |l| {
+            Layer::Net(Net {
+                name: "Net".into(),
+                flatten_input: true,
+                blocks: vec![("fc".into(), l)],
+            })
+        }),
+        ("Sequential(Flatten, Linear)", |l| {
+            Layer::Sequential(Sequential::new(vec![Flatten.into(), l]))
+        }),
+    ];
+    for dense in [false, true] {
+        let ds = images(64, dense, &mut Rng::seed(3));
+        for (what, container) in containers {
+            for stored_transpose in [true, false] {
+                let mut g = Graph::new(0);
+                let lin = linear(&mut g, stored_transpose);
+                let (weight, bias) = (lin.weight, lin.bias.unwrap());
+                let mut model = container(lin.into());
+                let mut bufs = StepBuffers::default();
+                let case = format!("{what}, dense {dense}, W^T {stored_transpose}");
+                assert!(!g.wants_input_nonzeros(), "{case}: a new graph");
+                for batch in [&[0u32, 5, 9, 12, 33, 63, 2, 40][..], &[7, 1, 50, 51, 19, 8]] {
+                    g.params.zero_grad();
+                    let (loss, _) =
+                        run_batch(&mut model, &mut g, &ds, batch, Mode::Multi, &mut bufs).unwrap();
+                    assert_eq!(g.wants_input_nonzeros(), !dense, "{case}: the decision");
+                    g.backward(loss).unwrap();
+                    let w = g.params.to_torch_layout(weight, g.params.value(weight));
+                    let mut x = vec![0.0; batch.len() * 784];
+                    let mut labels = vec![0; batch.len()];
+                    gather_batch(&ds, batch, &mut x, &mut labels).unwrap();
+                    let (want, want_dw) = reference(&x, &labels, &w, g.params.value(bias), 10);
+                    let got = g.value(loss)[0] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "{case}: loss {got} against {want}"
+                    );
+                    let dw = g.params.grad(weight).unwrap();
+                    let dw = g.params.to_torch_layout(weight, dw);
+                    for (a, b) in dw.iter().zip(&want_dw) {
+                        assert!(
+                            (*a as f64 - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                            "{case}: weight gradient {a} against {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -394,14 +394,7 @@ fn layer_norm_and_group_norm_are_watched_and_a_plain_model_is_refused() {
     let file = bnlab::model_file::ModelFile::from_text(text.into(), std::path::Path::new("m.txt"))
         .unwrap();
     let net = file
-        .build(
-            &[1, FEATURES],
-            &mut g.params,
-            &mut Rng::seed(0),
-            bnlab::model_file::BuildOptions {
-                sparse_input: false,
-            },
-        )
+        .build(&[1, FEATURES], &mut g.params, &mut Rng::seed(0))
         .unwrap();
     let r = StatsRecorder::new(
         &net,

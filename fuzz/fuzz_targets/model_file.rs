@@ -3,7 +3,7 @@
 //! allocate without bound (`MAX_VALUES`, `MAX_SIZE` in `bnlab::model_file`).
 #![no_main]
 
-use bnlab::model_file::{BuildOptions, ModelFile};
+use bnlab::model_file::ModelFile;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -15,8 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut g = bnlab::Graph::new(0);
-    let options = BuildOptions { sparse_input: true };
-    if let Ok(net) = model.build(&[1, 1, 28, 28], &mut g.params, &mut bnlab::Rng::seed(0), options) {
+    if let Ok(net) = model.build(&[1, 1, 28, 28], &mut g.params, &mut bnlab::Rng::seed(0)) {
         // a built model can be described
         let _ = bnlab::summary::summary(&net, &g.params, &[1, 1, 28, 28]);
     }

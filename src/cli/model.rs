@@ -1,7 +1,7 @@
 //! What `--model` names: a preset by its name, or a model file (PyTorch's printed module).
 
 use bnlab::data::Dataset;
-use bnlab::model_file::{BuildOptions, ModelFile};
+use bnlab::model_file::ModelFile;
 use bnlab::nn::Net;
 use bnlab::presets::{Preset, PRESET_NAMES};
 use bnlab::{Error, Graph, Result, Rng};
@@ -105,12 +105,7 @@ impl ModelSpec {
                 }
                 preset.build(&mut g.params, ds.channels, ds.height, &mut rng)?
             }
-            ModelSpec::File(f) => {
-                let options = BuildOptions {
-                    sparse_input: !ds.is_tabular(),
-                };
-                f.build(&ds.batch_shape(1), &mut g.params, &mut rng, options)?
-            }
+            ModelSpec::File(f) => f.build(&ds.batch_shape(1), &mut g.params, &mut rng)?,
         };
         check_outputs(&net, ds, binary)?;
         Ok((g, net))
@@ -132,12 +127,7 @@ pub fn build_for_input(model: &ModelSpec, input: &[usize]) -> Result<(Graph, Net
                 )))
             }
         },
-        ModelSpec::File(f) => {
-            let options = BuildOptions {
-                sparse_input: false,
-            };
-            f.build(input, &mut g.params, &mut rng, options)?
-        }
+        ModelSpec::File(f) => f.build(input, &mut g.params, &mut rng)?,
     };
     Ok((g, net))
 }

@@ -2,7 +2,6 @@
 
 use super::args::SummaryArgs;
 use super::model::{parse_model, ModelSpec};
-use bnlab::model_file::BuildOptions;
 use bnlab::{Error, Graph, Result, Rng};
 use std::io::Write;
 
@@ -55,14 +54,7 @@ pub fn run(a: &SummaryArgs, out: &mut dyn Write) -> Result<()> {
                 .map_err(|e| Error::Invalid(format!("--input {input:?}: {e}")))?
         }
         // a model file is built for the input given: its shapes are checked against it
-        ModelSpec::File(f) => f.build(
-            &input,
-            &mut g.params,
-            &mut rng,
-            BuildOptions {
-                sparse_input: false,
-            },
-        )?,
+        ModelSpec::File(f) => f.build(&input, &mut g.params, &mut rng)?,
     };
     let table = bnlab::summary::summary(&net, &g.params, &input)
         .map_err(|e| Error::Invalid(format!("--input {given}: {e}")))?;

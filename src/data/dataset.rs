@@ -131,6 +131,12 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// Whether [`Dataset::nonzeros`] can give a batch's nonzeros: an image dataset's are
+    /// found once and kept; a table's float rows are not indexed.
+    pub fn indexes_nonzeros(&self) -> bool {
+        !self.is_tabular()
+    }
+
     /// True for a table ([`Dataset::tabular`]): batches are (N, width) floats.
     pub fn is_tabular(&self) -> bool {
         !self.features.is_empty()

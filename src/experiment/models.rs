@@ -3,7 +3,7 @@
 
 use crate::data::Dataset;
 use crate::graph::Graph;
-use crate::model_file::{BuildOptions, ModelFile};
+use crate::model_file::ModelFile;
 use crate::nn::{Module, Net, StateRef};
 use crate::presets::{mlp, Preset, SEED_DIMS};
 use crate::train::seeded;
@@ -35,14 +35,7 @@ pub fn sequential(class: &str, layers: &[String]) -> String {
 pub fn build(text: &str, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
     let file = ModelFile::from_text(text.to_string(), std::path::Path::new("<experiment>"))?;
     let (mut g, mut rng) = seeded(seed);
-    let net = file.build(
-        &ds.batch_shape(1),
-        &mut g.params,
-        &mut rng,
-        BuildOptions {
-            sparse_input: !ds.is_tabular(),
-        },
-    )?;
+    let net = file.build(&ds.batch_shape(1), &mut g.params, &mut rng)?;
     Ok((g, net))
 }
 

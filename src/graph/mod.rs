@@ -92,6 +92,9 @@ pub struct Graph {
     scratch: Scratch,
     /// Forward and backward hooks on modules (none: nothing to do).
     hooks: Hooks,
+    /// Whether the last model input a Linear read took the sparse kernels (the decision is
+    /// the Linear op's, `ops::linear`); kept across `reset`, for [`Graph::wants_input_nonzeros`].
+    input_went_sparse: bool,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -142,6 +145,7 @@ impl Graph {
             grad_enabled: true,
             scratch: Scratch::default(),
             hooks: Hooks::default(),
+            input_went_sparse: false,
         }
     }
 
@@ -174,7 +178,8 @@ impl Graph {
     }
 
     /// An input that needs no gradient, filled by `fill` with its dense values and, in CSR form
-    /// over rows of `shape[1..]`, its nonzeros (which a first Linear layer then uses directly).
+    /// over rows of `shape[1..]`, its nonzeros: a Linear that reads this input and finds it
+    /// sparse enough (see [`Graph::wants_input_nonzeros`]) uses them instead of scanning.
     pub fn input_with_csr(
         &mut self,
         shape: &[usize],
@@ -185,6 +190,16 @@ impl Graph {
         fill(&mut slot.value, &mut slot.sparse.csr);
         slot.sparse.csr_width = shape[1..].iter().product();
         Ok(Var(VarKind::Node(i)))
+    }
+
+    /// Whether the last model input that a Linear read was mostly zeros, so that the Linear
+    /// took the sparse kernels (the one place that decides is `Graph::linear`, on each
+    /// batch's own density). A loop that can gather the next batch's nonzeros cheaply (a
+    /// dataset's index of them) hands them over with [`Graph::input_with_csr`] when this says
+    /// so; otherwise the Linear finds them itself. False for a new graph and after an input
+    /// the Linear took dense.
+    pub fn wants_input_nonzeros(&self) -> bool {
+        self.input_went_sparse
     }
 
     /// An input copied from a tensor; `requires_grad` asks for its gradient in `grad`.

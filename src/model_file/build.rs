@@ -20,14 +20,6 @@ pub const SUPPORTED: &str = "Linear, BatchNorm1d, BatchNorm2d, LayerNorm, GroupN
 /// error, not an allocation that takes the machine down.
 pub const MAX_VALUES: usize = 1 << 28;
 
-/// How the built model meets its data.
-#[derive(Clone, Copy, Debug)]
-pub struct BuildOptions {
-    /// The input is mostly exact zeros (images): a first Linear that reads it keeps W^T for
-    /// the sparse kernels, as the presets' first layers do (same values, same state dict).
-    pub sparse_input: bool,
-}
-
 /// Build the model `m` (parsed from `file`) for inputs of `input` (batch dimension included),
 /// drawing its parameters from `rng` in the order printed, as PyTorch's `__init__` creates
 /// them in the order it assigns the children.
@@ -37,13 +29,11 @@ pub fn build(
     input: &[usize],
     params: &mut ParamStore,
     rng: &mut Rng,
-    options: BuildOptions,
 ) -> Result<Net> {
     let mut b = Builder {
         file,
         params,
         rng,
-        options,
         shape: input.to_vec(),
         from: "the input".to_string(),
         at_input: true,
@@ -71,11 +61,12 @@ pub(super) struct Builder<'a> {
     pub(super) file: &'a str,
     pub(super) params: &'a mut ParamStore,
     pub(super) rng: &'a mut Rng,
-    pub(super) options: BuildOptions,
     /// The shape reaching the next layer, and the path of the layer that made it.
     pub(super) shape: Vec<usize>,
     pub(super) from: String,
-    /// No layer has run yet (only views such as Flatten): the next Linear reads the data.
+    /// No layer has run yet (only views such as Flatten): the next Linear reads the model's
+    /// input, and keeps W^T for the sparse kernels the graph gives a mostly-zero batch, as the
+    /// presets' first layers do (same values, same state dict).
     pub(super) at_input: bool,
     /// Parameter and buffer values asked for so far (see [`MAX_VALUES`]).
     pub(super) values: usize,

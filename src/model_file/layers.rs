@@ -29,7 +29,8 @@ impl Builder<'_> {
                 self.reserve(place, &[&[o, i], &[o]])?;
                 let mut config = LinearConfig::new(i, o);
                 config.bias = a.bool("bias")?;
-                config.stored_transpose = self.at_input && self.options.sparse_input;
+                // reading the model's input, it may take the sparse kernels (Graph::linear)
+                config.stored_transpose = self.at_input;
                 let mut linear = Linear::with_config(self.params, config, self.rng)?;
                 // the seed's forward flattens inline before its first Linear (no Flatten
                 // printed): a Linear meeting (N, *) with prod(*) = in_features flattens first

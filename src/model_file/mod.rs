@@ -31,7 +31,7 @@ mod layers;
 pub mod parse;
 pub mod print;
 
-pub use build::{BuildOptions, SUPPORTED};
+pub use build::SUPPORTED;
 pub use parse::{ModuleText, Value};
 
 use crate::graph::ParamStore;
@@ -95,20 +95,13 @@ impl ModelFile {
 
     /// Build the model for inputs of shape `input` (batch dimension included), its parameters
     /// in `params` drawn from `rng` as PyTorch's initialisation draws them.
-    pub fn build(
-        &self,
-        input: &[usize],
-        params: &mut ParamStore,
-        rng: &mut Rng,
-        options: BuildOptions,
-    ) -> Result<Net> {
+    pub fn build(&self, input: &[usize], params: &mut ParamStore, rng: &mut Rng) -> Result<Net> {
         build::build(
             &self.tree,
             &self.path.display().to_string(),
             input,
             params,
             rng,
-            options,
         )
     }
 }

@@ -195,16 +195,8 @@ mod tests {
                 .join(format!("examples/models/{name}.txt"));
             let file = crate::model_file::ModelFile::read(&path).unwrap();
             let mut g = crate::Graph::new(0);
-            let options = crate::model_file::BuildOptions {
-                sparse_input: false,
-            };
             let net = file
-                .build(
-                    &[1, 1, 28, 28],
-                    &mut g.params,
-                    &mut crate::Rng::seed(0),
-                    options,
-                )
+                .build(&[1, 1, 28, 28], &mut g.params, &mut crate::Rng::seed(0))
                 .unwrap();
             assert_eq!(super::print_net(&net), file.text, "{name}");
         }

@@ -140,9 +140,6 @@ impl Forward for Layer {
     fn set_own_training(&mut self, training: bool) {
         self.module_mut().set_own_training(training)
     }
-    fn wants_sparse_input(&self) -> bool {
-        self.module().wants_sparse_input()
-    }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.module().output_shape(input)
     }
@@ -264,13 +261,6 @@ impl Forward for Sequential {
         }
         Ok(x)
     }
-    fn wants_sparse_input(&self) -> bool {
-        // a Flatten is a view: the rows the nonzeros describe reach the next layer unchanged
-        self.layers
-            .iter()
-            .find(|l| !matches!(l, Layer::Flatten(_)))
-            .is_some_and(|l| l.wants_sparse_input())
-    }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.layers
             .iter()
@@ -333,12 +323,6 @@ impl Forward for Net {
             x = call(g, b, x)?;
         }
         Ok(x)
-    }
-    fn wants_sparse_input(&self) -> bool {
-        // the inline flatten keeps the rows the nonzeros describe
-        self.blocks
-            .first()
-            .is_some_and(|(_, b)| b.wants_sparse_input())
     }
 }
 

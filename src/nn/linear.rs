@@ -25,9 +25,6 @@ pub struct Linear {
     pub in_features: usize,
     /// Size of the output's last dimension.
     pub out_features: usize,
-    /// Built for a mostly-zero input such as images ([`LinearConfig::stored_transpose`]): as a
-    /// model's first layer it asks for the batch's nonzeros ([`Forward::wants_sparse_input`]).
-    pub sparse_input: bool,
     /// Flatten an input of more than two dimensions to (N, in_features) first, as the seed's
     /// `forward` does with `nn.Flatten()(X)` before its first Linear: a model file whose first
     /// Linear meets images says so this way (the flatten is a view, no copy). Default false.
@@ -44,11 +41,12 @@ pub struct LinearConfig {
     /// A learnable bias (out_features). Default true.
     pub bias: bool,
     /// Store the weight as W^T (in_features, out_features) (`ParamLayout::Transposed`), with
-    /// the same initial values for the same `rng`. For a first layer fed by a mostly-zero input
-    /// such as images: its sparse kernels read rows of W^T, which would otherwise be transposed
-    /// from W every training step (6% of an epoch of the seed's model at batch 256, 12% at
-    /// batch 32), and its weight gradient is written row by row. The state dict still holds
-    /// PyTorch's (out_features, in_features). Default false.
+    /// the same initial values for the same `rng`. For a layer that reads the model's input:
+    /// when a batch is mostly zeros (images) the graph gives it the sparse kernels, which read
+    /// rows of W^T that would otherwise be transposed from W every training step (6% of an
+    /// epoch of the seed's model at batch 256, 12% at batch 32), and write its weight gradient
+    /// row by row; a dense batch's GEMM reads either layout at the same cost. The state dict
+    /// still holds PyTorch's (out_features, in_features). Default false.
     pub stored_transpose: bool,
 }
 
@@ -103,7 +101,6 @@ impl Linear {
             bias,
             in_features,
             out_features,
-            sparse_input: stored_transpose,
             flatten_input: false,
         })
     }
@@ -118,10 +115,6 @@ impl Forward for Linear {
         };
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
         g.linear(x, w, b)
-    }
-
-    fn wants_sparse_input(&self) -> bool {
-        self.sparse_input
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {

@@ -96,14 +96,6 @@ pub trait Forward {
     /// Switch this module itself (not its children) between training and eval mode.
     fn set_own_training(&mut self, _training: bool) {}
 
-    /// Whether this module's input should come with its nonzeros (a first Linear built for
-    /// images, [`LinearConfig::stored_transpose`], whose kernels then read only those). The
-    /// training and evaluation loops gather them for a batch only when the model asks; a
-    /// container asks when its first module does.
-    fn wants_sparse_input(&self) -> bool {
-        false
-    }
-
     /// The output shape for an input shape (batch dimension included), so that a summary can
     /// describe the module without running it. The default says it cannot: a layer of your own
     /// implements this to appear in `summary`.

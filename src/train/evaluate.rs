@@ -41,9 +41,11 @@ pub fn run_batch(
     bufs.labels.resize(n, 0);
     let shape = ds.batch_shape(n);
     let mut gathered = Ok(());
-    // a table's rows are dense floats: its nonzeros are not worth gathering
-    let x = if model.wants_sparse_input() && !ds.is_tabular() {
-        // the dense batch, and its nonzeros for the first Linear (found once per dataset)
+    // Whether a batch is sparse is the Linear's decision that reads it (`Graph::linear`, on
+    // the batch's density). When it took the last batch sparse, this one comes with its
+    // nonzeros, gathered from the dataset's index of them (a cheap copy beside the dense
+    // gather) instead of scanned for by the Linear.
+    let x = if g.wants_input_nonzeros() && ds.indexes_nonzeros() {
         g.input_with_csr(&shape, |buf, csr| {
             let labels = &mut bufs.labels;
             gathered = rayon::join(

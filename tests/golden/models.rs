@@ -147,9 +147,8 @@ fn build(
             );
             let model = bnlab::model_file::ModelFile::from_text(text, Path::new("SigmoidMLP.txt"))
                 .map_err(|e| e.to_string())?;
-            let options = bnlab::model_file::BuildOptions { sparse_input: true };
             let net = model
-                .build(&[1, 1, 28, 28], &mut g.params, &mut rng, options)
+                .build(&[1, 1, 28, 28], &mut g.params, &mut rng)
                 .map_err(|e| e.to_string())?;
             Ok((net, &SGD))
         }

@@ -7,7 +7,6 @@ use crate::cli::run_folder::{LAST, STANDARDIZE};
 use bnlab::data::kind::DatasetKind;
 use bnlab::data::table::Standardizer;
 use bnlab::io::read_safetensors;
-use bnlab::model_file::BuildOptions;
 use bnlab::nn::Net;
 use bnlab::{state_dict, Graph, Result, Rng};
 use std::path::Path;
@@ -95,12 +94,7 @@ fn build_for_table(
             dims[4] = outputs;
             bnlab::presets::mlp(&mut g.params, *preset, &dims, &mut rng)?
         }
-        ModelSpec::File(f) => {
-            let options = BuildOptions {
-                sparse_input: false,
-            };
-            f.build(&input, &mut g.params, &mut rng, options)?
-        }
+        ModelSpec::File(f) => f.build(&input, &mut g.params, &mut rng)?,
     };
     Ok((input, g, net))
 }

@@ -10,7 +10,7 @@ use crate::Result;
 
 /// Below this fraction of nonzeros an input takes the sparse Linear kernels. Measured on the
 /// seed's first layer: the sparse kernels win up to about half nonzeros.
-const SPARSE_DENSITY: f32 = 0.5;
+const SPARSE_DENSITY: f64 = 0.5;
 
 /// A Linear node's inputs.
 #[derive(Clone, Copy, Debug)]
@@ -136,32 +136,38 @@ impl Graph {
     }
 
     /// The slot whose CSR form of x a Linear with n rows of i inputs takes the sparse kernels
-    /// with: x's own (given with it), or `Some(the new node's)` to make one when x is sparse
-    /// enough; None for the dense kernels.
-    fn sparse_source(&self, x: Var, n: usize, i: usize) -> Option<usize> {
-        // Model inputs (no gradient needed) that are mostly exact zeros take the sparse kernels:
-        // with the CSR the input came with, or one made here when the density is low.
-        match x.0 {
-            // only model inputs: intermediate values (a ReLU's output in eval mode, say) are
-            // rarely sparse enough for the sparse kernels to beat the GEMM
-            VarKind::Node(j)
-                if !self.requires_grad(x)
-                    && matches!(self.nodes[self.nodes[j].storage].op, Op::Leaf) =>
-            {
-                let src = self.nodes[j].storage;
-                let given = &self.slots[src].sparse;
-                let rows_match = given.csr.ptr.len() == n + 1;
-                if given.csr_width == i && rows_match {
-                    Some(src)
-                } else if sparse_linear::density(self.value(x)) < SPARSE_DENSITY {
-                    Some(self.nodes.len()) // the node about to be recorded
-                } else {
-                    None
-                }
-            }
-            _ => None,
+    /// with: x's own (given with it), or `Some(the new node's)` to make one; None for the
+    /// dense kernels. This is the one place that decides whether an input is sparse: on each
+    /// batch's own density, whoever built the model and whatever fed the batch.
+    fn sparse_source(&mut self, x: Var, n: usize, i: usize) -> Option<usize> {
+        // only model inputs (leaves needing no gradient, or views of them such as a flatten):
+        // intermediate values (a ReLU's output in eval mode, say) are rarely sparse enough for
+        // the sparse kernels to beat the GEMM
+        let VarKind::Node(j) = x.0 else { return None };
+        let src = self.nodes[j].storage;
+        if self.requires_grad(x) || !matches!(self.nodes[src].op, Op::Leaf) {
+            return None;
+        }
+        let given = &self.slots[src].sparse;
+        let given = given.csr_width == i && given.csr.ptr.len() == n + 1;
+        let nonzeros = if given {
+            self.slots[src].sparse.csr.idx.len()
+        } else {
+            sparse_linear::count_nonzeros(self.value(x))
+        };
+        let sparse = sparse_enough(nonzeros, n * i);
+        self.input_went_sparse = sparse;
+        match (sparse, given) {
+            (false, _) => None,
+            (true, true) => Some(src),
+            (true, false) => Some(self.nodes.len()), // the node about to be recorded
         }
     }
+}
+
+/// Whether an input with `nonzeros` of its `values` nonzero takes the sparse kernels.
+fn sparse_enough(nonzeros: usize, values: usize) -> bool {
+    (nonzeros as f64) < SPARSE_DENSITY * values as f64
 }
 
 /// The backward of Linear node `i`.

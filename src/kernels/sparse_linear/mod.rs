@@ -106,10 +106,9 @@ pub fn csr_to_csc(csr: &Compressed, i: usize, csc: &mut Compressed) {
     csc.cursor = next;
 }
 
-/// The fraction of nonzero values.
-pub fn density(x: &[f32]) -> f32 {
-    let nnz = x.iter().filter(|&&v| v != 0.0).count();
-    nnz as f32 / x.len().max(1) as f32
+/// The number of nonzero values.
+pub fn count_nonzeros(x: &[f32]) -> usize {
+    x.iter().filter(|&&v| v != 0.0).count()
 }
 
 /// dst (C, R) = src (R, C)^T. Each task owns a band of 64 rows of dst (64 columns of src).
