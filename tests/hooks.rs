@@ -7,11 +7,17 @@
 //!   closed form, computed here from the hooked logits;
 //! - hooks change nothing: the weights after training steps are bit for bit those without;
 //! - a hook on a layer of a fused block sees that layer's own output, and the block's values
-//!   stay the same; a removed hook is not called; a wrong path is an error naming it.
+//!   stay the same; a removed hook is not called; a wrong path is an error naming it;
+//! - hooks belong to state-dict paths, not addresses (issue 20): in `struct Wrap { inner:
+//!   Linear }` the struct and its field share an address, yet a hook on `""` sees only the
+//!   model (its output is relu of inner's), a hook on `"inner"` only the Linear, and a model
+//!   moved after registration still runs its hooks.
 
-use bnlab::nn::{call, register_backward_hook, register_forward_hook, set_training, Module, Net};
+use bnlab::nn::{
+    call, register_backward_hook, register_forward_hook, set_training, Forward, Linear, Module, Net,
+};
 use bnlab::presets::{mlp, Preset};
-use bnlab::{Graph, Rng, Tensor};
+use bnlab::{Graph, Result, Rng, Tensor, Var};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -221,4 +227,113 @@ fn a_path_that_names_no_module_is_an_error_naming_it() {
     assert!(e.contains("head") && e.contains("b1, b2, output"), "{e}");
     assert!(g.hooks().is_empty());
     let _: &dyn Module = &net;
+}
+
+/// relu(inner(x)): a model whose only field sits at the model's own address.
+#[derive(Module)]
+struct Wrap {
+    inner: Linear,
+}
+
+impl Forward for Wrap {
+    fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
+        let h = call(g, &mut self.inner, x)?;
+        g.relu(h)
+    }
+}
+
+fn wrap() -> (Graph, Wrap) {
+    let mut g = Graph::new(0);
+    let inner = Linear::new(&mut g.params, 5, 7, &mut Rng::seed(11)).unwrap();
+    (g, Wrap { inner })
+}
+
+/// Run `model` once through `call` on a fixed batch: (input values, output values).
+fn run(g: &mut Graph, model: &mut Wrap) -> (Vec<f32>, Vec<f32>) {
+    let (x, _) = batch(6, 5, 21);
+    g.reset();
+    let xv = g.input(&x, false).unwrap();
+    let y = call(g, model, xv).unwrap();
+    (x.data.clone(), g.value(y).to_vec())
+}
+
+#[test]
+fn a_struct_and_its_first_field_share_an_address_but_not_their_hooks() {
+    let (mut g, mut model) = wrap();
+    let addr_model = &model as *const Wrap as usize;
+    let addr_inner = &model.inner as *const Linear as usize;
+    assert_eq!(addr_model, addr_inner, "the case this test is about");
+    let (model_io, inner_io) = (seen(), seen());
+    let (model_in, inner_in) = (seen(), seen());
+    register_forward_hook(&mut g, &model, "", keep(&model_io, false)).unwrap();
+    register_forward_hook(&mut g, &model, "", keep(&model_in, true)).unwrap();
+    register_forward_hook(&mut g, &model, "inner", keep(&inner_io, false)).unwrap();
+    register_forward_hook(&mut g, &model, "inner", keep(&inner_in, true)).unwrap();
+    let (x, y) = run(&mut g, &mut model);
+
+    // the hook on "" fires once, for the model: its output is the model's (relu'd) output
+    assert_eq!(
+        model_io.borrow().len(),
+        1,
+        "the hook on \"\" fired for inner too"
+    );
+    assert_eq!(model_io.borrow()[0].1, y);
+    assert_eq!(model_in.borrow()[0].1, x);
+
+    // the hook on "inner" fires once, for the Linear: the model's output is relu of it
+    assert_eq!(
+        inner_io.borrow().len(),
+        1,
+        "the hook on \"inner\" fired for the model"
+    );
+    let h = inner_io.borrow()[0].1.clone();
+    assert!(
+        h.iter().any(|&v| v < 0.0),
+        "relu must change something here"
+    );
+    let relu: Vec<f32> = h.iter().map(|&v| v.max(0.0)).collect();
+    assert_eq!(relu, y, "the model's output is relu of inner's");
+    assert_eq!(inner_in.borrow()[0].1, x, "inner's input is the batch");
+}
+
+#[test]
+fn a_model_moved_after_registering_keeps_its_hooks() {
+    let (mut g, model) = wrap();
+    let (outer, inner) = (seen(), seen());
+    register_forward_hook(&mut g, &model, "", keep(&outer, false)).unwrap();
+    let sink = inner.clone();
+    register_backward_hook(&mut g, &model, "inner", move |grad, shape| {
+        sink.borrow_mut().push((shape.to_vec(), grad.to_vec()));
+    })
+    .unwrap();
+    let before = &model as *const Wrap as usize;
+    let mut moved = Box::new(model);
+    assert_ne!(before, &*moved as *const Wrap as usize, "the model moved");
+
+    let (x, _) = batch(6, 5, 21);
+    g.reset();
+    let xv = g.input(&x, false).unwrap();
+    let y = call(&mut g, moved.as_mut(), xv).unwrap();
+    let ones = vec![1.0; g.value(y).len()];
+    g.backward_from(y, &ones).unwrap();
+    assert_eq!(
+        outer.borrow().len(),
+        1,
+        "the forward hook on the moved model"
+    );
+    assert_eq!(outer.borrow()[0].1, g.value(y).to_vec());
+    // d(sum relu(h))/dh is 1 where h > 0 and 0 elsewhere
+    assert_eq!(
+        inner.borrow().len(),
+        1,
+        "the backward hook on the moved model's inner"
+    );
+    let (shape, grad) = inner.borrow()[0].clone();
+    assert_eq!(shape, vec![6, 7]);
+    let want: Vec<f32> = g
+        .value(y)
+        .iter()
+        .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+        .collect();
+    assert_eq!(grad, want);
 }

@@ -13,7 +13,7 @@ mod hooks;
 mod ops;
 mod params;
 
-pub use hooks::{BackwardHook, ForwardHook, HookHandle, Hooks};
+pub use hooks::{BackwardHook, ForwardHook, HookHandle, Hooks, ModuleSite};
 pub use ops::{BnStats, ConvArgs};
 pub use params::{ParamId, ParamLayout, ParamStore};
 

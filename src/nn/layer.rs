@@ -2,7 +2,7 @@
 //! a model of named blocks (the presets). Being data, they can also be described without
 //! running them: output shapes and parameter counts for `bnlab summary`.
 
-use super::hooks::{call, module_key};
+use super::hooks::{call, child_watched};
 use super::{
     fused, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Forward, Gelu, GroupNorm, Identity,
     LayerNorm, LeakyReLU, Linear, MaxPool2d, Module, ReLU, Sigmoid, StateRef, StateView, Tanh,
@@ -217,12 +217,10 @@ impl Sequential {
         Sequential { layers, fuse: true }
     }
 
-    /// Whether the graph has a hook on any of `layers` (which must then run one by one).
-    fn watched(g: &Graph, layers: &[Layer]) -> bool {
-        !g.hooks().is_empty()
-            && layers
-                .iter()
-                .any(|l| g.hooks().watches(module_key(l as &dyn Module)))
+    /// Whether the graph has a hook on any of the layers `layers` (indices into this
+    /// Sequential, which is the running module), which must then run one by one.
+    fn watched(g: &Graph, layers: std::ops::Range<usize>) -> bool {
+        !g.hooks().is_empty() && layers.into_iter().any(|i| child_watched(g, &i.to_string()))
     }
 }
 
@@ -236,7 +234,7 @@ impl Forward for Sequential {
                 continue;
             }
             let end = self.layers.len().min(i + 4);
-            let watched = Sequential::watched(g, &self.layers[i..end]);
+            let watched = Sequential::watched(g, i..end);
             let fused = match &mut self.layers[i..] {
                 _ if watched => None,
                 [Layer::Conv2d(conv), Layer::BatchNorm(bn), Layer::ReLU(_), Layer::MaxPool2d(pool), ..]
