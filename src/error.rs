@@ -26,9 +26,15 @@ pub enum Error {
     /// A tensor's shape does not fit the operation or layer it was given to.
     #[error("shape error: {0}")]
     Shape(String),
-    /// A state dict does not fit the model it is loaded into.
-    #[error("state dict: {0}")]
-    StateDict(String),
+    /// A state dict does not fit the model it is loaded into: which keys are missing,
+    /// unexpected or of the wrong shape or dtype (nothing was loaded).
+    #[error("{}state dict does not fit the model: {keys}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+    StateDict {
+        /// The file the state dict was read from (`None` for one given in memory).
+        file: Option<PathBuf>,
+        /// What did not fit.
+        keys: IncompatibleKeys,
+    },
     /// An invalid argument or option.
     #[error("{0}")]
     Invalid(String),
@@ -92,6 +98,122 @@ impl std::fmt::Display for NonFiniteLoss {
                 f,
                 "the loss is not finite after epoch {epoch}, step {step} of {steps}, the epoch's last (train {train}, validation {validation})"
             ),
+        }
+    }
+}
+
+/// What keeps a state dict from loading strictly into a model, as PyTorch's
+/// `_IncompatibleKeys` (`missing_keys`, `unexpected_keys`) with the keys present in both but of
+/// another shape or dtype (which PyTorch reports as size mismatches). Keys are named as in the
+/// state dict (with its prefix).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IncompatibleKeys {
+    /// Keys the model has and the state dict lacks, in the model's order.
+    pub missing: Vec<String>,
+    /// Keys the state dict has and the model lacks, in name order.
+    pub unexpected: Vec<String>,
+    /// Keys both have, whose tensors differ in shape or dtype, in the model's order.
+    pub mismatched: Vec<KeyMismatch>,
+}
+
+/// A key whose tensor in the state dict does not fit the model's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyMismatch {
+    /// The key.
+    pub key: String,
+    /// The shape the model needs (PyTorch's layout; `[]` for a scalar).
+    pub expected: Vec<usize>,
+    /// The shape in the state dict.
+    pub found: Vec<usize>,
+    /// The dtype the model needs (`F32`, or `I64` for num_batches_tracked).
+    pub expected_dtype: &'static str,
+    /// The dtype in the state dict.
+    pub found_dtype: &'static str,
+}
+
+impl IncompatibleKeys {
+    /// Whether everything fits.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+/// How many names of one kind a message lists before it says how many more there are.
+const NAMES_SHOWN: usize = 3;
+
+/// "2 missing (a, b)" or "7 missing (a, b, c and 4 more)".
+fn summarise(
+    f: &mut std::fmt::Formatter<'_>,
+    what: &str,
+    items: &[impl std::fmt::Display],
+) -> std::fmt::Result {
+    write!(f, "{} {what} (", items.len())?;
+    for (i, item) in items.iter().take(NAMES_SHOWN).enumerate() {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        write!(f, "{item}")?;
+    }
+    if items.len() > NAMES_SHOWN {
+        write!(f, " and {} more", items.len() - NAMES_SHOWN)?;
+    }
+    write!(f, ")")
+}
+
+impl std::fmt::Display for IncompatibleKeys {
+    /// One line: "1 missing key (b2.1.running_var); 1 mismatched key (b2.0.weight: [128, 255]
+    /// in the state dict, the model needs [128, 256])", with at most three names of each kind.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize| if n == 1 { "key" } else { "keys" };
+        let mut first = true;
+        let mut sep = |f: &mut std::fmt::Formatter<'_>| {
+            let s = if first { "" } else { "; " };
+            first = false;
+            write!(f, "{s}")
+        };
+        if !self.missing.is_empty() {
+            sep(f)?;
+            summarise(
+                f,
+                &format!("missing {}", plural(self.missing.len())),
+                &self.missing,
+            )?;
+        }
+        if !self.unexpected.is_empty() {
+            sep(f)?;
+            let what = format!("unexpected {}", plural(self.unexpected.len()));
+            summarise(f, &what, &self.unexpected)?;
+        }
+        if !self.mismatched.is_empty() {
+            sep(f)?;
+            let what = format!("mismatched {}", plural(self.mismatched.len()));
+            summarise(f, &what, &self.mismatched)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for KeyMismatch {
+    /// "b2.0.weight: [128, 255] in the state dict, the model needs [128, 256]" (dtypes shown
+    /// when they differ).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let KeyMismatch {
+            key,
+            expected,
+            found,
+            expected_dtype,
+            found_dtype,
+        } = self;
+        if expected_dtype == found_dtype {
+            write!(
+                f,
+                "{key}: {found:?} in the state dict, the model needs {expected:?}"
+            )
+        } else {
+            write!(
+                f,
+                "{key}: {found_dtype} {found:?} in the state dict, the model needs {expected_dtype} {expected:?}"
+            )
         }
     }
 }

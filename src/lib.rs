@@ -13,7 +13,7 @@ pub mod experiment;
 pub mod figure;
 pub mod fold;
 
-pub use error::{Error, Result};
+pub use error::{Error, IncompatibleKeys, KeyMismatch, Result};
 pub mod graph;
 pub mod html_page;
 pub mod io;

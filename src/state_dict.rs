@@ -5,7 +5,7 @@ use crate::graph::ParamStore;
 use crate::io::{read_safetensors, write_safetensors, StateTensor};
 use crate::nn::{visit_state, visit_state_mut, Module, StateRef, StateView};
 use crate::tensor::Tensor;
-use crate::{Error, Result};
+use crate::{Error, IncompatibleKeys, KeyMismatch, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -31,7 +31,8 @@ pub fn state_dict(model: &dyn Module, params: &ParamStore) -> Vec<(String, State
 }
 
 /// Load a state dict strictly (PyTorch's `strict=True`): every key of the model must be present
-/// with its shape and dtype, and no other key. Nothing is changed unless everything fits.
+/// with its shape and dtype, and no other key. Nothing is changed unless everything fits; if
+/// something does not, the error is [`Error::StateDict`] listing what.
 /// `prefix` selects keys that start with it (e.g. "init." in the golden files); "" takes all.
 pub fn load_state_dict(
     model: &mut dyn Module,
@@ -44,37 +45,36 @@ pub fn load_state_dict(
         .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k, v)))
         .collect();
     // First pass: check every key.
-    let mut problems = Vec::new();
+    let mut keys = IncompatibleKeys::default();
     let mut seen = Vec::new();
     visit_state(model, "", &mut |name, entry| {
         seen.push(name.to_string());
-        let (want_shape, want_dtype) = match &entry {
+        let (expected, expected_dtype) = match &entry {
             StateView::Param(id) => (params.torch_shape(*id), "F32"),
             StateView::Buffer(t) => (t.shape.clone(), "F32"),
             StateView::Counter(_) => (vec![], "I64"),
         };
         match wanted.get(name) {
-            None => problems.push(format!(
-                "missing key '{prefix}{name}' (shape {want_shape:?})"
-            )),
-            Some(t) if t.dtype_name() != want_dtype => problems.push(format!(
-                "key '{prefix}{name}' has dtype {}, the model needs {want_dtype}",
-                t.dtype_name()
-            )),
-            Some(t) if t.shape() != want_shape.as_slice() => problems.push(format!(
-                "key '{prefix}{name}' has shape {:?}, the model needs {want_shape:?}",
-                t.shape()
-            )),
+            None => keys.missing.push(format!("{prefix}{name}")),
+            Some(t) if t.dtype_name() != expected_dtype || t.shape() != expected.as_slice() => {
+                keys.mismatched.push(KeyMismatch {
+                    key: format!("{prefix}{name}"),
+                    expected,
+                    found: t.shape().to_vec(),
+                    expected_dtype,
+                    found_dtype: t.dtype_name(),
+                })
+            }
             Some(_) => {}
         }
     });
     for k in wanted.keys() {
         if !seen.iter().any(|s| s == k) {
-            problems.push(format!("unexpected key '{prefix}{k}'"));
+            keys.unexpected.push(format!("{prefix}{k}"));
         }
     }
-    if !problems.is_empty() {
-        return Err(Error::StateDict(problems.join("; ")));
+    if !keys.is_empty() {
+        return Err(Error::StateDict { file: None, keys });
     }
     // Second pass: copy.
     visit_state_mut(model, "", &mut |name, entry| match (entry, wanted[name]) {
@@ -95,9 +95,20 @@ pub fn save(model: &dyn Module, params: &ParamStore, path: &Path) -> Result<()> 
     write_safetensors(path, &state_dict(model, params), &meta)
 }
 
-/// Load a model's state dict from a safetensors file; errors name the file and the key.
+/// Load a model's state dict from a safetensors file; errors name the file and the key (a
+/// mismatch is an [`Error::StateDict`] with the file).
 pub fn load(model: &mut dyn Module, params: &mut ParamStore, path: &Path) -> Result<()> {
     let file = read_safetensors(path)?;
-    load_state_dict(model, params, &file.tensors, "")
-        .map_err(|e| Error::bad_file(path, e.to_string()))
+    load_state_dict(model, params, &file.tensors, "").map_err(|e| in_file(e, path))
+}
+
+/// `e`, naming the file its state dict came from.
+pub fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::StateDict { keys, .. } => Error::StateDict {
+            file: Some(path.to_path_buf()),
+            keys,
+        },
+        other => Error::bad_file(path, other.to_string()),
+    }
 }

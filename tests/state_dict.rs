@@ -11,7 +11,7 @@ use bnlab::io::{read_safetensors, write_safetensors, StateTensor};
 use bnlab::nn::{set_training, visit_state, visit_state_mut, Forward, Net, StateRef, StateView};
 use bnlab::presets::Preset;
 use bnlab::state_dict::{load, load_state_dict, save, state_dict};
-use bnlab::{Graph, Rng, Tensor};
+use bnlab::{Error, Graph, IncompatibleKeys, KeyMismatch, Rng, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -432,6 +432,89 @@ fn prefixed_keys_must_match_too() {
         .to_string();
     assert!(err.contains("b9.weight"), "{err}");
     assert_eq!(snapshot(&g, &mut model), before);
+}
+
+/// The typed error of a failed load: (the file it names, what did not fit).
+fn incompatible(e: Error) -> (Option<PathBuf>, IncompatibleKeys) {
+    match e {
+        Error::StateDict { file, keys } => (file, keys),
+        other => panic!("not a state-dict mismatch: {other}"),
+    }
+}
+
+#[test]
+fn a_mismatch_lists_missing_unexpected_and_mismatched_keys() {
+    // one of each kind, made here, so the lists the error must give are known
+    let mut dict = other_state();
+    dict.remove("b3.1.running_mean");
+    dict.remove("b1.0.bias");
+    dict.insert("extra.weight".into(), StateTensor::F32(Tensor::zeros(&[2])));
+    dict.insert(
+        "b2.0.weight".into(),
+        StateTensor::F32(Tensor::zeros(&[128, 255])),
+    );
+    dict.insert(
+        "b1.1.num_batches_tracked".into(),
+        StateTensor::F32(Tensor::zeros(&[])),
+    );
+    let (mut g, mut model) = seed_model(0);
+    let err = load_state_dict(&mut model, &mut g.params, &dict, "").unwrap_err();
+    let (file, keys) = incompatible(err);
+    assert_eq!(file, None);
+    // in the model's (state-dict) order
+    assert_eq!(keys.missing, ["b1.0.bias", "b3.1.running_mean"]);
+    assert_eq!(keys.unexpected, ["extra.weight"]);
+    assert_eq!(
+        keys.mismatched,
+        [
+            KeyMismatch {
+                key: "b1.1.num_batches_tracked".into(),
+                expected: vec![],
+                found: vec![],
+                expected_dtype: "I64",
+                found_dtype: "F32",
+            },
+            KeyMismatch {
+                key: "b2.0.weight".into(),
+                expected: vec![128, 256],
+                found: vec![128, 255],
+                expected_dtype: "F32",
+                found_dtype: "F32",
+            },
+        ]
+    );
+
+    // from a file: the same lists, and the file
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let entries: Vec<(String, StateTensor)> = dict.into_iter().collect();
+    write_safetensors(&path, &entries, &HashMap::new()).unwrap();
+    let (file, from_file) = incompatible(load(&mut model, &mut g.params, &path).unwrap_err());
+    assert_eq!(file, Some(path));
+    assert_eq!(from_file, keys);
+}
+
+#[test]
+fn a_long_list_is_summarised_in_one_line() {
+    // an empty state dict: every one of the model's keys is missing
+    let (mut g, mut model) = seed_model(0);
+    let err = load_state_dict(&mut model, &mut g.params, &BTreeMap::new(), "").unwrap_err();
+    let msg = err.to_string();
+    let (_, keys) = incompatible(err);
+    let all: Vec<String> = pytorch_keys().into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(keys.missing, all);
+    assert!(keys.unexpected.is_empty() && keys.mismatched.is_empty());
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(
+        msg.contains(&format!("{} missing keys", all.len())),
+        "{msg}"
+    );
+    assert!(msg.contains(&all[0]) && msg.contains(&all[2]), "{msg}");
+    assert!(!msg.contains(&all[3]), "only the first few names: {msg}");
+    assert!(
+        msg.contains(&format!("and {} more", all.len() - 3)),
+        "{msg}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

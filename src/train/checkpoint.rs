@@ -11,7 +11,7 @@ use crate::io::{read_safetensors, write_safetensors, StateTensor};
 use crate::nn::Module;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
-use crate::state_dict::{load_state_dict, state_dict};
+use crate::state_dict::{in_file, load_state_dict, state_dict};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -117,7 +117,7 @@ pub fn load_checkpoint(
     if let Err(e) = load_state_dict(model, &mut g.params, &model_tensors, "") {
         opt.load_state(&old, &g.params)
             .expect("an optimizer takes back its own state");
-        return Err(bad(e.to_string()));
+        return Err(in_file(e, path));
     }
     g.rng = state.dropout_rng.clone();
     Ok(state)
