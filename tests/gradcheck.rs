@@ -11,6 +11,7 @@
 //! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
 //! independent and short.)
 
+use bnlab::nn::GeluApproximate;
 use bnlab::{BnStats, Graph, ParamId, Rng, Tensor, Var};
 
 const GRAPH_SEED: u64 = 7;
@@ -610,6 +611,186 @@ fn dropout_after_linear() {
     check("linear -> dropout", &args, |g, v| {
         let h = g.linear(v[0], v[1], Some(v[2])).unwrap();
         g.dropout(h, 0.5).unwrap()
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// sigmoid, tanh, leaky_relu, gelu
+
+#[test]
+fn sigmoid() {
+    // over (-4, 4): both tails and the steep middle
+    let mut rng = Rng::seed(33);
+    let args = [input(uniform(&mut rng, &[4, 6], -4.0, 4.0))];
+    check("sigmoid", &args, |g, v| g.sigmoid(v[0]).unwrap());
+}
+
+#[test]
+fn tanh() {
+    let mut rng = Rng::seed(34);
+    let args = [input(uniform(&mut rng, &[4, 6], -3.0, 3.0))];
+    check("tanh", &args, |g, v| g.tanh(v[0]).unwrap());
+}
+
+#[test]
+fn leaky_relu() {
+    let slope = 0.1f32;
+    let mut rng = Rng::seed(35);
+    let args = [input(away_from_zero(&mut rng, &[4, 6], 0.1, 2.0))];
+    let grads = check("leaky_relu", &args, |g, v| {
+        g.leaky_relu(v[0], slope).unwrap()
+    });
+    // both branches were exercised: the gradient is dy where x > 0 and slope * dy elsewhere
+    let (pos, neg) =
+        args[0].t.data.iter().fold(
+            (0, 0),
+            |(p, n), &x| {
+                if x > 0.0 {
+                    (p + 1, n)
+                } else {
+                    (p, n + 1)
+                }
+            },
+        );
+    assert!(pos > 0 && neg > 0 && grads[0].iter().all(|&d| d != 0.0));
+}
+
+#[test]
+fn gelu_exact_and_tanh_approximation() {
+    for (name, approximate) in [
+        ("gelu", GeluApproximate::None),
+        ("gelu tanh", GeluApproximate::Tanh),
+    ] {
+        let mut rng = Rng::seed(36);
+        let args = [input(uniform(&mut rng, &[4, 6], -3.0, 3.0))];
+        check(name, &args, |g, v| g.gelu(v[0], approximate).unwrap());
+    }
+}
+
+#[test]
+fn activations_between_linear_layers() {
+    // linear -> sigmoid -> linear -> tanh -> linear -> gelu -> leaky_relu: each op's backward
+    // hands its input's gradient on to the next one back, and the parameters get theirs
+    let mut rng = Rng::seed(37);
+    let args = [
+        input(uniform(&mut rng, &[3, 4], -1.0, 1.0)),
+        param(uniform(&mut rng, &[5, 4], -1.0, 1.0)),
+        param(uniform(&mut rng, &[5], -0.5, 0.5)),
+        param(uniform(&mut rng, &[5, 5], -1.0, 1.0)),
+        param(uniform(&mut rng, &[4, 5], -1.0, 1.0)),
+    ];
+    check("activations chain", &args, |g, v| {
+        let h = g.linear(v[0], v[1], Some(v[2])).unwrap();
+        let h = g.sigmoid(h).unwrap();
+        let h = g.linear(h, v[3], None).unwrap();
+        let h = g.tanh(h).unwrap();
+        let h = g.linear(h, v[4], None).unwrap();
+        let h = g.gelu(h, GeluApproximate::None).unwrap();
+        g.leaky_relu(h, 0.2).unwrap()
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// layer_norm, group_norm
+
+#[test]
+fn layer_norm_over_the_last_dimension_with_affine() {
+    let mut rng = Rng::seed(38);
+    let args = [
+        input(uniform(&mut rng, &[3, 4, 5], -1.0, 1.0)),
+        param(uniform(&mut rng, &[5], 0.5, 1.5)),
+        param(uniform(&mut rng, &[5], -0.5, 0.5)),
+    ];
+    check("layer_norm [5]", &args, |g, v| {
+        g.layer_norm(v[0], &[5], Some(v[1]), Some(v[2]), 1e-5)
+            .unwrap()
+    });
+}
+
+#[test]
+fn layer_norm_over_two_dimensions_without_affine() {
+    let mut rng = Rng::seed(39);
+    let args = [input(uniform(&mut rng, &[3, 4, 5], -1.0, 1.0))];
+    check("layer_norm [4, 5]", &args, |g, v| {
+        g.layer_norm(v[0], &[4, 5], None, None, 1e-5).unwrap()
+    });
+}
+
+#[test]
+fn group_norm_nchw_with_affine() {
+    // 6 channels in 3 groups of 2, each group over 2 x 3 x 3 values
+    let mut rng = Rng::seed(40);
+    let args = [
+        input(uniform(&mut rng, &[2, 6, 3, 3], -1.0, 1.0)),
+        param(uniform(&mut rng, &[6], 0.5, 1.5)),
+        param(uniform(&mut rng, &[6], -0.5, 0.5)),
+    ];
+    check("group_norm 3 groups", &args, |g, v| {
+        g.group_norm(v[0], 3, Some(v[1]), Some(v[2]), 1e-5).unwrap()
+    });
+}
+
+#[test]
+fn group_norm_ncl_one_group_and_one_per_channel_without_affine() {
+    for groups in [1, 4] {
+        let mut rng = Rng::seed(41);
+        let args = [input(uniform(&mut rng, &[2, 4, 5], -1.0, 1.0))];
+        check(&format!("group_norm {groups} groups"), &args, |g, v| {
+            g.group_norm(v[0], groups, None, None, 1e-5).unwrap()
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// avg_pool2d
+
+#[test]
+fn avg_pool2d_kernel2_stride2_with_a_leftover_row_and_column() {
+    // 5 x 5 with k = 2, s = 2: floor gives 2 x 2, the last row and column reach no window
+    let mut rng = Rng::seed(52);
+    let args = [input(uniform(&mut rng, &[2, 2, 5, 5], -1.0, 1.0))];
+    let grads = check("avgpool k2 s2", &args, |g, v| {
+        g.avg_pool2d(v[0], (2, 2), (2, 2)).unwrap()
+    });
+    for plane in grads[0].chunks(25) {
+        for i in 0..5 {
+            assert_eq!(plane[4 * 5 + i], 0.0, "row 4 is outside every window");
+            assert_eq!(plane[i * 5 + 4], 0.0, "column 4 is outside every window");
+        }
+    }
+}
+
+#[test]
+fn avg_pool2d_overlapping_rectangular_windows() {
+    // k = (3, 2), s = (2, 1): values shared by several windows get each window's share
+    let mut rng = Rng::seed(53);
+    let args = [input(uniform(&mut rng, &[2, 3, 7, 6], -1.0, 1.0))];
+    check("avgpool k(3,2) s(2,1)", &args, |g, v| {
+        g.avg_pool2d(v[0], (3, 2), (2, 1)).unwrap()
+    });
+}
+
+#[test]
+fn conv_group_norm_sigmoid_avg_pool_linear_layer_norm() {
+    // the new ops in one graph, as a small CNN uses them
+    let mut rng = Rng::seed(54);
+    let args = [
+        input(uniform(&mut rng, &[2, 1, 6, 6], -1.0, 1.0)),
+        param(uniform(&mut rng, &[4, 1, 3, 3], -0.5, 0.5)),
+        param(uniform(&mut rng, &[4], 0.5, 1.5)),
+        param(uniform(&mut rng, &[4], -0.5, 0.5)),
+        param(uniform(&mut rng, &[5, 16], -0.5, 0.5)),
+        param(uniform(&mut rng, &[5], 0.5, 1.5)),
+    ];
+    check("conv -> group_norm -> ... -> layer_norm", &args, |g, v| {
+        let c = g.conv2d(v[0], v[1], None, 1, 1).unwrap();
+        let n = g.group_norm(c, 2, Some(v[2]), Some(v[3]), 1e-5).unwrap();
+        let s = g.sigmoid(n).unwrap();
+        let p = g.avg_pool2d(s, (2, 2), (3, 3)).unwrap();
+        let f = g.flatten(p).unwrap();
+        let l = g.linear(f, v[4], None).unwrap();
+        let t = g.tanh(l).unwrap();
+        g.layer_norm(t, &[5], Some(v[5]), None, 1e-5).unwrap()
     });
 }
 
