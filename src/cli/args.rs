@@ -395,9 +395,18 @@ pub struct ExperimentCommon {
     /// Replace the result already in --out.
     #[arg(long, requires = "out")]
     pub overwrite: bool,
-    /// Seeds every initialisation and data order.
+    /// Seeds every initialisation and data order (one seed; see --seeds).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run every arm once per seed: N (seeds 0 to N-1) or a list like 0,3,7. The table and
+    /// report give means with 95% intervals and paired t-tests between arms.
+    #[arg(long, conflicts_with = "seed")]
+    pub seeds: Option<String>,
+    /// Do only part K of N of the runs and write them to shard.json (merge the parts with
+    /// `bnlab experiment merge`): K/N, auto (a Slurm job array) or auto/N (a Kubernetes
+    /// Indexed Job of N completions).
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -447,16 +456,30 @@ pub enum ExperimentName {
         #[arg(long, default_value_t = 5)]
         epochs: usize,
     },
+    /// Put the shards of one experiment (folders written with --shard) together: the same
+    /// results.json, figure and report as one unsharded run.
+    Merge {
+        /// The shards' folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Folder for results.json, the figures and report.html.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the result already in --out.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 impl ExperimentName {
-    /// The options every experiment takes.
-    pub fn common(&self) -> &ExperimentCommon {
+    /// The options every experiment takes (none for merge, which runs nothing).
+    pub fn common(&self) -> Option<&ExperimentCommon> {
         match self {
             ExperimentName::Ioffe2015 { common, .. }
             | ExperimentName::LrSweep { common, .. }
             | ExperimentName::BatchSize { common, .. }
-            | ExperimentName::Placement { common, .. } => common,
+            | ExperimentName::Placement { common, .. } => Some(common),
+            ExperimentName::Merge { .. } => None,
         }
     }
 }

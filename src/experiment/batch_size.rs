@@ -3,9 +3,10 @@
 //! and He 2018) at MNIST scale, and BatchNorm's gap between train mode (each batch normalised
 //! by its own statistics) and eval mode (by the running ones) at small batches.
 
+use super::design::{from_result, run_design, to_result, without_seed, Design};
 use super::models::{batch_norm, build, linear, sequential};
 use super::outcome::{Outcome, Table};
-use super::parallel::{run_all, Job};
+use super::seeds::{results_json, seeds_text, Observations};
 use super::steps::train_steps;
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
@@ -16,10 +17,9 @@ use crate::train::{evaluate, run_batch, Mode, StepBuffers};
 use crate::{state_dict, Error, Result};
 use serde::Serialize;
 use std::io::Write;
-use std::time::Instant;
 
 /// The experiment's settings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Options {
     /// Batch sizes (default 2, 4, ..., 256).
     pub batch_sizes: Vec<usize>,
@@ -177,94 +177,202 @@ fn run_one(norm: &str, b: usize, o: &Options, train: &Dataset, test: &Dataset) -
     })
 }
 
-fn pct(a: Option<f64>) -> String {
-    a.map_or("diverged".into(), |a| format!("{:.2}", 100.0 * (1.0 - a)))
+impl Design for Options {
+    fn name(&self) -> &'static str {
+        "batch-size"
+    }
+
+    fn options(&self) -> serde_json::Value {
+        without_seed(self)
+    }
+
+    /// The smallest batches take longest: they start first, so that the threads end together.
+    fn runs(&self) -> Vec<String> {
+        self.batch_sizes
+            .iter()
+            .flat_map(|b| NORMS.iter().map(move |(k, _)| format!("{k} batch={b}")))
+            .collect()
+    }
+
+    fn run(
+        &self,
+        run: usize,
+        seed: u64,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<serde_json::Value> {
+        let o = Options {
+            seed,
+            ..self.clone()
+        };
+        let (b, norm) = (
+            self.batch_sizes[run / NORMS.len()],
+            NORMS[run % NORMS.len()].0,
+        );
+        to_result(&run_one(norm, b, &o, train, test)?)
+    }
+
+    fn outcome(
+        &self,
+        seeds: &[u64],
+        results: &[Vec<serde_json::Value>],
+        seconds: f64,
+    ) -> Result<Outcome> {
+        let mut per_seed = vec![];
+        for row in results {
+            let all: Vec<Point> = row.iter().map(from_result).collect::<Result<_>>()?;
+            // per_norm[k][i]: normalisation k at the i-th batch size
+            per_seed.push(
+                (0..NORMS.len())
+                    .map(|k| all.iter().skip(k).step_by(NORMS.len()).copied().collect())
+                    .collect::<Vec<Vec<Point>>>(),
+            );
+        }
+        outcome(self, seeds, &per_seed, seconds)
+    }
 }
 
-/// Run the experiment, printing progress to `log`.
+/// Run the experiment at `o.seed`, printing how long it took to `log`.
 pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) -> Result<Outcome> {
     o.validate()?;
-    let started = Instant::now();
-    let mut jobs: Vec<Job<Point>> = vec![];
-    // the smallest batches take longest: started first, so that the two threads end together
-    for &b in &o.batch_sizes {
-        for (key, _) in NORMS {
-            jobs.push(Box::new(move || run_one(key, b, o, train, test)));
-        }
-    }
-    let all: Vec<Point> = run_all(jobs)?.into_iter().map(|(p, _)| p).collect();
+    let out = run_design(o, &[o.seed], train, test, &|_, _| {})?;
     let _ = writeln!(
         log,
         "{} runs in {:.1} s",
-        all.len(),
-        started.elapsed().as_secs_f64()
+        NORMS.len() * o.batch_sizes.len(),
+        out.seconds
     );
-    let of =
-        |k: usize| -> Vec<Point> { all.iter().skip(k).step_by(NORMS.len()).copied().collect() };
-    let per_norm: Vec<Vec<Point>> = (0..NORMS.len()).map(of).collect();
+    Ok(out)
+}
+
+fn error_metric(b: usize) -> String {
+    format!("test_error at batch {b}")
+}
+
+/// BatchNorm's error in train mode is recorded as an arm of its own, so that it pairs with
+/// BatchNorm's eval-mode error seed by seed.
+const BN_TRAIN_MODE: &str = "bn-train-mode";
+
+fn outcome(
+    o: &Options,
+    seeds: &[u64],
+    per_seed: &[Vec<Vec<Point>>],
+    seconds: f64,
+) -> Result<Outcome> {
+    let one = seeds.len() == 1;
+    let mut obs = Observations::new(seeds);
+    let mut jsons = vec![];
+    for (s, per_norm) in per_seed.iter().enumerate() {
+        for ((key, _), pts) in NORMS.iter().zip(per_norm) {
+            for p in pts {
+                obs.record(
+                    s,
+                    key,
+                    &error_metric(p.batch_size),
+                    p.test_accuracy.map(|a| 1.0 - a),
+                );
+                if *key == "bn" {
+                    obs.record(
+                        s,
+                        BN_TRAIN_MODE,
+                        &error_metric(p.batch_size),
+                        p.train_mode_accuracy.map(|a| 1.0 - a),
+                    );
+                }
+            }
+        }
+        let mut results = serde_json::Map::new();
+        for ((key, _), pts) in NORMS.iter().zip(per_norm) {
+            results.insert(key.to_string(), serde_json::json!({ "points": pts }));
+        }
+        jsons.push(serde_json::Value::Object(results));
+    }
+    let results = results_json(seeds, jsons, &obs);
+    let h = if one { "" } else { " (mean ± 95%)" };
     let mut table = Table::new(&[
         "batch",
         "lr",
-        "BN error %",
-        "GN error %",
-        "LN error %",
-        "none error %",
-        "BN train-mode error %",
+        &format!("BN error %{h}"),
+        &format!("GN error %{h}"),
+        &format!("LN error %{h}"),
+        &format!("none error %{h}"),
+        &format!("BN train-mode error %{h}"),
     ]);
-    for (i, &b) in o.batch_sizes.iter().enumerate() {
+    for &b in &o.batch_sizes {
         let mut row = vec![b.to_string(), format!("{}", o.lr(b))];
-        row.extend(per_norm.iter().map(|pts| pct(pts[i].test_accuracy)));
-        row.push(
-            per_norm[0][i]
-                .train_mode_accuracy
-                .map_or("-".into(), |a| format!("{:.2}", 100.0 * (1.0 - a))),
-        );
+        for (key, _) in NORMS {
+            row.push(obs.cell(key, &error_metric(b), 100.0, 2, "diverged"));
+        }
+        row.push(obs.cell(BN_TRAIN_MODE, &error_metric(b), 100.0, 2, "-"));
         table.row(row);
     }
-    let err = |p: &Point| p.test_accuracy.map(|a| 100.0 * (1.0 - a));
-    let (small, large) = (0, o.batch_sizes.len() - 1);
-    let at =
-        |k: usize, i: usize| err(&per_norm[k][i]).map_or("diverged".into(), |e| format!("{e:.2}%"));
-    let findings = vec![
-        format!(
-            "Test error from batch {} to batch {}: BatchNorm {} → {}, GroupNorm {} → {}, LayerNorm {} → {}, none {} → {}. Wu and He (2018, Figure 1, ImageNet): BatchNorm's error rises from 23.6% at 32 images per GPU to 34.7% at 2, GroupNorm stays near 24.1%.",
-            o.batch_sizes[large], o.batch_sizes[small],
-            at(0, large), at(0, small), at(1, large), at(1, small), at(2, large), at(2, small), at(3, large), at(3, small)
-        ),
-        format!(
-            "BatchNorm at batch {}: {} error in eval mode (running statistics) against {} in train mode (each test batch normalised by its own statistics).",
-            o.batch_sizes[small],
-            at(0, small),
-            per_norm[0][small].train_mode_accuracy.map_or("-".into(), |a| format!("{:.2}%", 100.0 * (1.0 - a)))
-        ),
-    ];
-    let series = |pts: &[Point],
-                  pick: fn(&Point) -> Option<f64>,
-                  label: &str,
-                  color: usize,
-                  dashed: bool| Series {
+    let (small, large) = (o.batch_sizes[0], o.batch_sizes[o.batch_sizes.len() - 1]);
+    let at = |key: &str, b: usize| {
+        let c = obs.cell(key, &error_metric(b), 100.0, 2, "diverged");
+        if c == "diverged" {
+            c
+        } else {
+            format!("{c}%")
+        }
+    };
+    let mut findings = vec![format!(
+        "Test error from batch {large} to batch {small}{}: BatchNorm {} → {}, GroupNorm {} → {}, LayerNorm {} → {}, none {} → {}. Wu and He (2018, Figure 1, ImageNet): BatchNorm's error rises from 23.6% at 32 images per GPU to 34.7% at 2, GroupNorm stays near 24.1%.",
+        if one { "" } else { " (mean ± 95% interval over seeds)" },
+        at("bn", large), at("bn", small), at("gn", large), at("gn", small),
+        at("ln", large), at("ln", small), at("none", large), at("none", small)
+    )];
+    for b in if small == large {
+        vec![small]
+    } else {
+        vec![small, large]
+    } {
+        findings.push(obs.sentence(
+            &format!("Test error at batch {b}"),
+            ("bn", "BatchNorm"),
+            ("gn", "GroupNorm"),
+            &error_metric(b),
+            100.0,
+            2,
+            "%",
+        ));
+    }
+    findings.push(obs.sentence(
+        &format!("BatchNorm at batch {small}, test error with the running statistics (eval mode) against each test batch's own (train mode)"),
+        ("bn", "eval mode"),
+        (BN_TRAIN_MODE, "train mode"),
+        &error_metric(small),
+        100.0,
+        2,
+        "%",
+    ));
+    // the figure: the mean over seeds of each normalisation's error (percent)
+    let mean_error = |key: &str, b: usize| {
+        obs.summary(key, &error_metric(b))
+            .map_or(f64::NAN, |s| 100.0 * s.mean)
+    };
+    let series = |key: &str, label: &str, color: usize, dashed: bool| Series {
         label: label.into(),
-        points: pts
+        points: o
+            .batch_sizes
             .iter()
-            .map(|p| {
-                (
-                    p.batch_size as f64,
-                    pick(p).map_or(f64::NAN, |a| 100.0 * (1.0 - a)),
-                )
-            })
+            .map(|&b| (b as f64, mean_error(key, b)))
             .collect(),
         color,
         dashed,
         markers: true,
     };
-    let crosses = per_norm
+    // a cross where a normalisation diverged at every seed
+    let crosses = NORMS
         .iter()
         .enumerate()
-        .flat_map(|(c, pts)| {
-            pts.iter()
-                .filter(|p| p.diverged)
-                .map(move |p| (p.batch_size as f64, c))
+        .flat_map(|(c, _)| {
+            o.batch_sizes
+                .iter()
+                .enumerate()
+                .map(move |(i, &b)| (c, i, b))
         })
+        .filter(|&(c, i, _)| per_seed.iter().all(|pn| pn[c][i].diverged))
+        .map(|(c, _, b)| (b as f64, c))
         .collect();
     let figure = Figure::new(
         vec![
@@ -276,9 +384,8 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 log_x_base: 2.0,
                 series: NORMS
                     .iter()
-                    .zip(&per_norm)
                     .enumerate()
-                    .map(|(c, ((_, name), pts))| series(pts, |p| p.test_accuracy, name, c, false))
+                    .map(|(c, (key, name))| series(key, name, c, false))
                     .collect(),
                 crosses,
                 legend: Legend::UpperRight,
@@ -291,20 +398,8 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 log_x: true,
                 log_x_base: 2.0,
                 series: vec![
-                    series(
-                        &per_norm[0],
-                        |p| p.test_accuracy,
-                        "eval mode (running statistics)",
-                        0,
-                        false,
-                    ),
-                    series(
-                        &per_norm[0],
-                        |p| p.train_mode_accuracy,
-                        "train mode (batch statistics)",
-                        0,
-                        true,
-                    ),
+                    series("bn", "eval mode (running statistics)", 0, false),
+                    series(BN_TRAIN_MODE, "train mode (batch statistics)", 0, true),
                 ],
                 legend: Legend::UpperRight,
                 ..Default::default()
@@ -312,23 +407,19 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
         ],
         2,
     );
-    let mut results = serde_json::Map::new();
-    for ((key, _), pts) in NORMS.iter().zip(&per_norm) {
-        results.insert(key.to_string(), serde_json::json!({ "points": pts }));
-    }
     Ok(Outcome {
         name: "batch-size",
         title: "Batch size: BatchNorm against GroupNorm, LayerNorm and no normalisation".into(),
         protocol: vec![format!(
-            "The chapter's MLP (784-256-128-64-10, ReLU) with BatchNorm1d, GroupNorm (8 groups: with the paper's 32, a group of the 64-wide layer holds two values and training fails, at 90% error in PyTorch as here), LayerNorm or nothing after each hidden Linear, PyTorch's initialisation from seed {}. Each run sees {} training examples of MNIST (so a batch of B takes {} / B steps), with SGD, momentum {}, and the linear scaling rule for the learning rate: {} · B / 256. Test error in eval mode at the end; for BatchNorm also in train mode, the test set in batches of B normalised by their own statistics (the running statistics restored afterwards). Batch sizes {}.",
-            o.seed, o.examples, o.examples, o.momentum, o.base_lr,
+            "The chapter's MLP (784-256-128-64-10, ReLU) with BatchNorm1d, GroupNorm (8 groups: with the paper's 32, a group of the 64-wide layer holds two values and training fails, at 90% error in PyTorch as here), LayerNorm or nothing after each hidden Linear, PyTorch's initialisation ({}). Each run sees {} training examples of MNIST (so a batch of B takes {} / B steps), with SGD, momentum {}, and the linear scaling rule for the learning rate: {} · B / 256. Test error in eval mode at the end; for BatchNorm also in train mode, the test set in batches of B normalised by their own statistics (the running statistics restored afterwards). Batch sizes {}.",
+            seeds_text(seeds), o.examples, o.examples, o.momentum, o.base_lr,
             o.batch_sizes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
         )],
         table,
         findings,
-        figures: vec![("batch-size.png".into(), "Left: test error against batch size for each normalisation (a cross: diverged). Right: BatchNorm's test error with the running statistics (eval mode) and with each test batch's own (train mode).".into(), figure)],
+        figures: vec![("batch-size.png".into(), format!("{}Left: test error against batch size for each normalisation (a cross: diverged{}). Right: BatchNorm's test error with the running statistics (eval mode) and with each test batch's own (train mode).", if one { "" } else { "Means over the seeds. " }, if one { "" } else { " at every seed" }), figure)],
         models: NORMS.iter().map(|(k, name)| (name.to_string(), model_text(k))).collect(),
-        results: serde_json::Value::Object(results),
-        seconds: started.elapsed().as_secs_f64(),
+        results,
+        seconds,
     })
 }

@@ -6,9 +6,11 @@
 //! (Figure 1a) and the 15th, 50th and 85th percentiles of the input to sigmoid unit 0 of the last
 //! hidden layer (Figures 1b and 1c).
 
+use super::design::{from_result, run_design, to_result, without_seed, Design};
 use super::models::{batch_norm, build, gaussian_linears, last_of_type, linear, sequential};
 use super::outcome::{Outcome, Table};
-use super::parallel::{run_all, Job};
+use super::seeds::{mean_curve, results_json, seeds_text, Observations};
+use super::statistics::Summary;
 use super::steps::{train_steps, Ended};
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
@@ -18,10 +20,9 @@ use crate::train::Mode;
 use crate::{Error, Result, Rng};
 use serde::Serialize;
 use std::io::Write;
-use std::time::Instant;
 
 /// The experiment's settings; the defaults are the paper's.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Options {
     /// Training steps (default 50,000).
     pub steps: usize,
@@ -75,12 +76,16 @@ pub struct Point {
     /// Training steps done.
     pub step: usize,
     /// Fraction of the test images classified correctly.
+    #[serde(deserialize_with = "super::design::nan_if_null")]
     pub test_accuracy: f64,
     /// 15th percentile over the test images of the input to sigmoid unit 0 of the last hidden layer.
+    #[serde(deserialize_with = "super::design::nan_if_null")]
     pub p15: f64,
     /// Its median.
+    #[serde(deserialize_with = "super::design::nan_if_null")]
     pub p50: f64,
     /// Its 85th percentile.
+    #[serde(deserialize_with = "super::design::nan_if_null")]
     pub p85: f64,
 }
 
@@ -154,94 +159,270 @@ fn run_one(
     Ok((curve, ended))
 }
 
-/// Run the experiment, printing progress to `log`.
+/// One network's run: its curve and how it ended.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+struct Run {
+    curve: Vec<Point>,
+    ended: Ended,
+}
+
+/// The arms: (results key, with BatchNorm).
+const ARMS: [(&str, bool); 2] = [("plain", false), ("bn", true)];
+
+impl Options {
+    /// Whether these are the settings of the published figures (any seed, any evaluation
+    /// interval): only then is the run compared with them.
+    pub fn at_published_settings(&self) -> bool {
+        let d = Options::default();
+        (
+            self.steps,
+            self.batch_size,
+            self.lr,
+            self.momentum,
+            self.init_std,
+        ) == (d.steps, d.batch_size, d.lr, d.momentum, d.init_std)
+    }
+}
+
+impl Design for Options {
+    fn name(&self) -> &'static str {
+        "ioffe2015"
+    }
+
+    fn options(&self) -> serde_json::Value {
+        without_seed(self)
+    }
+
+    fn runs(&self) -> Vec<String> {
+        ARMS.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    fn run(
+        &self,
+        run: usize,
+        seed: u64,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<serde_json::Value> {
+        let o = Options {
+            seed,
+            ..self.clone()
+        };
+        let (curve, ended) = run_one(&o, ARMS[run].1, train, test)?;
+        to_result(&Run { curve, ended })
+    }
+
+    fn outcome(
+        &self,
+        seeds: &[u64],
+        results: &[Vec<serde_json::Value>],
+        seconds: f64,
+    ) -> Result<Outcome> {
+        let runs: Vec<Vec<Run>> = results
+            .iter()
+            .map(|row| row.iter().map(from_result).collect::<Result<_>>())
+            .collect::<Result<_>>()?;
+        outcome(self, seeds, &runs, seconds)
+    }
+}
+
+/// Run the experiment at `o.seed`, printing how long it took to `log`.
 pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) -> Result<Outcome> {
     o.validate()?;
-    let started = Instant::now();
-    let keys = [("plain", false), ("bn", true)];
-    let jobs: Vec<Job<(Vec<Point>, Ended)>> = keys
+    let out = run_design(o, &[o.seed], train, test, &|_, _| {})?;
+    let _ = writeln!(log, "2 runs of {} steps in {:.1} s", o.steps, out.seconds);
+    Ok(out)
+}
+
+/// How far the distribution of the sigmoid's input wanders (Figures 1b and 1c): the lowest and
+/// highest median, and the narrowest and widest 15th–85th percentile band.
+fn wander(c: &[Point]) -> (f64, f64, f64, f64) {
+    let (lo, hi) = c
         .iter()
-        .map(|&(_, with_bn)| Box::new(move || run_one(o, with_bn, train, test)) as Job<_>)
-        .collect();
-    let mut runs = vec![];
-    for ((key, _), ((curve, ended), secs)) in keys.iter().zip(run_all(jobs)?) {
-        let last = curve.last().map_or(f64::NAN, |p: &Point| p.test_accuracy);
-        let _ = writeln!(
-            log,
-            "{key}: {} steps in {secs:.1} s, final test accuracy {last:.4}",
-            o.steps
-        );
-        runs.push((*key, curve, ended));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.p50), b.max(p.p50))
+        });
+    let width = c
+        .iter()
+        .map(|p| p.p85 - p.p15)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), w| {
+            (a.min(w), b.max(w))
+        });
+    (lo, hi, width.0, width.1)
+}
+
+fn outcome(o: &Options, seeds: &[u64], runs: &[Vec<Run>], seconds: f64) -> Result<Outcome> {
+    let mut obs = Observations::new(seeds);
+    let mut per_seed = vec![];
+    for (s, row) in runs.iter().enumerate() {
+        for ((key, _), r) in ARMS.iter().zip(row) {
+            let finite = |x: f64| x.is_finite().then_some(x);
+            let last = r.curve.last();
+            obs.record(
+                s,
+                key,
+                "final_test_accuracy",
+                last.and_then(|p| finite(p.test_accuracy)),
+            );
+            let (lo, hi, wmin, wmax) = wander(&r.curve);
+            let some = !r.curve.is_empty();
+            obs.record(s, key, "median_low", some.then_some(lo));
+            obs.record(s, key, "median_high", some.then_some(hi));
+            obs.record(
+                s,
+                key,
+                "median_range",
+                some.then_some(hi - lo).and_then(finite),
+            );
+            obs.record(s, key, "band_min", some.then_some(wmin));
+            obs.record(s, key, "band_max", some.then_some(wmax));
+        }
+        per_seed.push(serde_json::json!({
+            "bn": { "curve": row[1].curve },
+            "plain": { "curve": row[0].curve },
+        }));
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let results = serde_json::json!({
-        "bn": { "curve": runs[1].1 },
-        "plain": { "curve": runs[0].1 },
-    });
-    let (plain, bn) = (&runs[0].1, &runs[1].1);
+    let results = results_json(seeds, per_seed, &obs);
+    let one = seeds.len() == 1;
+    let steps_of = |arm: usize| -> Vec<usize> {
+        runs.iter()
+            .max_by_key(|row| row[arm].curve.len())
+            .map(|row| row[arm].curve.iter().map(|p| p.step).collect())
+            .unwrap_or_default()
+    };
+    // each seed's value at the i-th evaluation (NaN past a diverged run's end)
+    let at = |arm: usize, i: usize, pick: fn(&Point) -> f64| -> Vec<f64> {
+        runs.iter()
+            .map(|row| row[arm].curve.get(i).map_or(f64::NAN, pick))
+            .collect()
+    };
+    let acc_cell = |arm: usize, i: usize| {
+        Summary::of(&at(arm, i, |p| p.test_accuracy)).map_or("-".into(), |s| s.text(1.0, 4))
+    };
+    let mean_of = |v: Vec<f64>| Summary::of(&v).map_or(f64::NAN, |s| s.mean);
+    let pct_cell = |arm: usize, i: usize| {
+        format!(
+            "{:.3} / {:.3} / {:.3}",
+            mean_of(at(arm, i, |p| p.p15)),
+            mean_of(at(arm, i, |p| p.p50)),
+            mean_of(at(arm, i, |p| p.p85))
+        )
+    };
+    let (acc_h, pct_h) = if one {
+        ("", "")
+    } else {
+        (" (mean ± 95%)", " (means)")
+    };
     let mut table = Table::new(&[
         "step",
-        "accuracy without BN",
-        "accuracy with BN",
-        "without BN p15 / p50 / p85",
-        "with BN p15 / p50 / p85",
+        &format!("accuracy without BN{acc_h}"),
+        &format!("accuracy with BN{acc_h}"),
+        &format!("without BN p15 / p50 / p85{pct_h}"),
+        &format!("with BN p15 / p50 / p85{pct_h}"),
     ]);
-    let stride = (plain.len() / 10).max(1);
-    for (i, (a, b)) in plain.iter().zip(bn).enumerate() {
-        if i % stride == stride - 1 || i == 0 || i + 1 == plain.len() {
+    let steps = steps_of(0).len().max(steps_of(1).len());
+    let step_names = if steps_of(0).len() >= steps_of(1).len() {
+        steps_of(0)
+    } else {
+        steps_of(1)
+    };
+    let stride = (steps / 10).max(1);
+    for (i, step) in step_names.iter().enumerate() {
+        if i % stride == stride - 1 || i == 0 || i + 1 == steps {
             table.row(vec![
-                a.step.to_string(),
-                format!("{:.4}", a.test_accuracy),
-                format!("{:.4}", b.test_accuracy),
-                format!("{:.3} / {:.3} / {:.3}", a.p15, a.p50, a.p85),
-                format!("{:.3} / {:.3} / {:.3}", b.p15, b.p50, b.p85),
+                step.to_string(),
+                acc_cell(0, i),
+                acc_cell(1, i),
+                pct_cell(0, i),
+                pct_cell(1, i),
             ]);
         }
     }
-    let (fa, fb) = (
-        plain.last().map_or(f64::NAN, |p| p.test_accuracy),
-        bn.last().map_or(f64::NAN, |p| p.test_accuracy),
+    let seeds_words = if one {
+        String::new()
+    } else {
+        format!(" (mean ± 95% interval over {} seeds)", seeds.len())
+    };
+    let mut findings = vec![obs.sentence(
+        &format!("Test accuracy after {} steps{seeds_words}", o.steps),
+        ("bn", "with BatchNorm"),
+        ("plain", "without"),
+        "final_test_accuracy",
+        100.0,
+        2,
+        "%",
+    )];
+    if o.at_published_settings() {
+        findings.push(format!(
+            "These are the published reproduction's settings; it ended at {:.2}% without BatchNorm and {:.2}% with it.",
+            PUBLISHED.0 * 100.0,
+            PUBLISHED.1 * 100.0
+        ));
+    } else {
+        findings.push(format!(
+            "The published figures ({:.2}% without BatchNorm, {:.2}% with it) are for 50,000 steps of 60 at learning rate 0.01; this run's settings differ, so it is not compared with them.",
+            PUBLISHED.0 * 100.0,
+            PUBLISHED.1 * 100.0
+        ));
+    }
+    let range = |arm: &str, m: &str| obs.cell(arm, m, 1.0, 2, "no value");
+    findings.push(format!(
+        "The median of the sigmoid's input moves between {} and {} during training without BatchNorm, and between {} and {} with it (lowest and highest median{}); the 15th–85th percentile band is between {} and {} wide without BatchNorm, between {} and {} with it.",
+        range("plain", "median_low"), range("plain", "median_high"),
+        range("bn", "median_low"), range("bn", "median_high"),
+        if one { "" } else { ", each mean ± 95% over seeds" },
+        range("plain", "band_min"), range("plain", "band_max"),
+        range("bn", "band_min"), range("bn", "band_max"),
+    ));
+    let steadier = obs.verdict("bn", "plain", "median_range");
+    let ranges = format!(
+        "the median's range is {} with BatchNorm against {} without",
+        range("bn", "median_range"),
+        range("plain", "median_range")
     );
-    // Figures 1b and 1c: how far the distribution of the sigmoid's input wanders
-    let wander = |c: &[Point]| {
-        let (lo, hi) = c
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                (a.min(p.p50), b.max(p.p50))
-            });
-        let width = c
-            .iter()
-            .map(|p| p.p85 - p.p15)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), w| {
-                (a.min(w), b.max(w))
-            });
-        (lo, hi, width.0, width.1)
-    };
-    let (pa, pb) = (wander(plain), wander(bn));
-    let findings = vec![
+    findings.push(if steadier.a_smaller() {
         format!(
-            "After {} steps the test accuracy is {:.2}% without BatchNorm and {:.2}% with it; the published reproduction with these settings ended at {:.2}% and {:.2}%.",
-            o.steps, fa * 100.0, fb * 100.0, PUBLISHED.0 * 100.0, PUBLISHED.1 * 100.0
-        ),
+            "The median wanders less with BatchNorm, {} ({ranges}), as in the paper's Figures 1b and 1c, which credit that steadiness for the faster training.",
+            steadier.how_sure()
+        )
+    } else if steadier.a_larger() {
         format!(
-            "The median of the sigmoid's input wanders over [{:.2}, {:.2}] during training without BatchNorm, and its 15th–85th percentile band is between {:.2} and {:.2} wide; with BatchNorm the median stays within [{:.2}, {:.2}] and the band between {:.2} and {:.2} wide. As in the paper's Figures 1b and 1c: with BatchNorm the distribution is steadier, which the paper credits for the faster training.",
-            pa.0, pa.1, pa.2, pa.3, pb.0, pb.1, pb.2, pb.3
-        ),
-    ];
-    let curve_series = |c: &[Point], pick: fn(&Point) -> f64, label: &str, color: usize| Series {
-        label: label.into(),
-        points: c.iter().map(|p| (p.step as f64, pick(p))).collect(),
-        color,
-        ..Default::default()
+            "Unlike the paper's Figures 1b and 1c, the median wanders more with BatchNorm, {} ({ranges}): at {} steps these data do not show BatchNorm steadying the distribution.",
+            steadier.how_sure(),
+            o.steps
+        )
+    } else {
+        format!(
+            "Whether the median wanders less with BatchNorm, as in the paper's Figures 1b and 1c, these seeds do not settle ({ranges}; {}).",
+            steadier.how_sure()
+        )
+    });
+    let mean_series = |arm: usize, pick: fn(&Point) -> f64, label: &str, color: usize| {
+        let curves: Vec<Vec<(f64, f64)>> = runs
+            .iter()
+            .map(|row| {
+                row[arm]
+                    .curve
+                    .iter()
+                    .map(|p| (p.step as f64, pick(p)))
+                    .collect()
+            })
+            .collect();
+        Series {
+            label: label.into(),
+            points: mean_curve(&curves),
+            color,
+            ..Default::default()
+        }
     };
-    let percentiles = |c: &[Point], title: &str| Panel {
+    let percentiles = |arm: usize, title: &str| Panel {
         title: title.into(),
         x_label: "step".into(),
         y_label: "input to sigmoid unit 0".into(),
         series: vec![
-            curve_series(c, |p| p.p85, "85th percentile", 0),
-            curve_series(c, |p| p.p50, "median", 1),
-            curve_series(c, |p| p.p15, "15th percentile", 2),
+            mean_series(arm, |p| p.p85, "85th percentile", 0),
+            mean_series(arm, |p| p.p50, "median", 1),
+            mean_series(arm, |p| p.p15, "15th percentile", 2),
         ],
         legend: Legend::LowerRight,
         ..Default::default()
@@ -253,37 +434,50 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
                 x_label: "step".into(),
                 y_label: "accuracy".into(),
                 series: vec![
-                    curve_series(plain, |p| p.test_accuracy, "without BN", 0),
-                    curve_series(bn, |p| p.test_accuracy, "with BN", 1),
+                    mean_series(0, |p| p.test_accuracy, "without BN", 0),
+                    mean_series(1, |p| p.test_accuracy, "with BN", 1),
                 ],
                 legend: Legend::LowerRight,
                 ..Default::default()
             },
-            percentiles(plain, "(b) Without BatchNorm"),
-            percentiles(bn, "(c) With BatchNorm"),
+            percentiles(0, "(b) Without BatchNorm"),
+            percentiles(1, "(c) With BatchNorm"),
         ],
         3,
     );
-    let diverged: Vec<String> = runs
-        .iter()
-        .filter_map(|(k, _, e)| {
-            e.diverged_at()
-                .map(|step| format!("{k} diverged at step {step}"))
-        })
-        .collect();
+    let mut diverged = vec![];
+    for (seed, row) in seeds.iter().zip(runs) {
+        for ((k, _), r) in ARMS.iter().zip(row) {
+            if let Some(step) = r.ended.diverged_at() {
+                diverged.push(if one {
+                    format!("{k} diverged at step {step}")
+                } else {
+                    format!("{k} diverged at step {step} at seed {seed}")
+                });
+            }
+        }
+    }
     let mut protocol = vec![format!(
-        "MNIST (60,000 training images, 10,000 test images), a 784-100-100-100-10 network with sigmoid activations, with BatchNorm (Linear → BatchNorm1d → Sigmoid) and without. Weights drawn from N(0, {}²), biases 0; SGD with learning rate {} and momentum {}, batches of {}, {} steps, seed {}. Every {} steps, in eval mode over the test set: the accuracy, and the percentiles of the input to sigmoid unit 0 of the last hidden layer.",
-        o.init_std, o.lr, o.momentum, o.batch_size, o.steps, o.seed, o.every
+        "MNIST (60,000 training images, 10,000 test images), a 784-100-100-100-10 network with sigmoid activations, with BatchNorm (Linear → BatchNorm1d → Sigmoid) and without. Weights drawn from N(0, {}²), biases 0; SGD with learning rate {} and momentum {}, batches of {}, {} steps, {}. Every {} steps, in eval mode over the test set: the accuracy, and the percentiles of the input to sigmoid unit 0 of the last hidden layer.",
+        o.init_std, o.lr, o.momentum, o.batch_size, o.steps, seeds_text(seeds), o.every
     )];
     protocol.extend(diverged);
+    let caption = if one {
+        "(a) test accuracy against training steps; (b, c) the 15th, 50th and 85th percentiles of the input to a sigmoid of the last hidden layer, over the test set, without and with BatchNorm."
+    } else {
+        "(a) test accuracy against training steps; (b, c) the 15th, 50th and 85th percentiles of the input to a sigmoid of the last hidden layer, over the test set, without and with BatchNorm; each line the mean over the seeds."
+    };
     Ok(Outcome {
         name: "ioffe2015",
         title: "Ioffe and Szegedy (2015), Figure 1: MNIST with and without BatchNorm".into(),
         protocol,
         table,
         findings,
-        figures: vec![("ioffe2015.png".into(), "(a) test accuracy against training steps; (b, c) the 15th, 50th and 85th percentiles of the input to a sigmoid of the last hidden layer, over the test set, without and with BatchNorm.".into(), figure)],
-        models: vec![("without BatchNorm".into(), model_text(false)), ("with BatchNorm".into(), model_text(true))],
+        figures: vec![("ioffe2015.png".into(), caption.into(), figure)],
+        models: vec![
+            ("without BatchNorm".into(), model_text(false)),
+            ("with BatchNorm".into(), model_text(true)),
+        ],
         results,
         seconds,
     })

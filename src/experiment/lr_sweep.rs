@@ -4,9 +4,11 @@
 //! activations (Ioffe and Szegedy 2015, section 3.3); without it a high rate diverges.
 //! A diverged run is a result: it is recorded as such and the sweep goes on.
 
+use super::design::{from_result, run_design, to_result, without_seed, Design};
 use super::models::chapter_preset;
 use super::outcome::{Outcome, Table};
-use super::parallel::{run_all, Job};
+use super::seeds::{p_text, results_json, seeds_text, Observations, Verdict};
+use super::statistics::Summary;
 use super::steps::train_steps;
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
@@ -16,10 +18,9 @@ use crate::train::{evaluate, Mode};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::io::Write;
-use std::time::Instant;
 
 /// The sweep's settings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Options {
     /// The learning rates (default 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 3).
     pub lrs: Vec<f64>,
@@ -113,92 +114,227 @@ fn run_one(preset: Preset, lr: f64, o: &Options, train: &Dataset, test: &Dataset
     })
 }
 
-/// Run the sweep, printing progress to `log`.
+/// The models swept: (results key, preset, words).
+const MODELS: [(&str, Preset, &str); 2] = [
+    ("plain", Preset::Plain, "without BatchNorm"),
+    ("bn", Preset::Bn, "with BatchNorm"),
+];
+
+impl Design for Options {
+    fn name(&self) -> &'static str {
+        "lr-sweep"
+    }
+
+    fn options(&self) -> serde_json::Value {
+        without_seed(self)
+    }
+
+    fn runs(&self) -> Vec<String> {
+        MODELS
+            .iter()
+            .flat_map(|(k, _, _)| self.lrs.iter().map(move |lr| format!("{k} lr={lr}")))
+            .collect()
+    }
+
+    fn run(
+        &self,
+        run: usize,
+        seed: u64,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<serde_json::Value> {
+        let o = Options {
+            seed,
+            ..self.clone()
+        };
+        let (m, l) = (run / self.lrs.len(), run % self.lrs.len());
+        to_result(&run_one(MODELS[m].1, self.lrs[l], &o, train, test)?)
+    }
+
+    fn outcome(
+        &self,
+        seeds: &[u64],
+        results: &[Vec<serde_json::Value>],
+        seconds: f64,
+    ) -> Result<Outcome> {
+        let n = self.lrs.len();
+        // points[s][m][l]: seed s, model m, learning rate l
+        let mut points = vec![];
+        for row in results {
+            let pts: Vec<Point> = row.iter().map(from_result).collect::<Result<_>>()?;
+            points.push(vec![pts[..n].to_vec(), pts[n..].to_vec()]);
+        }
+        outcome(self, seeds, &points, seconds)
+    }
+}
+
+/// Run the sweep at `o.seed`, printing how long it took to `log`.
 pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) -> Result<Outcome> {
     o.validate()?;
-    let started = Instant::now();
-    let models = [("plain", Preset::Plain), ("bn", Preset::Bn)];
-    let mut jobs: Vec<Job<Point>> = vec![];
-    for &(_, preset) in &models {
-        for &lr in &o.lrs {
-            jobs.push(Box::new(move || run_one(preset, lr, o, train, test)));
-        }
-    }
-    let all = run_all(jobs)?;
-    let (plain, bn): (Vec<Point>, Vec<Point>) = {
-        let pts: Vec<Point> = all.iter().map(|(p, _)| *p).collect();
-        let (a, b) = pts.split_at(o.lrs.len());
-        (a.to_vec(), b.to_vec())
-    };
+    let out = run_design(o, &[o.seed], train, test, &|_, _| {})?;
     let _ = writeln!(
         log,
         "{} runs of {} epochs in {:.1} s",
-        all.len(),
+        2 * o.lrs.len(),
         o.epochs,
-        started.elapsed().as_secs_f64()
+        out.seconds
     );
-    let cell = |p: &Point| match (p.diverged, p.test_accuracy) {
-        (true, _) => format!(
-            "diverged (step {})",
-            p.diverged_at_step.map_or("end".into(), |s| s.to_string())
-        ),
-        (false, Some(a)) => format!("{a:.4}"),
-        (false, None) => "-".into(),
+    Ok(out)
+}
+
+fn metric(lr: f64) -> String {
+    format!("test_accuracy at lr {lr}")
+}
+
+fn fails(p: &Point) -> bool {
+    p.diverged || p.test_accuracy.is_some_and(|a| a < 0.5)
+}
+
+fn outcome(
+    o: &Options,
+    seeds: &[u64],
+    points: &[Vec<Vec<Point>>],
+    seconds: f64,
+) -> Result<Outcome> {
+    let one = seeds.len() == 1;
+    let mut obs = Observations::new(seeds);
+    let mut per_seed = vec![];
+    for (s, models) in points.iter().enumerate() {
+        for ((key, _, _), pts) in MODELS.iter().zip(models) {
+            for p in pts {
+                obs.record(s, key, &metric(p.lr), p.test_accuracy);
+            }
+        }
+        per_seed.push(
+            serde_json::json!({ "plain": { "points": models[0] }, "bn": { "points": models[1] } }),
+        );
+    }
+    let results = results_json(seeds, per_seed, &obs);
+    let cell = |m: usize, l: usize| {
+        if one {
+            let p = &points[0][m][l];
+            match (p.diverged, p.test_accuracy) {
+                (true, _) => format!(
+                    "diverged (step {})",
+                    p.diverged_at_step.map_or("end".into(), |s| s.to_string())
+                ),
+                (false, Some(a)) => format!("{a:.4}"),
+                (false, None) => "-".into(),
+            }
+        } else {
+            obs.cell(MODELS[m].0, &metric(o.lrs[l]), 1.0, 4, "diverged")
+        }
     };
+    let h = if one { "" } else { " (mean ± 95%)" };
     let mut table = Table::new(&[
         "learning rate",
-        "test accuracy without BN",
-        "test accuracy with BN",
+        &format!("test accuracy without BN{h}"),
+        &format!("test accuracy with BN{h}"),
     ]);
-    for (a, b) in plain.iter().zip(&bn) {
-        table.row(vec![format!("{}", a.lr), cell(a), cell(b)]);
+    for (l, lr) in o.lrs.iter().enumerate() {
+        table.row(vec![format!("{lr}"), cell(0, l), cell(1, l)]);
     }
-    let best = |pts: &[Point]| {
-        pts.iter()
-            .filter_map(|p| p.test_accuracy.map(|a| (p.lr, a)))
-            .fold(
-                (f64::NAN, f64::NEG_INFINITY),
-                |b, x| if x.1 > b.1 { x } else { b },
-            )
+    // the best rate by mean accuracy over the seeds that did not diverge
+    let best = |m: usize| {
+        o.lrs
+            .iter()
+            .filter_map(|&lr| obs.summary(MODELS[m].0, &metric(lr)).map(|s| (lr, s)))
+            .fold(None, |b: Option<(f64, Summary)>, x| match b {
+                Some(b) if b.1.mean >= x.1.mean => Some(b),
+                _ => Some(x),
+            })
     };
-    let first_failure = |pts: &[Point]| {
-        pts.iter()
-            .find(|p| p.diverged || p.test_accuracy.is_some_and(|a| a < 0.5))
-            .map(|p| p.lr)
-    };
-    let (bp, bb) = (best(&plain), best(&bn));
-    let describe = |f: Option<f64>| {
-        f.map_or("at none of the rates tried".to_string(), |lr| {
-            format!("from learning rate {lr}")
+    let best_text = |m: usize| {
+        best(m).map_or("no run that did not diverge".into(), |(lr, s)| {
+            format!("{} at learning rate {lr}", s.text(1.0, 4))
         })
     };
-    let findings = vec![
+    // the lowest rate at which some seed fails (diverges or ends below 50% accuracy)
+    let first_failure = |m: usize| {
+        (0..o.lrs.len()).find_map(|l| {
+            let failed = points.iter().filter(|s| fails(&s[m][l])).count();
+            (failed > 0).then_some((o.lrs[l], failed))
+        })
+    };
+    let describe = |f: Option<(f64, usize)>| match f {
+        None => "at none of the rates tried".to_string(),
+        Some((lr, _)) if one => format!("from learning rate {lr}"),
+        Some((lr, k)) => format!(
+            "from learning rate {lr} (at {k} of {} seeds there)",
+            seeds.len()
+        ),
+    };
+    let mut findings = vec![
         format!(
-            "Best test accuracy: {:.4} at learning rate {} without BatchNorm, {:.4} at {} with it.",
-            bp.1, bp.0, bb.1, bb.0
+            "Best {}test accuracy: {} without BatchNorm, {} with it.",
+            if one { "" } else { "mean " },
+            best_text(0),
+            best_text(1)
         ),
         format!(
             "Without BatchNorm training fails (diverges, or ends below 50% accuracy) {}; with BatchNorm {}. Ioffe and Szegedy (section 3.3): BatchNorm makes a layer's output independent of the scale of its weights, so higher learning rates do not make it blow up.",
-            describe(first_failure(&plain)),
-            describe(first_failure(&bn))
+            describe(first_failure(0)),
+            describe(first_failure(1))
         ),
     ];
-    let series = |pts: &[Point], label: &str, color: usize| Series {
+    if !one {
+        let (mut better, mut worse, mut same, mut untested) = (vec![], vec![], vec![], vec![]);
+        for &lr in &o.lrs {
+            let v = obs.verdict("bn", "plain", &metric(lr));
+            let text = match v {
+                Verdict::Significant(t) | Verdict::NotSignificant(t) => {
+                    format!("{lr} ({})", p_text(t.p))
+                }
+                _ => format!("{lr}"),
+            };
+            match v {
+                Verdict::Significant(t) if t.mean_difference > 0.0 => better.push(text),
+                Verdict::Significant(_) => worse.push(text),
+                Verdict::NotSignificant(_) => same.push(text),
+                _ => untested.push(text),
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        findings.push(format!(
+            "Paired by seed (two-sided t-test at 5%), BatchNorm's test accuracy is significantly higher at learning rates {}, significantly lower at {}; the difference is not significant at {}{}.",
+            list(&better),
+            list(&worse),
+            list(&same),
+            if untested.is_empty() {
+                String::new()
+            } else {
+                format!(", and cannot be tested (a model diverged at too many seeds) at {}", list(&untested))
+            }
+        ));
+    }
+    let series = |m: usize, label: &str, color: usize| Series {
         label: label.into(),
-        points: pts
+        points: o
+            .lrs
             .iter()
-            .map(|p| (p.lr, p.test_accuracy.unwrap_or(f64::NAN)))
+            .map(|&lr| {
+                (
+                    lr,
+                    obs.summary(MODELS[m].0, &metric(lr))
+                        .map_or(f64::NAN, |s| s.mean),
+                )
+            })
             .collect(),
         color,
         markers: true,
         ..Default::default()
     };
-    let crosses = plain
-        .iter()
-        .map(|p| (p, 0))
-        .chain(bn.iter().map(|p| (p, 1)))
-        .filter(|(p, _)| p.diverged)
-        .map(|(p, c)| (p.lr, c))
+    // a cross where a model diverged at every seed
+    let crosses = (0..2)
+        .flat_map(|m| (0..o.lrs.len()).map(move |l| (m, l)))
+        .filter(|&(m, l)| points.iter().all(|s| s[m][l].diverged))
+        .map(|(m, l)| (o.lrs[l], m))
         .collect();
     let figure = Figure::new(
         vec![Panel {
@@ -207,29 +343,32 @@ pub fn run(o: &Options, train: &Dataset, test: &Dataset, log: &mut dyn Write) ->
             y_label: "test accuracy (x: diverged)".into(),
             log_x: true,
             y_range: Some((0.0, 1.0)),
-            series: vec![series(&plain, "without BN", 0), series(&bn, "with BN", 1)],
+            series: vec![series(0, "without BN", 0), series(1, "with BN", 1)],
             crosses,
             legend: Legend::LowerLeft,
             ..Default::default()
         }],
         1,
     );
-    let results = serde_json::json!({ "plain": { "points": plain }, "bn": { "points": bn } });
     Ok(Outcome {
         name: "lr-sweep",
         title: "Learning-rate sweep: BatchNorm allows higher learning rates".into(),
         protocol: vec![format!(
-            "The chapter's model (784-256-128-64-10, ReLU) with BatchNorm (Linear → BatchNorm1d → ReLU) and without, PyTorch's initialisation from seed {seed} (the same weights at every rate), trained with plain SGD (no momentum) for {} epochs of batches of {} on MNIST, the same data order for every run, at learning rates {}. Test accuracy in eval mode at the end. A run whose loss becomes NaN or infinite is stopped and recorded as diverged.",
+            "The chapter's model (784-256-128-64-10, ReLU) with BatchNorm (Linear → BatchNorm1d → ReLU) and without, PyTorch's initialisation ({}; the same weights at every rate), trained with plain SGD (no momentum) for {} epochs of batches of {} on MNIST, the same data order for every run of a seed, at learning rates {}. Test accuracy in eval mode at the end. A run whose loss becomes NaN or infinite is stopped and recorded as diverged.",
+            seeds_text(seeds),
             o.epochs,
             o.batch_size,
             o.lrs.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "),
-            seed = o.seed
         )],
         table,
         findings,
-        figures: vec![("lr-sweep.png".into(), "Final test accuracy against the learning rate (log scale); a cross marks a run that diverged.".into(), figure)],
+        figures: vec![("lr-sweep.png".into(), if one {
+            "Final test accuracy against the learning rate (log scale); a cross marks a run that diverged."
+        } else {
+            "Mean final test accuracy over the seeds that did not diverge, against the learning rate (log scale); a cross marks a rate at which every seed diverged."
+        }.into(), figure)],
         models: vec![],
         results,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
     })
 }

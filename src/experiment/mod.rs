@@ -7,18 +7,26 @@
 //!   He 2018, Figure 1), and BN's train/eval gap at small batches;
 //! - [`placement`]: BN before or after the activation, with Dropout, and the variance shift
 //!   Dropout before BN causes (Li et al. 2019).
+//!
+//! Each is a [`Design`]: runs repeated over seeds (`--seeds`, summarised by [`seeds`] with
+//! [`statistics`]), which can be spread over a job array and merged ([`shard`]).
 
 pub mod batch_size;
+pub mod design;
 pub mod ioffe2015;
 pub mod lr_sweep;
 pub mod models;
+pub mod named;
 mod outcome;
 mod page;
 pub mod parallel;
 pub mod placement;
+pub mod seeds;
+pub mod shard;
 pub mod statistics;
 pub mod steps;
 mod write;
 
+pub use design::{run_design, Design};
 pub use outcome::{Outcome, Table, REPORT, RESULTS};
 pub use steps::{train_steps, Ended};

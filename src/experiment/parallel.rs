@@ -17,6 +17,16 @@ type Slot<T> = Mutex<Option<Result<(T, f64)>>>;
 /// Run `jobs` on the caller's thread count (each job on a pool of one thread), and return
 /// their results in the jobs' order with each job's seconds; the first error, if any.
 pub fn run_all<'a, T: Send>(jobs: Vec<Job<'a, T>>) -> Result<Vec<(T, f64)>> {
+    run_all_reporting(jobs, &|_, _| {})
+}
+
+/// [`run_all`], calling `done(finished, of)` each time a job ends (for a progress bar).
+pub fn run_all_reporting<'a, T: Send>(
+    jobs: Vec<Job<'a, T>>,
+    done: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<(T, f64)>> {
+    let total = jobs.len();
+    let finished = AtomicUsize::new(0);
     let workers = crate::runtime::threads().clamp(1, jobs.len().max(1));
     let queue: Vec<Mutex<Option<Job<'a, T>>>> =
         jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
@@ -36,6 +46,7 @@ pub fn run_all<'a, T: Send>(jobs: Vec<Job<'a, T>>) -> Result<Vec<(T, f64)>> {
                 let r = crate::runtime::with_threads(1, job).and_then(|r| r);
                 *results[i].lock().expect("a result's slot") =
                     Some(r.map(|v| (v, t.elapsed().as_secs_f64())));
+                done(finished.fetch_add(1, Ordering::SeqCst) + 1, total);
             });
         }
     });
