@@ -138,7 +138,7 @@ impl Forward for Conv2d {
                 "must be (N, {}, H, W) and no smaller than the kernel",
                 self.in_channels
             );
-            super::layer::bad_input("Conv2d", input, &why)
+            super::bad_input::bad_input("Conv2d", input, &why)
         })
     }
 }
@@ -204,7 +204,7 @@ impl Forward for MaxPool2d {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         MaxPool2d::output_shape(self, input).ok_or_else(|| {
             let why = "must be (N, C, H, W) and no smaller than the window";
-            super::layer::bad_input("MaxPool2d", input, why)
+            super::bad_input::bad_input("MaxPool2d", input, why)
         })
     }
 }
@@ -244,7 +244,7 @@ impl Forward for AvgPool2d {
         let (k, s) = (self.kernel_size, self.stride);
         if input.len() != 4 || input[2] < k.0 || input[3] < k.1 || s.0 == 0 || s.1 == 0 {
             let why = "must be (N, C, H, W) and no smaller than the window";
-            return Err(super::layer::bad_input("AvgPool2d", input, why));
+            return Err(super::bad_input::bad_input("AvgPool2d", input, why));
         }
         let (ho, wo) = crate::kernels::avg_pool2d::out_dims(input[2], input[3], k, s);
         Ok(vec![input[0], input[1], ho, wo])

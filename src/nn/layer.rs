@@ -8,7 +8,7 @@ use super::{
     LayerNorm, LeakyReLU, Linear, MaxPool2d, Module, ReLU, Sigmoid, StateRef, StateView, Tanh,
 };
 use crate::graph::{Graph, Var};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Any layer bnlab has, as data, so that a model made of them can report its output shapes and
 /// parameters without running (`bnlab summary`). Each layer type converts into it with `into()`.
@@ -126,11 +126,6 @@ impl Layer {
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.module().output_shape(input)
     }
-}
-
-/// The error of a layer that cannot take an input shape.
-pub(crate) fn bad_input(type_name: &str, input: &[usize], why: &str) -> Error {
-    Error::Shape(format!("{type_name}: input {input:?} {why}"))
 }
 
 impl Forward for Layer {

@@ -131,7 +131,7 @@ impl Forward for Linear {
                 *out.last_mut().expect("not empty") = self.out_features;
                 Ok(out)
             }
-            _ => Err(super::layer::bad_input(
+            _ => Err(super::bad_input::bad_input(
                 "Linear",
                 input,
                 &format!("must end in {} features", self.in_features),

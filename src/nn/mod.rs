@@ -39,6 +39,7 @@
 //! ```
 
 mod activation;
+mod bad_input;
 mod batch_norm;
 mod conv;
 pub mod fused;

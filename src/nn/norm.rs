@@ -84,7 +84,7 @@ impl Forward for LayerNorm {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let k = self.normalized_shape.len();
         if input.len() < k || input[input.len() - k..] != self.normalized_shape[..] {
-            return Err(super::layer::bad_input(
+            return Err(super::bad_input::bad_input(
                 "LayerNorm",
                 input,
                 &format!("must end in {:?}", self.normalized_shape),
@@ -201,7 +201,7 @@ impl Forward for GroupNorm {
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         if input.len() < 2 || input[1] != self.num_channels {
-            return Err(super::layer::bad_input(
+            return Err(super::bad_input::bad_input(
                 "GroupNorm",
                 input,
                 &format!("must be (N, {}, *)", self.num_channels),

@@ -42,7 +42,7 @@ impl Forward for Flatten {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         match input.split_first() {
             Some((&n, rest)) => Ok(vec![n, rest.iter().product()]),
-            None => Err(super::layer::bad_input(
+            None => Err(super::bad_input::bad_input(
                 "Flatten",
                 input,
                 "has no batch dimension",
