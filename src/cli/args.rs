@@ -349,9 +349,14 @@ pub struct PredictArgs {
     /// cifar10 (a plain resize).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
-    /// One line of JSON per image: {"file", "top": [{"class", "name", "probability"}, ...]}.
+    /// One line of JSON per image: {"file", "top": [{"class", "name", "probability"}, ...]},
+    /// or {"file", "error"} for an image that could not be read.
     #[arg(long)]
     pub json: bool,
+    /// Write into this folder, for each image, the PNG the model actually saw (28 x 28, or
+    /// 32 x 32 for CIFAR-10), named after the image.
+    #[arg(long, value_name = "DIR")]
+    pub show_input: Option<PathBuf>,
     /// PNG or JPEG files.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,

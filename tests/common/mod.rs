@@ -4,6 +4,7 @@
 
 pub mod bnlab_cli;
 pub mod html_check;
+pub mod photo;
 pub mod run_files;
 
 /// The course's epoch line, as the brief gives it.
