@@ -173,6 +173,12 @@ pub struct TrainOptions {
     #[arg(long, value_enum, default_value_t = ModeName::Multi)]
     #[serde(default)]
     pub mode: ModeName,
+    /// Augment the training batches as torchvision users do: a random affine map (up to 10
+    /// degrees, 10% shift, scale 0.9-1.1) for MNIST and Fashion-MNIST, a random crop of the
+    /// image padded by 4 and a random horizontal flip for CIFAR-10. Evaluation never is.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub augment: bool,
     /// The cosine schedule's period when a resumed run trains for more epochs than its first
     /// `--epochs` (which stays the period); not an option of its own.
     #[arg(skip)]

@@ -11,6 +11,7 @@ use super::run_folder::{
     self, Claim, BEST, CHECKPOINT, HISTORY_CSV, HISTORY_JSON, HISTORY_PNG, LAST, STANDARDIZE,
     STATS_CSV, STATS_PNG,
 };
+use bnlab::data::augment::Augmentation;
 use bnlab::data::Dataset;
 use bnlab::nn::{parameters, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
@@ -59,6 +60,11 @@ pub fn validate(o: &TrainOptions) -> Result<()> {
     }
     if o.scheduler == SchedulerName::CosineRestarts && (o.t0 == 0 || o.t_mult == 0) {
         return bad("--t0 and --t-mult must be at least 1".into());
+    }
+    if o.augment && o.dataset == "csv" {
+        return bad(
+            "--augment transforms images (mnist, fashion-mnist, cifar10); a csv table's rows have none".into(),
+        );
     }
     Ok(())
 }
@@ -154,6 +160,11 @@ pub fn train_preset(
         scheduler: scheduler(o),
         seed: o.seed,
         progress: !settings.quiet,
+        augment: if o.augment {
+            Some(Augmentation::for_dataset(data::parse_kind(&o.dataset)?))
+        } else {
+            None
+        },
     };
     control.checkpoint = Some(checkpoint);
     if let Some(observer) = super::observe::RunObserver::new(watch, &net, out, resumed_at)? {

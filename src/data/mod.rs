@@ -1,6 +1,7 @@
 //! Datasets: reading MNIST-format IDX files and CIFAR-10's binary batches, downloading them when
 //! missing, and batching them for training.
 //!
+//! - [`augment`]: torchvision's augmentations for these datasets, drawn from a seeded generator.
 //! - [`idx`]: the IDX file format (gzip or raw), strictly validated.
 //! - [`cifar`]: CIFAR-10's batch files, and extracting them from the published archive.
 //! - [`kind`]: the datasets and splits bnlab knows, their shapes, classes and files (the bottom).
@@ -15,6 +16,7 @@
 //!
 //! Atomic writes of streamed files (downloads, extracted archives) are in `crate::io::atomic`.
 
+pub mod augment;
 pub mod cache;
 pub mod checksums;
 pub mod cifar;

@@ -1,7 +1,7 @@
 //! Checkpoints: everything a run needs to continue exactly where it stopped, in one safetensors
 //! file written atomically: the model's state dict (`model.*`), the optimizer's state
 //! (`optimizer.*`), and in the metadata the position in the run (epoch, step), the generators
-//! (data order, dropout), the best score and patience counter, the history so far, and the
+//! (data order, dropout, augmentation), the best score and patience counter, the history so far, and the
 //! run's configuration.
 
 use super::history::History;
@@ -32,6 +32,10 @@ pub struct TrainState {
     pub loader: Loader,
     /// The dropout generator.
     pub dropout_rng: Rng,
+    /// The augmentation's generator, in a run that augments its batches (absent from the
+    /// checkpoints of runs without, and of runs made before augmentation existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_rng: Option<Rng>,
     /// The learning rate the schedule starts from.
     pub base_lr: f64,
     /// The lowest validation loss so far, and the epochs since it.

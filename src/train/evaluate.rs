@@ -1,8 +1,10 @@
 //! One batch through a model with its loss, and the course's evaluation of a whole set.
 
+use crate::data::augment::Augmentation;
 use crate::data::{gather_batch, Dataset};
 use crate::graph::{Graph, Var};
 use crate::nn::{set_training, Module};
+use crate::rng::Rng;
 use crate::{Error, Result};
 
 /// What the model predicts: one of several classes (cross entropy on logits, argmax), or a
@@ -22,6 +24,9 @@ pub enum Mode {
 pub struct StepBuffers {
     /// The epoch's order of training examples (indices into the dataset), drawn by the loader.
     pub order: Vec<u32>,
+    /// The training batches' augmentation and the generator it draws from (`fit` sets it for
+    /// its training steps; an evaluation's buffers never have one).
+    pub augment: Option<(Augmentation, Rng)>,
     labels: Vec<u32>,
     targets: Vec<f32>,
 }
@@ -41,11 +46,21 @@ pub fn run_batch(
     bufs.labels.resize(n, 0);
     let shape = ds.batch_shape(n);
     let mut gathered = Ok(());
-    // Whether a batch is sparse is the Linear's decision that reads it (`Graph::linear`, on
-    // the batch's density). When it took the last batch sparse, this one comes with its
-    // nonzeros, gathered from the dataset's index of them (a cheap copy beside the dense
-    // gather) instead of scanned for by the Linear.
-    let x = if g.wants_input_nonzeros() && ds.indexes_nonzeros() {
+    let augment = bufs.augment.as_mut().filter(|_| !ds.is_tabular());
+    let x = if let Some((augmentation, rng)) = augment {
+        // the gathered images transformed: their nonzeros are no longer the dataset's index
+        // of them, so the Linear that reads the batch looks for its own (`Graph::linear`)
+        let item = [ds.channels, ds.height, ds.width];
+        let labels = &mut bufs.labels;
+        g.input_with(&shape, |buf| {
+            gathered = gather_batch(ds, indices, buf, labels);
+            augmentation.apply_batch(buf, item, rng);
+        })?
+    } else if g.wants_input_nonzeros() && ds.indexes_nonzeros() {
+        // Whether a batch is sparse is the Linear's decision that reads it (`Graph::linear`,
+        // on the batch's density). When it took the last batch sparse, this one comes with its
+        // nonzeros, gathered from the dataset's index of them (a cheap copy beside the dense
+        // gather) instead of scanned for by the Linear.
         g.input_with_csr(&shape, |buf, csr| {
             let labels = &mut bufs.labels;
             gathered = rayon::join(

@@ -8,11 +8,13 @@ use super::history::{EpochRecord, History};
 use super::observer::Observer;
 use super::schedule::Scheduler;
 use super::step::train_step;
+use crate::data::augment::{self, Augmentation};
 use crate::data::{Dataset, Loader};
 use crate::error::{LossSeen, NonFiniteLoss};
 use crate::graph::Graph;
 use crate::nn::{set_training, Module};
 use crate::optim::Optimizer;
+use crate::rng::Rng;
 use crate::{state_dict, Error, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +41,9 @@ pub struct FitOptions {
     pub seed: u64,
     /// Draw a progress bar on stderr while an epoch runs (only when stderr is a terminal).
     pub progress: bool,
+    /// Augment every training batch with this (never the evaluations), from a generator of its own
+    /// seeded by `seed` (see [`crate::data::augment::stream_seed`]). Default none.
+    pub augment: Option<Augmentation>,
 }
 
 impl Default for FitOptions {
@@ -52,6 +57,7 @@ impl Default for FitOptions {
             scheduler: Scheduler::None,
             seed: 0,
             progress: true,
+            augment: None,
         }
     }
 }
@@ -146,6 +152,9 @@ pub fn fit_resumable(
             step: 0,
             loader: Loader::new(opts.batch_size, true, false, opts.seed)?,
             dropout_rng: g.rng.clone(),
+            augment_rng: opts
+                .augment
+                .map(|_| Rng::seed(augment::stream_seed(opts.seed))),
             base_lr: opt.lr(),
             best: f64::INFINITY,
             since_best: 0,
@@ -157,6 +166,14 @@ pub fn fit_resumable(
     };
     let elapsed_before = st.history.elapsed_seconds;
     let mut bufs = StepBuffers::default();
+    if let Some(a) = opts.augment {
+        let Some(rng) = st.augment_rng.clone() else {
+            return Err(Error::Invalid(
+                "fit: augmentation asked for, but the run resumed has no augmentation stream (it was started without)".into(),
+            ));
+        };
+        bufs.augment = Some((a, rng));
+    }
     while st.epoch < opts.epochs && !st.history.stopped_early {
         let epoch = st.epoch + 1;
         let t0 = Instant::now();
@@ -176,6 +193,7 @@ pub fn fit_resumable(
         if let Some(step) = stopped_at {
             st.step = step;
             st.dropout_rng = g.rng.clone();
+            st.augment_rng = bufs.augment.as_ref().map(|(_, rng)| rng.clone());
             let Some(path) = &control.checkpoint else {
                 return Err(Error::Interrupted(format!(
                     "interrupted at epoch {epoch}, step {step}"
@@ -262,6 +280,7 @@ pub fn fit_resumable(
         }
         st.epoch = epoch;
         st.dropout_rng = g.rng.clone();
+        st.augment_rng = bufs.augment.as_ref().map(|(_, rng)| rng.clone());
         st.history.elapsed_seconds = elapsed_before + start.elapsed().as_secs_f64();
         if let Some(o) = &mut control.observer {
             o.flush()?;
