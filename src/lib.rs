@@ -23,7 +23,6 @@ pub mod model_file;
 pub mod nn;
 pub mod onnx;
 pub mod optim;
-pub mod plot;
 pub mod predict;
 pub mod presets;
 pub mod rng;

@@ -101,7 +101,7 @@ pub fn run(a: &CompareArgs, settings: &Settings, out: &mut dyn Write) -> Result<
     }
     let plot = root.join(PLOT);
     let refs: Vec<(&str, &History)> = runs.iter().map(|(n, h)| (n.as_str(), h)).collect();
-    bnlab::plot::plot_histories(&refs, &plot)?;
+    bnlab::figure::history::write(&refs, &plot)?;
     writeln!(out, "Wrote {} and one folder per model", plot.display())
         .map_err(super::stdout_err)?;
     Ok(())

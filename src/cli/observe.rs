@@ -41,7 +41,7 @@ pub fn write_figure(w: &WatchOptions, dir: &Path) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    bnlab::stats::plot::write(&rows, w.unit.unwrap_or(0), &dir.join(STATS_PNG))
+    bnlab::stats::figure::write(&rows, w.unit.unwrap_or(0), &dir.join(STATS_PNG))
 }
 
 /// The statistics recorder `w` asks for on `model`: an error (naming --stats) for a model

@@ -184,7 +184,7 @@ pub fn train_preset(
     state_dict::save(&net, &g.params, &out.join(LAST))?;
     history.write_csv(&out.join(HISTORY_CSV))?;
     history.write_json(&out.join(HISTORY_JSON))?;
-    bnlab::plot::plot_histories(&[(&model.label(), &history)], &out.join(HISTORY_PNG))?;
+    bnlab::figure::history::write(&[(&model.label(), &history)], &out.join(HISTORY_PNG))?;
     super::observe::write_figure(watch, out)?;
     Ok((history, g, net))
 }

@@ -2,9 +2,9 @@
 //! and gives, step by step, read through the library's hooks. See [`StatsRecorder`].
 
 pub mod describe;
+pub mod figure;
 mod layers;
 mod observer;
-pub mod plot;
 mod probe;
 mod recorder;
 mod row;

@@ -1,6 +1,6 @@
-//! `bnlab::plot::plot_histories`: the PNG it writes, its edge cases and its errors.
+//! `bnlab::figure::history`: the training curves' PNG, its edge cases and its errors.
 
-use bnlab::plot::{plot_histories, PLOT_SIZE};
+use bnlab::figure::history::{write as write_history, SIZE};
 use bnlab::train::{EpochRecord, History};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (w, h)
 }
 
-/// The pixels of an 8-bit RGB, non-interlaced PNG (what `plot_histories` writes), as RGB bytes.
+/// The pixels of an 8-bit RGB, non-interlaced PNG (what `figure::history::write` writes), as RGB bytes.
 fn png_pixels(bytes: &[u8]) -> Vec<u8> {
     let (w, h) = png_size(bytes);
     assert_eq!(&bytes[24..29], &[8, 2, 0, 0, 0], "8-bit RGB, no interlace");
@@ -143,8 +143,8 @@ fn dark_pixels(rgb: &[u8]) -> usize {
 fn check_png(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();
     assert!(bytes.starts_with(PNG_SIGNATURE));
-    assert_eq!(png_size(&bytes), PLOT_SIZE);
-    assert_eq!(PLOT_SIZE, (1200, 500));
+    assert_eq!(png_size(&bytes), SIZE);
+    assert_eq!(SIZE, (1200, 500));
     let rgb = png_pixels(&bytes);
     assert!(dark_pixels(&rgb) > 2000, "text and axes are drawn");
     rgb
@@ -163,14 +163,14 @@ fn one_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.png");
     let h = history(60, 2.3, 0.3); // long enough to be drawn without markers
-    plot_histories(&[("bn", &h)], &path).unwrap();
+    write_history(&[("bn", &h)], &path).unwrap();
     let rgb = check_png(&path);
     assert!(coloured_pixels(&rgb) > 2000, "the curves are drawn");
     assert!(leftovers(dir.path()).is_empty());
     std::fs::copy(&path, keep("plot-1-run.png")).unwrap();
 
     // Writing again replaces the file.
-    plot_histories(&[("bn", &history(3, 1.0, 0.5))], &path).unwrap();
+    write_history(&[("bn", &history(3, 1.0, 0.5))], &path).unwrap();
     check_png(&path);
 }
 
@@ -183,11 +183,11 @@ fn three_runs() {
         history(20, 3.0, 0.1),
         history(15, 1.5, 0.4),
     );
-    plot_histories(&[("bn", &a), ("no bn", &b), ("bn lr 0.1", &c)], &path).unwrap();
+    write_history(&[("bn", &a), ("no bn", &b), ("bn lr 0.1", &c)], &path).unwrap();
     let rgb = check_png(&path);
     let one = {
         let p = dir.path().join("one.png");
-        plot_histories(&[("bn", &a)], &p).unwrap();
+        write_history(&[("bn", &a)], &p).unwrap();
         coloured_pixels(&check_png(&p))
     };
     assert!(coloured_pixels(&rgb) > one, "more runs, more curves");
@@ -199,7 +199,7 @@ fn a_single_epoch_is_visible() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one-epoch.png");
     let h = history(1, 2.3, 0.3);
-    plot_histories(&[("bn", &h)], &path).unwrap();
+    write_history(&[("bn", &h)], &path).unwrap();
     let rgb = check_png(&path);
     // Two markers per panel: in the plotting area, plus the legend's samples.
     assert!(
@@ -226,7 +226,7 @@ fn non_finite_and_constant_values() {
         };
     }
     let path = dir.path().join("odd.png");
-    plot_histories(&[("odd", &h)], &path).unwrap();
+    write_history(&[("odd", &h)], &path).unwrap();
     check_png(&path);
     std::fs::copy(&path, keep("plot-odd.png")).unwrap();
 
@@ -237,7 +237,7 @@ fn non_finite_and_constant_values() {
             (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
     }
     let path = dir.path().join("nan.png");
-    plot_histories(&[("nan", &nan)], &path).unwrap();
+    write_history(&[("nan", &nan)], &path).unwrap();
     check_png(&path);
 
     // Constant zero everywhere, and an empty run name.
@@ -246,7 +246,7 @@ fn non_finite_and_constant_values() {
         (e.train_loss, e.val_loss, e.train_accuracy, e.val_accuracy) = (0.0, 0.0, 0.0, 0.0);
     }
     let path = dir.path().join("zero.png");
-    plot_histories(&[("", &zero)], &path).unwrap();
+    write_history(&[("", &zero)], &path).unwrap();
     check_png(&path);
 }
 
@@ -257,7 +257,7 @@ fn unwritable_paths_are_errors_naming_them() {
 
     // The folder does not exist.
     let missing = dir.path().join("no-such-folder").join("history.png");
-    let err = plot_histories(&[("bn", &h)], &missing).unwrap_err();
+    let err = write_history(&[("bn", &h)], &missing).unwrap_err();
     assert!(
         err.to_string().contains(&missing.display().to_string()),
         "{err}"
@@ -268,7 +268,7 @@ fn unwritable_paths_are_errors_naming_them() {
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     let under_file = file.join("history.png");
-    let err = plot_histories(&[("bn", &h)], &under_file).unwrap_err();
+    let err = write_history(&[("bn", &h)], &under_file).unwrap_err();
     assert!(
         err.to_string().contains(&under_file.display().to_string()),
         "{err}"
@@ -278,7 +278,7 @@ fn unwritable_paths_are_errors_naming_them() {
     // The path is a folder: nothing is written, nothing left behind.
     let folder = dir.path().join("history.png");
     std::fs::create_dir(&folder).unwrap();
-    let err = plot_histories(&[("bn", &h)], &folder).unwrap_err();
+    let err = write_history(&[("bn", &h)], &folder).unwrap_err();
     assert!(
         err.to_string().contains(&folder.display().to_string()),
         "{err}"
@@ -297,7 +297,7 @@ fn empty_histories_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.png");
     let empty = History::default();
-    let err = plot_histories(&[("bn", &empty)], &path).unwrap_err();
+    let err = write_history(&[("bn", &empty)], &path).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains(&path.display().to_string()) && msg.contains("bn"),
@@ -307,12 +307,12 @@ fn empty_histories_are_errors() {
 
     // One empty run among good ones is still an error.
     let good = history(3, 1.0, 0.5);
-    let err = plot_histories(&[("bn", &good), ("no bn", &empty)], &path).unwrap_err();
+    let err = write_history(&[("bn", &good), ("no bn", &empty)], &path).unwrap_err();
     assert!(err.to_string().contains("no bn"), "{err}");
     assert!(!path.exists());
 
     // No runs at all.
-    let err = plot_histories(&[], &path).unwrap_err();
+    let err = write_history(&[], &path).unwrap_err();
     assert!(
         err.to_string().contains(&path.display().to_string()),
         "{err}"

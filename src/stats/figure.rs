@@ -1,4 +1,4 @@
-//! `stats.png`: one panel per normalisation layer with its input's and output's percentiles
+//! `stats.png`, a [`Figure`]: one panel per normalisation layer with its input's and output's percentiles
 //! over the steps (the BatchNorm paper's Figure 1(b, c) for a training run), then the gradient
 //! norm reaching each layer, its batch variance against its running one, and the weight norm
 //! of the layer before it.
@@ -7,6 +7,9 @@ use super::row::StatsRow;
 use crate::figure::{Figure, Legend, Panel, Series};
 use crate::Result;
 use std::path::Path;
+
+/// The palette's grey: a legend entry for a line style, not for one series.
+const GREY: usize = 7;
 
 /// A summary panel: title, y axis, log scale, and the number it plots of a row.
 type SummaryPanel = (
@@ -46,39 +49,34 @@ pub fn figure(rows: &[StatsRow], unit: usize) -> Figure {
     let mut panels = vec![];
     for name in &names {
         let kind = of(rows, name).next().map_or("", |r| r.kind.as_str());
+        // the outputs top to bottom as their lines lie (85th percentile highest), then one
+        // grey entry for the dashed inputs, which share the outputs' colours
+        type Pick = fn(&super::Distribution) -> f64;
+        let percentiles: [(&str, usize, Pick); 3] = [
+            ("p85", 2, |d| d.p85),
+            ("p50", 1, |d| d.p50),
+            ("p15", 0, |d| d.p15),
+        ];
         let mut s = vec![];
-        for (k, (label, pick)) in [
-            (
-                "p15",
-                (|d: &super::Distribution| d.p15) as fn(&super::Distribution) -> f64,
-            ),
-            ("p50", |d| d.p50),
-            ("p85", |d| d.p85),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let input = of(rows, name)
-                .map(|r| (r.step as f64, pick(&r.input)))
-                .collect();
+        for (label, color, pick) in percentiles {
             let output = of(rows, name)
                 .map(|r| (r.step as f64, pick(&r.output)))
                 .collect();
-            // one legend entry per percentile (the output's), and one for the dashed input
-            let input_label = if k == 1 {
-                "input: dashed".to_string()
-            } else {
-                String::new()
-            };
-            s.push(series(input_label, k, true, input));
-            s.push(series(format!("output {label}"), k, false, output));
+            s.push(series(format!("output {label}"), color, false, output));
         }
+        for (_, color, pick) in percentiles {
+            let input = of(rows, name)
+                .map(|r| (r.step as f64, pick(&r.input)))
+                .collect();
+            s.push(series(String::new(), color, true, input));
+        }
+        s.push(series("input (dashed)".into(), GREY, true, vec![]));
         panels.push(Panel {
             title: format!("{name} ({kind}): unit {unit}, 15/50/85th percentiles"),
             x_label: "step".into(),
             y_label: "value".into(),
             series: s,
-            legend: Legend::UpperLeft,
+            legend: Legend::UpperRight,
             ..Default::default()
         });
     }
