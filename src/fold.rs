@@ -186,7 +186,7 @@ fn fuse_linear(
     params: &ParamStore,
     into_before: bool,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let w = params.to_torch_layout(l.weight, params.value(l.weight));
+    let w = l.torch_weight(params).data;
     let b = l.bias.map(|p| params.value(p));
     if into_before {
         fuse_before(&w, b, bn, params)
@@ -207,13 +207,18 @@ fn fuse_conv(c: &Conv2d, bn: &BatchNorm, params: &ParamStore) -> Result<(Vec<f32
 /// Give a Linear or Conv2d the fused weight (PyTorch's layout) and bias, adding a bias
 /// parameter when it had none.
 fn set_weights(layer: &mut Layer, params: &mut ParamStore, w: &[f32], b: &[f32]) -> Result<()> {
-    let (weight, bias): (ParamId, &mut Option<ParamId>) = match layer {
-        Layer::Linear(l) => (l.weight, &mut l.bias),
-        Layer::Conv2d(c) => (c.weight, &mut c.bias),
+    // each layer takes PyTorch's weight its own way (a Linear may keep W^T)
+    let bias: &mut Option<ParamId> = match layer {
+        Layer::Linear(l) => {
+            l.set_torch_weight(params, w);
+            &mut l.bias
+        }
+        Layer::Conv2d(c) => {
+            params.value_mut(c.weight).copy_from_slice(w);
+            &mut c.bias
+        }
         _ => unreachable!("only Linear and Conv2d are fold targets"),
     };
-    let stored = params.from_torch_layout(weight, w).into_owned();
-    params.value_mut(weight).copy_from_slice(&stored);
     match bias {
         Some(p) => params.value_mut(*p).copy_from_slice(b),
         None => *bias = Some(params.add(Tensor::new(&[b.len()], b.to_vec())?)?),

@@ -4,7 +4,6 @@
 use crate::graph::ParamStore;
 use crate::io::{read_safetensors, write_safetensors, StateTensor};
 use crate::nn::{visit_state, visit_state_mut, Module, StateRef, StateView};
-use crate::tensor::Tensor;
 use crate::{Error, IncompatibleKeys, KeyMismatch, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -15,10 +14,12 @@ pub fn state_dict(model: &dyn Module, params: &ParamStore) -> Vec<(String, State
     let mut out = Vec::new();
     visit_state(model, "", &mut |name, entry| {
         let t = match entry {
-            StateView::Param(id) => StateTensor::F32(Tensor {
-                shape: params.torch_shape(id),
-                data: params.to_torch_layout(id, params.value(id)).into_owned(),
-            }),
+            // in PyTorch's layout, through the layer's save mapper if it has one
+            StateView::Param(_) | StateView::MappedParam(..) => StateTensor::F32(
+                entry
+                    .torch_param(params)
+                    .expect("a parameter has a tensor"),
+            ),
             StateView::Buffer(t) => StateTensor::F32(t.clone()),
             StateView::Counter(c) => StateTensor::I64 {
                 shape: vec![],
@@ -50,7 +51,8 @@ pub fn load_state_dict(
     visit_state(model, "", &mut |name, entry| {
         seen.push(name.to_string());
         let (expected, expected_dtype) = match &entry {
-            StateView::Param(id) => (params.torch_shape(*id), "F32"),
+            StateView::Param(id) => (params.shape(*id).to_vec(), "F32"),
+            StateView::MappedParam(id, m) => ((m.torch_shape)(params.shape(*id)), "F32"),
             StateView::Buffer(t) => (t.shape.clone(), "F32"),
             StateView::Counter(_) => (vec![], "I64"),
         };
@@ -79,9 +81,10 @@ pub fn load_state_dict(
     // Second pass: copy.
     visit_state_mut(model, "", &mut |name, entry| match (entry, wanted[name]) {
         (StateRef::Param(id), StateTensor::F32(t)) => {
-            let stored = params.from_torch_layout(id, &t.data).into_owned();
-            params.value_mut(id).copy_from_slice(&stored)
+            params.value_mut(id).copy_from_slice(&t.data)
         }
+        // through the layer's load mapper
+        (StateRef::MappedParam(id, m), StateTensor::F32(t)) => m.load_into(params, id, &t.data),
         (StateRef::Buffer(b), StateTensor::F32(t)) => b.data.copy_from_slice(&t.data),
         (StateRef::Counter(c), StateTensor::I64 { data, .. }) => *c = data[0],
         _ => unreachable!("dtypes were checked above"),

@@ -272,10 +272,10 @@ fn bn_state(bn: &mut BatchNorm, params: &ParamStore) -> Vec<(String, Vec<usize>,
     let mut out = Vec::new();
     for (name, s) in bn.own_state() {
         let (shape, vals) = match s {
-            StateView::Param(id) => (
-                params.shape(id).to_vec(),
-                params.value(id).iter().map(|&v| v as f64).collect(),
-            ),
+            StateView::Param(_) | StateView::MappedParam(..) => {
+                let t = s.torch_param(params).unwrap();
+                (t.shape, t.data.iter().map(|&v| v as f64).collect())
+            }
             StateView::Buffer(t) => (t.shape.clone(), t.data.iter().map(|&v| v as f64).collect()),
             StateView::Counter(c) => (vec![], vec![c as f64]),
         };
@@ -356,7 +356,7 @@ fn seed_model_preset_initialises_every_layer_as_pytorch() {
     bnlab::nn::visit_state(&model, "", &mut |name, s| {
         checked += 1;
         match s {
-            StateView::Param(id) => {
+            StateView::Param(id) | StateView::MappedParam(id, _) => {
                 let v = params.value(id);
                 let layer = &name[..name.rfind('.').unwrap()];
                 if name.ends_with(".1.weight") {
@@ -365,7 +365,7 @@ fn seed_model_preset_initialises_every_layer_as_pytorch() {
                     assert!(v.iter().all(|&x| x == 0.0), "{name}");
                 } else if name.ends_with(".weight") {
                     // Linear weight (out, in) in PyTorch's layout: fan_in = in
-                    let fan_in = params.torch_shape(id)[1];
+                    let fan_in = s.torch_param(&params).unwrap().shape[1];
                     bounds_of_linear.insert(layer.to_string(), fan_in);
                     assert_in_bounds(name, v, kaiming_bound(fan_in));
                     assert_uniform(name, v, kaiming_bound(fan_in));

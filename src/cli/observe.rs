@@ -131,7 +131,7 @@ impl Observer for RunObserver {
             // layout), without copying them into a state dict; buffers are not parameters
             let mut written = Ok(());
             bnlab::nn::visit_state(model, "", &mut |name, entry| {
-                if let (bnlab::nn::StateView::Param(id), Ok(())) = (entry, &written) {
+                if let (Some(id), Ok(())) = (entry.param(), &written) {
                     let tag = format!("parameters/{name}");
                     written = tb.add_histogram(&tag, step as i64, g.params.value(id));
                 }

@@ -4,7 +4,7 @@
 use crate::data::Dataset;
 use crate::graph::Graph;
 use crate::model_file::ModelFile;
-use crate::nn::{Module, Net, StateRef};
+use crate::nn::{Module, Net};
 use crate::presets::{mlp, Preset, SEED_DIMS};
 use crate::train::seeded;
 use crate::{Result, Rng};
@@ -51,7 +51,9 @@ pub fn chapter_preset(preset: Preset, seed: u64) -> Result<(Graph, Net)> {
 pub fn gaussian_linears(net: &mut dyn Module, g: &mut Graph, std: f32, rng: &mut Rng) {
     if net.type_name() == "Linear" {
         for (name, entry) in net.own_state_mut() {
-            if let StateRef::Param(id) = entry {
+            // drawn in the order the values are stored (independent draws: any order is
+            // the same distribution)
+            if let Some(id) = entry.param() {
                 for v in g.params.value_mut(id) {
                     *v = if name == "weight" {
                         rng.normal(0.0, std)

@@ -15,7 +15,7 @@ mod params;
 
 pub use hooks::{BackwardHook, ForwardHook, HookHandle, Hooks, ModuleSite};
 pub use ops::{BnStats, ConvArgs};
-pub use params::{ParamId, ParamLayout, ParamStore};
+pub use params::{ParamId, ParamStore};
 
 use crate::kernels::{bn_relu_pool, sparse_linear};
 use crate::rng::Rng;
@@ -209,13 +209,13 @@ impl Graph {
         Ok(Var(VarKind::Node(i)))
     }
 
-    /// The values of a node or parameter, row-major in its shape (a parameter as stored, see
-    /// [`ParamLayout`]).
+    /// The values of a node or parameter, row-major in its shape (a parameter as its layer
+    /// stores it).
     pub fn value(&self, v: Var) -> &[f32] {
         self.values_all().get(v)
     }
 
-    /// The shape of a node or parameter (a parameter's as stored, see [`ParamLayout`]).
+    /// The shape of a node or parameter (a parameter's as its layer stores it).
     pub fn shape(&self, v: Var) -> &[usize] {
         match v.0 {
             VarKind::Node(i) => self.nodes[i].shape.dims(),
@@ -228,11 +228,6 @@ impl Graph {
             VarKind::Node(i) => self.nodes[i].shape,
             VarKind::Param(p) => self.params.shape_inline(p),
         }
-    }
-
-    /// Whether v is a parameter stored as the transpose of PyTorch's layout.
-    fn stored_transposed(&self, v: Var) -> bool {
-        matches!(v.0, VarKind::Param(p) if self.params.layout(p) == ParamLayout::Transposed)
     }
 
     /// A copy of a value with its shape.

@@ -3,7 +3,6 @@
 
 use crate::tensor::{Shape, Tensor};
 use crate::{Error, Result};
-use std::borrow::Cow;
 
 /// A parameter's handle in its [`ParamStore`]: ids are given out in order by
 /// [`ParamStore::add`], and mean nothing in another store.
@@ -17,18 +16,8 @@ impl ParamId {
     }
 }
 
-/// How a parameter's values are stored, against PyTorch's layout of the same tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamLayout {
-    /// As PyTorch stores it.
-    Torch,
-    /// The transpose of PyTorch's 2-D (rows, cols) tensor, stored (cols, rows). A Linear fed
-    /// by a sparse input keeps W^T so that its kernels read rows of W^T without transposing
-    /// the weight every step (see `LinearConfig::stored_transpose`).
-    Transposed,
-}
-
-/// Every parameter of a model: values, gradients, shapes and storage layouts, by [`ParamId`].
+/// Every parameter of a model: values, gradients and shapes, by [`ParamId`]. How a layer lays
+/// a parameter out against PyTorch is the layer's business (`nn::ParamMapper`).
 #[derive(Default)]
 pub struct ParamStore {
     values: Vec<Vec<f32>>,
@@ -40,7 +29,6 @@ pub struct ParamStore {
     /// Bumped whenever a value may have changed, so that derived data (a transposed weight)
     /// can be cached until then.
     versions: Vec<u64>,
-    layouts: Vec<ParamLayout>,
 }
 
 impl ParamStore {
@@ -49,7 +37,7 @@ impl ParamStore {
         ParamStore::default()
     }
 
-    /// Add a parameter with the tensor's shape and initial values, stored as PyTorch stores it;
+    /// Add a parameter with the tensor's shape and initial values;
     /// it has no gradient until a backward writes one. Fails if the shape has more than
     /// [`Shape::MAX_RANK`] dimensions.
     pub fn add(&mut self, t: Tensor) -> Result<ParamId> {
@@ -59,75 +47,7 @@ impl ParamStore {
         self.has_grad.push(false);
         self.shapes.push(shape);
         self.versions.push(0);
-        self.layouts.push(ParamLayout::Torch);
         Ok(ParamId(self.values.len() - 1))
-    }
-
-    /// Add a 2-D parameter given in PyTorch's layout (rows, cols), stored transposed as
-    /// (cols, rows). `shape` and `value` then give the stored form; the state dict and
-    /// `to_torch_layout` give PyTorch's.
-    pub fn add_transposed(&mut self, t: Tensor) -> Result<ParamId> {
-        let &[rows, cols] = t.shape.as_slice() else {
-            return Err(Error::Shape(format!(
-                "only a 2-D parameter can be stored transposed, not {:?}",
-                t.shape
-            )));
-        };
-        let mut data = vec![0.0; t.data.len()];
-        crate::kernels::sparse_linear::transpose(&mut data, &t.data, rows, cols);
-        let id = self.add(Tensor::new(&[cols, rows], data)?)?;
-        self.layouts[id.0] = ParamLayout::Transposed;
-        Ok(id)
-    }
-
-    /// How the parameter is stored against PyTorch's layout.
-    pub fn layout(&self, id: ParamId) -> ParamLayout {
-        self.layouts[id.0]
-    }
-
-    /// The shape PyTorch gives this parameter.
-    pub fn torch_shape(&self, id: ParamId) -> Vec<usize> {
-        let mut d = self.shape(id).to_vec();
-        if self.layouts[id.0] == ParamLayout::Transposed {
-            d.reverse();
-        }
-        d
-    }
-
-    /// Values laid out as this parameter is stored (its value, gradient, or an optimizer's
-    /// moment of it), in PyTorch's layout. Empty stays empty (a gradient or moment not yet
-    /// started); any other length must be the parameter's.
-    pub fn to_torch_layout<'a>(&self, id: ParamId, stored: &'a [f32]) -> Cow<'a, [f32]> {
-        let d = self.shape(id);
-        self.relayout(id, stored, d[0], d.get(1).copied().unwrap_or(1))
-    }
-
-    /// Values in PyTorch's layout, laid out as this parameter is stored (the inverse of
-    /// `to_torch_layout`).
-    pub fn from_torch_layout<'a>(&self, id: ParamId, torch: &'a [f32]) -> Cow<'a, [f32]> {
-        let d = self.shape(id);
-        self.relayout(id, torch, d.get(1).copied().unwrap_or(1), d[0])
-    }
-
-    /// `values` as a (rows, cols) matrix, transposed if this parameter is stored transposed.
-    fn relayout<'a>(
-        &self,
-        id: ParamId,
-        values: &'a [f32],
-        rows: usize,
-        cols: usize,
-    ) -> Cow<'a, [f32]> {
-        if self.layouts[id.0] == ParamLayout::Torch || values.is_empty() {
-            return Cow::Borrowed(values);
-        }
-        assert_eq!(
-            values.len(),
-            self.values[id.0].len(),
-            "values to lay out must be as many as the parameter's"
-        );
-        let mut out = vec![0.0; values.len()];
-        crate::kernels::sparse_linear::transpose(&mut out, values, rows, cols);
-        Cow::Owned(out)
     }
 
     /// The number of parameters (tensors, not values; see [`ParamStore::num_elements`]).
@@ -157,8 +77,8 @@ impl ParamStore {
         &mut self.values[id.0]
     }
 
-    /// The parameter's shape as stored: PyTorch's, or its reverse for a 2-D parameter stored
-    /// transposed (see [`ParamStore::torch_shape`]).
+    /// The parameter's shape as stored (a layer that keeps a parameter in a layout of its own
+    /// maps it to PyTorch's, `nn::ParamMapper`).
     pub fn shape(&self, id: ParamId) -> &[usize] {
         self.shapes[id.0].dims()
     }

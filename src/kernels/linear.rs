@@ -1,7 +1,7 @@
 //! Linear: y = x W^T + b.
 //!
 //! The weight W is PyTorch's (O, I), stored either that way or as its transpose W^T (I, O)
-//! (a first layer with a sparse input keeps W^T; see `ParamLayout::Transposed`). The GEMM
+//! (a first layer with a sparse input keeps W^T; see `Graph::linear_wt`). The GEMM
 //! takes any strides, so both layouts cost the same here.
 
 use crate::matmul::{matmul, Mat};

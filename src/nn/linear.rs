@@ -1,8 +1,9 @@
 //! nn.Linear: y = x W^T + b.
 
-use super::{kaiming_uniform, weight_and_bias, Forward, Module, StateRef, StateView};
+use super::{kaiming_uniform, Forward, Module, ParamMapper, StateRef, StateView};
 use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::rng::Rng;
+use crate::tensor::Tensor;
 use crate::Result;
 
 /// A fully connected layer: y = x W^T + b.
@@ -17,7 +18,8 @@ use crate::Result;
 /// - output: (*, out_features), the leading dimensions unchanged; usually (N, out_features).
 pub struct Linear {
     /// W, (out_features, in_features) in PyTorch's layout; stored as W^T
-    /// (in_features, out_features) when built with [`LinearConfig::stored_transpose`].
+    /// (in_features, out_features) when built with [`LinearConfig::stored_transpose`] (the
+    /// layer's own business: [`Linear::torch_weight`] and the state dict give PyTorch's W).
     pub weight: ParamId,
     /// b, (out_features); None when built without bias.
     pub bias: Option<ParamId>,
@@ -29,6 +31,9 @@ pub struct Linear {
     /// `forward` does with `nn.Flatten()(X)` before its first Linear: a model file whose first
     /// Linear meets images says so this way (the flatten is a view, no copy). Default false.
     pub flatten_input: bool,
+    /// The weight is stored as W^T ([`LinearConfig::stored_transpose`]); only this layer
+    /// reads it, through its mapper ([`ParamMapper::TRANSPOSE`]).
+    stored_transpose: bool,
 }
 
 /// nn.Linear's options, with PyTorch's defaults.
@@ -40,7 +45,7 @@ pub struct LinearConfig {
     pub out_features: usize,
     /// A learnable bias (out_features). Default true.
     pub bias: bool,
-    /// Store the weight as W^T (in_features, out_features) (`ParamLayout::Transposed`), with
+    /// Store the weight as W^T (in_features, out_features), with
     /// the same initial values for the same `rng`. For a layer that reads the model's input:
     /// when a batch is mostly zeros (images) the graph gives it the sparse kernels, which read
     /// rows of W^T that would otherwise be transposed from W every training step (6% of an
@@ -85,12 +90,12 @@ impl Linear {
             bias,
             stored_transpose,
         } = config;
-        let w = kaiming_uniform(&[out_features, in_features], in_features, rng)?;
-        let weight = if stored_transpose {
-            params.add_transposed(w)?
-        } else {
-            params.add(w)?
-        };
+        let mut w = kaiming_uniform(&[out_features, in_features], in_features, rng)?;
+        if stored_transpose {
+            let stored = [in_features, out_features];
+            w = Tensor::new(&stored, (ParamMapper::TRANSPOSE.load)(&stored, &w.data))?;
+        }
+        let weight = params.add(w)?;
         let bias = if bias {
             Some(params.add(kaiming_uniform(&[out_features], in_features, rng)?)?)
         } else {
@@ -102,7 +107,38 @@ impl Linear {
             in_features,
             out_features,
             flatten_input: false,
+            stored_transpose,
         })
+    }
+
+    /// Whether the weight is stored as W^T ([`LinearConfig::stored_transpose`]).
+    pub fn stores_transpose(&self) -> bool {
+        self.stored_transpose
+    }
+
+    /// The weight as the state dict holds it: how the layer stores it, and its mapper when
+    /// that is not PyTorch's (out_features, in_features).
+    fn weight_mapper(&self) -> Option<ParamMapper> {
+        self.stored_transpose.then_some(ParamMapper::TRANSPOSE)
+    }
+
+    /// W in PyTorch's layout, (out_features, in_features), however the layer stores it.
+    pub fn torch_weight(&self, params: &ParamStore) -> Tensor {
+        match self.weight_mapper() {
+            Some(m) => m.saved(params, self.weight),
+            None => Tensor {
+                shape: params.shape(self.weight).to_vec(),
+                data: params.value(self.weight).to_vec(),
+            },
+        }
+    }
+
+    /// Set W from PyTorch's layout, (out_features, in_features) row-major values.
+    pub fn set_torch_weight(&self, params: &mut ParamStore, w: &[f32]) {
+        match self.weight_mapper() {
+            Some(m) => m.load_into(params, self.weight, w),
+            None => params.value_mut(self.weight).copy_from_slice(w),
+        }
     }
 }
 
@@ -114,7 +150,11 @@ impl Forward for Linear {
             x
         };
         let (w, b) = (g.param(self.weight), self.bias.map(|b| g.param(b)));
-        g.linear(x, w, b)
+        if self.stored_transpose {
+            g.linear_wt(x, w, b)
+        } else {
+            g.linear(x, w, b)
+        }
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -141,10 +181,24 @@ impl Forward for Linear {
 }
 
 impl Module for Linear {
+    // written by hand, not derived: the weight goes through the layer's mapper when it is
+    // stored as W^T
     fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
-        weight_and_bias(self.weight, self.bias, StateView::Param)
+        let weight = match self.weight_mapper() {
+            Some(m) => StateView::MappedParam(self.weight, m),
+            None => StateView::Param(self.weight),
+        };
+        std::iter::once(("weight", weight))
+            .chain(self.bias.map(|b| ("bias", StateView::Param(b))))
+            .collect()
     }
     fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        weight_and_bias(self.weight, self.bias, StateRef::Param)
+        let weight = match self.weight_mapper() {
+            Some(m) => StateRef::MappedParam(self.weight, m),
+            None => StateRef::Param(self.weight),
+        };
+        std::iter::once(("weight", weight))
+            .chain(self.bias.map(|b| ("bias", StateRef::Param(b))))
+            .collect()
     }
 }

@@ -63,14 +63,64 @@ pub use linear::{Linear, LinearConfig};
 pub use norm::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig};
 pub use simple::{Dropout, Flatten, ReLU};
 
-use crate::graph::{Graph, ParamId, Var};
+use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::Result;
 
+/// How a layer keeps a parameter against PyTorch's layout of it: its save and load mappers,
+/// as burn's. The layer alone chooses how it stores a parameter (a [`Linear`] built with
+/// [`LinearConfig::stored_transpose`] keeps W^T); whoever saves, loads, folds or exports it
+/// sees PyTorch's tensor through these, and the optimizer, whose updates are elementwise,
+/// does not care.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamMapper {
+    /// PyTorch's shape, from the stored shape.
+    pub torch_shape: fn(&[usize]) -> Vec<usize>,
+    /// PyTorch's values from the stored values (saving), given the stored shape.
+    pub save: fn(&[usize], &[f32]) -> Vec<f32>,
+    /// The stored values from PyTorch's values (loading), given the stored shape.
+    pub load: fn(&[usize], &[f32]) -> Vec<f32>,
+}
+
+impl ParamMapper {
+    /// A 2-D parameter stored as the transpose of PyTorch's (rows, cols), as (cols, rows).
+    pub const TRANSPOSE: ParamMapper = ParamMapper {
+        torch_shape: |stored| stored.iter().rev().copied().collect(),
+        // stored (r, c) -> PyTorch's (c, r), and back
+        save: |stored, values| transposed(values, stored[0], stored[1]),
+        load: |stored, values| transposed(values, stored[1], stored[0]),
+    };
+
+    /// PyTorch's tensor of parameter `id`, stored as this mapper says.
+    pub fn saved(&self, params: &ParamStore, id: ParamId) -> Tensor {
+        let shape = params.shape(id);
+        Tensor {
+            shape: (self.torch_shape)(shape),
+            data: (self.save)(shape, params.value(id)),
+        }
+    }
+
+    /// Set parameter `id` from PyTorch's values (as many as the parameter holds).
+    pub fn load_into(&self, params: &mut ParamStore, id: ParamId, torch: &[f32]) {
+        let stored = (self.load)(params.shape(id), torch);
+        params.value_mut(id).copy_from_slice(&stored);
+    }
+}
+
+/// The (cols, rows) transpose of a row-major (rows, cols) matrix.
+fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    crate::kernels::sparse_linear::transpose(&mut out, values, rows, cols);
+    out
+}
+
 /// A parameter or buffer of a module, to change it (loading a state dict).
 pub enum StateRef<'a> {
-    /// A learnable parameter, in the graph's `ParamStore` (saved in PyTorch's layout).
+    /// A learnable parameter, in the graph's `ParamStore`, stored as PyTorch stores it.
     Param(ParamId),
+    /// A learnable parameter the layer stores its own way (saved and loaded through the
+    /// mapper, in PyTorch's layout).
+    MappedParam(ParamId, ParamMapper),
     /// A float32 buffer (running_mean, running_var).
     Buffer(&'a mut Tensor),
     /// An int64 scalar buffer (num_batches_tracked).
@@ -80,12 +130,47 @@ pub enum StateRef<'a> {
 /// A parameter or buffer of a module, to read it (saving a state dict, counting parameters).
 #[derive(Clone, Copy)]
 pub enum StateView<'a> {
-    /// A learnable parameter, in the graph's `ParamStore` (saved in PyTorch's layout).
+    /// A learnable parameter, in the graph's `ParamStore`, stored as PyTorch stores it.
     Param(ParamId),
+    /// A learnable parameter the layer stores its own way (saved and loaded through the
+    /// mapper, in PyTorch's layout).
+    MappedParam(ParamId, ParamMapper),
     /// A float32 buffer (running_mean, running_var).
     Buffer(&'a Tensor),
     /// An int64 scalar buffer (num_batches_tracked).
     Counter(i64),
+}
+
+impl StateView<'_> {
+    /// The parameter's id, however the layer stores it; None for a buffer.
+    pub fn param(&self) -> Option<ParamId> {
+        match *self {
+            StateView::Param(id) | StateView::MappedParam(id, _) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The parameter's tensor in PyTorch's layout (through its mapper); None for a buffer.
+    pub fn torch_param(&self, params: &ParamStore) -> Option<Tensor> {
+        match *self {
+            StateView::Param(id) => Some(Tensor {
+                shape: params.shape(id).to_vec(),
+                data: params.value(id).to_vec(),
+            }),
+            StateView::MappedParam(id, m) => Some(m.saved(params, id)),
+            _ => None,
+        }
+    }
+}
+
+impl StateRef<'_> {
+    /// The parameter's id, however the layer stores it; None for a buffer.
+    pub fn param(&self) -> Option<ParamId> {
+        match *self {
+            StateRef::Param(id) | StateRef::MappedParam(id, _) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// What a layer or model computes: PyTorch's `forward`, and what depends on it. Only `forward`
@@ -188,11 +273,7 @@ pub fn visit_state_mut(m: &mut dyn Module, prefix: &str, f: &mut dyn FnMut(&str,
 /// The ids of a module's parameters, in state-dict order (PyTorch's `model.parameters()`).
 pub fn parameters(m: &dyn Module) -> Vec<ParamId> {
     let mut ids = Vec::new();
-    visit_state(m, "", &mut |_, e| {
-        if let StateView::Param(id) = e {
-            ids.push(id);
-        }
-    });
+    visit_state(m, "", &mut |_, e| ids.extend(e.param()));
     ids
 }
 

@@ -170,13 +170,10 @@ impl Builder<'_> {
         name.into()
     }
 
+    /// A parameter stored as PyTorch stores it, as an initializer under `name`.
     fn param(&mut self, name: &str, id: crate::graph::ParamId) -> String {
-        let values = self
-            .params
-            .to_torch_layout(id, self.params.value(id))
-            .into_owned();
-        let shape = self.params.torch_shape(id);
-        self.weight(name, &shape, &values)
+        let (params, shape) = (self.params, self.params.shape(id).to_vec());
+        self.weight(name, &shape, params.value(id))
     }
 
     fn layer(&mut self, layer: &Layer, name: &str) -> Result<()> {
@@ -204,7 +201,9 @@ impl Builder<'_> {
                     }
                     self.flatten(&format!("{name}.flatten"));
                 }
-                let w = self.param(&format!("{name}.weight"), l.weight);
+                // PyTorch's (out, in) W, however the layer stores it (Gemm with transB)
+                let w = l.torch_weight(self.params);
+                let w = self.weight(&format!("{name}.weight"), &w.shape, &w.data);
                 let mut extra = vec![w];
                 if let Some(b) = l.bias {
                     extra.push(self.param(&format!("{name}.bias"), b));

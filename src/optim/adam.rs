@@ -1,6 +1,6 @@
 //! Adam and AdamW, as torch.optim.Adam / AdamW compute them (single-tensor path).
 
-use super::{export, import, restore, Optimizer};
+use super::{import, restore, Optimizer};
 use crate::graph::{ParamId, ParamStore};
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -157,11 +157,11 @@ impl Optimizer for Adam {
         self.config.lr = lr;
     }
 
-    fn state(&self, params: &ParamStore) -> Vec<(String, Vec<f32>)> {
+    fn state(&self, _params: &ParamStore) -> Vec<(String, Vec<f32>)> {
         let mut out = Vec::new();
-        for (k, &id) in self.params.iter().enumerate() {
-            out.push((format!("{k}.exp_avg"), export(params, id, &self.m[k])));
-            out.push((format!("{k}.exp_avg_sq"), export(params, id, &self.v[k])));
+        for k in 0..self.params.len() {
+            out.push((format!("{k}.exp_avg"), self.m[k].clone()));
+            out.push((format!("{k}.exp_avg_sq"), self.v[k].clone()));
             // step counts are exact in f32 up to 2^24 steps; stored as two halves to be safe
             let s = self.steps[k];
             out.push((

@@ -19,8 +19,10 @@ pub trait Optimizer {
     /// Change the learning rate (what an LR scheduler does).
     fn set_lr(&mut self, lr: f64);
     /// The optimizer's state (moments, step counts) as named tensors, for checkpoints. Each
-    /// per-parameter buffer is in PyTorch's layout of its parameter (`ParamLayout`), so that a
-    /// checkpoint does not depend on how a layer stores its weight.
+    /// per-parameter buffer is laid out as its parameter is stored: the updates are
+    /// elementwise, so the optimizer does not care how a layer lays a weight out (a model
+    /// built the same way reads its checkpoint back). `params` is the store the parameters
+    /// live in, for optimizers whose state depends on them (the built-in ones' does not).
     fn state(&self, params: &ParamStore) -> Vec<(String, Vec<f32>)>;
     /// Restore what `state` gave, all or nothing: the names must be this optimizer's, and a
     /// per-parameter buffer must be empty (not started) or as long as its parameter.
@@ -31,13 +33,7 @@ pub trait Optimizer {
     ) -> crate::Result<()>;
 }
 
-/// A per-parameter buffer (empty: not started yet) in PyTorch's layout of its parameter.
-fn export(params: &ParamStore, id: ParamId, buf: &[f32]) -> Vec<f32> {
-    params.to_torch_layout(id, buf).into_owned()
-}
-
-/// A saved per-parameter buffer `name` (empty: not started), checked against its parameter
-/// and laid out as the parameter is stored.
+/// A saved per-parameter buffer `name` (empty: not started), checked against its parameter.
 fn import(params: &ParamStore, id: ParamId, name: &str, saved: &[f32]) -> crate::Result<Vec<f32>> {
     let want = params.value(id).len();
     if !saved.is_empty() && saved.len() != want {
@@ -46,7 +42,7 @@ fn import(params: &ParamStore, id: ParamId, name: &str, saved: &[f32]) -> crate:
             saved.len()
         )));
     }
-    Ok(params.from_torch_layout(id, saved).into_owned())
+    Ok(saved.to_vec())
 }
 
 /// Restore a list of buffers by name from saved state, each through `convert` (buffer index,

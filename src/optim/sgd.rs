@@ -1,6 +1,6 @@
 //! SGD with momentum, dampening, Nesterov and weight decay, as torch.optim.SGD computes it.
 
-use super::{export, import, restore, Optimizer};
+use super::{import, restore, Optimizer};
 use crate::graph::{ParamId, ParamStore};
 
 /// SGD's hyperparameters, with torch.optim.SGD's defaults.
@@ -115,12 +115,11 @@ impl Optimizer for Sgd {
         self.config.lr = lr;
     }
 
-    fn state(&self, params: &ParamStore) -> Vec<(String, Vec<f32>)> {
+    fn state(&self, _params: &ParamStore) -> Vec<(String, Vec<f32>)> {
         self.buf
             .iter()
-            .zip(&self.params)
             .enumerate()
-            .map(|(k, (b, &id))| (format!("{k}.momentum_buffer"), export(params, id, b)))
+            .map(|(k, b)| (format!("{k}.momentum_buffer"), b.clone()))
             .collect()
     }
 

@@ -35,7 +35,7 @@ pub fn norm_layers(model: &dyn Module) -> Vec<NormLayer> {
         }
         // a norm layer's own weight is a vector: only matrices and filters count as "before"
         for (n, entry) in m.own_state() {
-            if let ("weight", StateView::Param(id), false) = (n, entry, is_norm) {
+            if let ("weight", Some(id), false) = (n, entry.param(), is_norm) {
                 last_weight = Some(id);
             }
         }

@@ -205,10 +205,8 @@ pub fn fold_layer(file: &TensorFile, path: &Path, r: &mut Report) -> Result<(), 
     bnlab::state_dict::load_state_dict(&mut bn, &mut g.params, &sd, "bn.")
         .map_err(|e| e.to_string())?;
     set_training(&mut bn, false);
-    let torch_w = g
-        .params
-        .to_torch_layout(wid, g.params.value(wid))
-        .into_owned();
+    // the layer was built with PyTorch's layout
+    let torch_w = g.params.value(wid).to_vec();
     let b = bid.map(|b| g.params.value(b).to_vec());
     let (fw, fb) = bnlab::fold::fuse_before(&torch_w, b.as_deref(), &bn, &g.params)
         .map_err(|e| e.to_string())?;

@@ -237,11 +237,12 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
             adam_config(&opt_desc, lr, weight_decay)?,
         ))
     };
+    // each parameter's name and its layer's save mapper (a first Linear keeps W^T)
     let mut param_names = Vec::new();
-    bnlab::nn::visit_state(&net, "", &mut |n, e| {
-        if let bnlab::nn::StateView::Param(_) = e {
-            param_names.push(n.to_string());
-        }
+    bnlab::nn::visit_state(&net, "", &mut |n, e| match e {
+        bnlab::nn::StateView::Param(_) => param_names.push((n.to_string(), None)),
+        bnlab::nn::StateView::MappedParam(_, m) => param_names.push((n.to_string(), Some(m))),
+        _ => {}
     });
     for s in 0..steps {
         let atol = if s == 0 {
@@ -273,12 +274,17 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
         );
         g.params.zero_grad();
         g.backward(loss).map_err(|e| e.to_string())?;
-        for (name, &id) in param_names.iter().zip(&ids) {
+        for ((name, mapper), &id) in param_names.iter().zip(&ids) {
             let key = format!("step{s}.grad.{name}");
+            let grad = g.params.grad(id).unwrap_or(&[]);
+            // the gradient in PyTorch's layout, through the layer's save mapper
+            let grad = match mapper {
+                Some(m) if !grad.is_empty() => (m.save)(g.params.shape(id), grad),
+                _ => grad.to_vec(),
+            };
             r.close(
                 &key,
-                &g.params
-                    .to_torch_layout(id, g.params.grad(id).unwrap_or(&[])),
+                &grad,
                 f32t(file, &key, path)?,
                 atol,
                 0.0,

@@ -21,7 +21,7 @@ pub(in crate::graph) struct Linear {
     /// x needs no gradient and is mostly zeros, so the kernels work on its nonzeros, in the
     /// `SparseInput` of the slot given (the input's own, or this node's).
     sparse: Option<usize>,
-    /// w is a parameter stored as W^T (I, O).
+    /// w is given as W^T (I, O) (`Graph::linear_wt`).
     transposed: bool,
 }
 
@@ -55,12 +55,27 @@ impl SparseInput {
 
 impl Graph {
     /// y = x W^T + b. x: (\*, I), w: (O, I), b: (O); y: (\*, O).
-    /// A parameter stored transposed (`ParamLayout::Transposed`) is W^T (I, O) in memory.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
-        let transposed = self.stored_transposed(w);
+        self.linear_op(x, w, b, false)
+    }
+
+    /// y = x W^T + b with the weight given as W^T: x: (\*, I), wt: (I, O), b: (O); y: (\*, O).
+    /// The same values as [`Graph::linear`] with W; for a layer that stores W^T (a Linear
+    /// reading a sparse input, whose kernels read rows of W^T).
+    pub fn linear_wt(&mut self, x: Var, wt: Var, b: Option<Var>) -> Result<Var> {
+        self.linear_op(x, wt, b, true)
+    }
+
+    /// [`Graph::linear`], or with `transposed` [`Graph::linear_wt`].
+    fn linear_op(&mut self, x: Var, w: Var, b: Option<Var>, transposed: bool) -> Result<Var> {
         let (xs, mut ws) = (self.shape_inline(x), self.shape_inline(w));
         if transposed {
-            ws = Shape::new(&[ws.dims()[1], ws.dims()[0]])?;
+            // W^T (I, O): checked below as the W (O, I) it stands for
+            let d = ws.dims();
+            if d.len() != 2 {
+                return shape_err(format!("linear_wt: weight {d:?} must be W^T (I, O)"));
+            }
+            ws = Shape::new(&[d[1], d[0]])?;
         }
         let (xd, wd) = (xs.dims(), ws.dims());
         if wd.len() != 2 || xd.is_empty() || xd[xd.len() - 1] != wd[1] {

@@ -25,11 +25,9 @@ impl Graph {
                 Ok(Graph::node_var(k))
             }
             VarKind::Param(p) => {
-                // a parameter viewed with another shape: a copy (its gradient is not tracked)
-                let data = self
-                    .params
-                    .to_torch_layout(p, self.params.value(p))
-                    .to_vec();
+                // a parameter viewed with another shape: a copy of its values as its layer
+                // stores them (its gradient is not tracked)
+                let data = self.params.value(p).to_vec();
                 let t = crate::tensor::Tensor::new(shape, data)?;
                 self.input(&t, false)
             }
