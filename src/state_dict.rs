@@ -15,11 +15,9 @@ pub fn state_dict(model: &dyn Module, params: &ParamStore) -> Vec<(String, State
     visit_state(model, "", &mut |name, entry| {
         let t = match entry {
             // in PyTorch's layout, through the layer's save mapper if it has one
-            StateView::Param(_) | StateView::MappedParam(..) => StateTensor::F32(
-                entry
-                    .torch_param(params)
-                    .expect("a parameter has a tensor"),
-            ),
+            StateView::Param(_) | StateView::MappedParam(..) => {
+                StateTensor::F32(entry.torch_param(params).expect("a parameter has a tensor"))
+            }
             StateView::Buffer(t) => StateTensor::F32(t.clone()),
             StateView::Counter(c) => StateTensor::I64 {
                 shape: vec![],
@@ -80,9 +78,7 @@ pub fn load_state_dict(
     }
     // Second pass: copy.
     visit_state_mut(model, "", &mut |name, entry| match (entry, wanted[name]) {
-        (StateRef::Param(id), StateTensor::F32(t)) => {
-            params.value_mut(id).copy_from_slice(&t.data)
-        }
+        (StateRef::Param(id), StateTensor::F32(t)) => params.value_mut(id).copy_from_slice(&t.data),
         // through the layer's load mapper
         (StateRef::MappedParam(id, m), StateTensor::F32(t)) => m.load_into(params, id, &t.data),
         (StateRef::Buffer(b), StateTensor::F32(t)) => b.data.copy_from_slice(&t.data),

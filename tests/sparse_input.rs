@@ -355,7 +355,8 @@ fn the_linear_reading_the_input_decides_from_each_batchs_density() {
                         run_batch(&mut model, &mut g, &ds, batch, Mode::Multi, &mut bufs).unwrap();
                     assert_eq!(g.wants_input_nonzeros(), !dense, "{case}: the decision");
                     g.backward(loss).unwrap();
-                    let w = torch_layout(&g.params, weight, stored_transpose, g.params.value(weight));
+                    let w =
+                        torch_layout(&g.params, weight, stored_transpose, g.params.value(weight));
                     let mut x = vec![0.0; batch.len() * 784];
                     let mut labels = vec![0; batch.len()];
                     gather_batch(&ds, batch, &mut x, &mut labels).unwrap();

@@ -8,7 +8,7 @@
 //! independent and short.)
 
 use bnlab::io::{read_safetensors, write_safetensors, StateTensor};
-use bnlab::nn::{set_training, visit_state, visit_state_mut, Forward, Net, StateRef, StateView};
+use bnlab::nn::{set_training, visit_state, visit_state_mut, Forward, Net, StateRef};
 use bnlab::presets::Preset;
 use bnlab::state_dict::{load, load_state_dict, save, state_dict};
 use bnlab::{Error, Graph, IncompatibleKeys, KeyMismatch, Rng, Tensor};
@@ -202,7 +202,7 @@ fn save_then_load_round_trips_bit_for_bit() {
 fn a_weight(model: &mut Net, key: &str) -> bnlab::ParamId {
     let mut found = None;
     visit_state(model, "", &mut |name, s| {
-        if let (true, StateView::Param(id)) = (name == key, s) {
+        if let (true, Some(id)) = (name == key, s.param()) {
             found = Some(id);
         }
     });

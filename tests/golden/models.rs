@@ -282,13 +282,7 @@ pub fn model(file: &TensorFile, path: &Path, model: &str, r: &mut Report) -> Res
                 Some(m) if !grad.is_empty() => (m.save)(g.params.shape(id), grad),
                 _ => grad.to_vec(),
             };
-            r.close(
-                &key,
-                &grad,
-                f32t(file, &key, path)?,
-                atol,
-                0.0,
-            );
+            r.close(&key, &grad, f32t(file, &key, path)?, atol, 0.0);
         }
         opt.step(&mut g.params);
     }
