@@ -254,3 +254,46 @@ fn bad_seeds_and_shards_are_refused_before_anything_is_made() {
     }
     assert!(!out.exists());
 }
+
+#[test]
+fn smoothness_walks_change_nothing_and_record_the_papers_quantities() {
+    use bnlab::experiment::smoothness;
+    let (train, test) = mnist();
+    let o = |every| smoothness::Options {
+        steps: 120,
+        every,
+        ..Default::default()
+    };
+    let walked = smoothness::run(&o(20), &train, &test, &mut std::io::sink()).unwrap();
+    let once = smoothness::run(&o(120), &train, &test, &mut std::io::sink()).unwrap();
+    let r = &walked.results;
+    let mut keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["bn", "noisy_bn", "plain"]);
+    for arm in ["bn", "plain", "noisy_bn"] {
+        // a walk puts the weights and running statistics back: training with six walks ends
+        // bit for bit where training with one does
+        assert_eq!(
+            r[arm]["test_accuracy"], once.results[arm]["test_accuracy"],
+            "{arm}"
+        );
+        let curve = r[arm]["curve"].as_array().unwrap();
+        assert_eq!(curve.len(), 6, "{arm}: a walk every 20 of 120 steps");
+        for (i, p) in curve.iter().enumerate() {
+            let mut k: Vec<&String> = p.as_object().unwrap().keys().collect();
+            k.sort();
+            assert_eq!(k, ["beta", "grad_change", "loss", "loss_range", "step"]);
+            assert_eq!(p["step"], (i + 1) * 20);
+            for q in ["loss", "loss_range", "grad_change", "beta"] {
+                let v = p[q].as_f64().unwrap();
+                assert!(v.is_finite() && v >= 0.0, "{arm} {q}: {v}");
+            }
+            // the loss at θ is a cross entropy over 10 classes: below ln 10 plus a margin early
+            assert!(p["loss"].as_f64().unwrap() < 3.0);
+        }
+    }
+    // the noise reaches the model: the noisy arm is not BatchNorm's run again
+    assert_ne!(r["noisy_bn"]["curve"], r["bn"]["curve"]);
+    let again = smoothness::run(&o(20), &train, &test, &mut std::io::sink()).unwrap();
+    assert_eq!(again.results, walked.results, "deterministic at a seed");
+}

@@ -467,6 +467,21 @@ pub enum ExperimentName {
         #[arg(long, default_value_t = 5)]
         epochs: usize,
     },
+    /// Santurkar et al. (2018), Figure 4: the loss and gradient along the gradient during
+    /// training, with and without BatchNorm and with noisy BatchNorm, plain SGD.
+    Smoothness {
+        #[command(flatten)]
+        common: ExperimentCommon,
+        /// Training steps.
+        #[arg(long, default_value_t = 1_500)]
+        steps: usize,
+        /// Steps between two walks along the gradient.
+        #[arg(long, default_value_t = 50)]
+        every: usize,
+        /// Plain SGD's learning rate.
+        #[arg(long, default_value_t = 0.1)]
+        lr: f64,
+    },
     /// Put the shards of one experiment (folders written with --shard) together: the same
     /// results.json, figure and report as one unsharded run.
     Merge {
@@ -489,7 +504,8 @@ impl ExperimentName {
             ExperimentName::Ioffe2015 { common, .. }
             | ExperimentName::LrSweep { common, .. }
             | ExperimentName::BatchSize { common, .. }
-            | ExperimentName::Placement { common, .. } => Some(common),
+            | ExperimentName::Placement { common, .. }
+            | ExperimentName::Smoothness { common, .. } => Some(common),
             ExperimentName::Merge { .. } => None,
         }
     }

@@ -10,7 +10,7 @@ use bnlab::data::DatasetKind;
 use bnlab::experiment::design::{do_runs, parse_seeds, run_ids};
 use bnlab::experiment::shard::{merge, parse_shard, Shard, ShardFile, SHARD};
 use bnlab::experiment::{
-    batch_size, ioffe2015, lr_sweep, placement, run_design, Design, REPORT, RESULTS,
+    batch_size, ioffe2015, lr_sweep, placement, run_design, smoothness, Design, REPORT, RESULTS,
 };
 use bnlab::{Error, Result};
 use std::io::{IsTerminal, Write};
@@ -62,6 +62,19 @@ fn plan(which: &ExperimentName, seed: u64) -> Result<Box<dyn Design>> {
             let o = placement::Options {
                 epochs: *epochs,
                 seed,
+            };
+            o.validate()?;
+            Box::new(o)
+        }
+        ExperimentName::Smoothness {
+            steps, every, lr, ..
+        } => {
+            let o = smoothness::Options {
+                steps: *steps,
+                every: *every,
+                lr: *lr,
+                seed,
+                ..Default::default()
             };
             o.validate()?;
             Box::new(o)

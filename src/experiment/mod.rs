@@ -6,7 +6,9 @@
 //! - [`batch_size`]: BN against GroupNorm, LayerNorm and none at batches of 2 to 256 (Wu and
 //!   He 2018, Figure 1), and BN's train/eval gap at small batches;
 //! - [`placement`]: BN before or after the activation, with Dropout, and the variance shift
-//!   Dropout before BN causes (Li et al. 2019).
+//!   Dropout before BN causes (Li et al. 2019);
+//! - [`smoothness`]: Santurkar et al. (2018), Figure 4: the loss and gradient along the
+//!   gradient, with and without BN and with noisy BN.
 //!
 //! Each is a [`Design`]: runs repeated over seeds (`--seeds`, summarised by [`seeds`] with
 //! [`statistics`]), which can be spread over a job array and merged ([`shard`]).
@@ -23,6 +25,7 @@ pub mod parallel;
 pub mod placement;
 pub mod seeds;
 pub mod shard;
+pub mod smoothness;
 pub mod statistics;
 pub mod steps;
 mod write;

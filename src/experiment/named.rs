@@ -2,12 +2,18 @@
 //! makes its outcome without the command line that ran it.
 
 use super::design::Design;
-use super::{batch_size, ioffe2015, lr_sweep, placement};
+use super::{batch_size, ioffe2015, lr_sweep, placement, smoothness};
 use crate::{Error, Result};
 use serde_json::Value;
 
 /// The names of the experiments, as the command takes them.
-pub const NAMES: [&str; 4] = ["ioffe2015", "lr-sweep", "batch-size", "placement"];
+pub const NAMES: [&str; 5] = [
+    "ioffe2015",
+    "lr-sweep",
+    "batch-size",
+    "placement",
+    "smoothness",
+];
 
 /// Experiment `name` with the recorded `options` (which leave out the seed: `seed` is put
 /// back), checked as the command checks them.
@@ -38,6 +44,11 @@ pub fn design_of(name: &str, options: &Value, seed: u64) -> Result<Box<dyn Desig
         }
         "placement" => {
             let o: placement::Options = read(name, options)?;
+            o.validate()?;
+            Box::new(o)
+        }
+        "smoothness" => {
+            let o: smoothness::Options = read(name, options)?;
             o.validate()?;
             Box::new(o)
         }

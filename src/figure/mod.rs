@@ -80,6 +80,19 @@ pub struct Panel {
     pub crosses: Vec<(f64, usize)>,
     /// The corner the legend prefers.
     pub legend: Legend,
+    /// Shaded areas drawn under the lines (a spread, an interval).
+    pub bands: Vec<Band>,
+}
+
+/// A shaded area between two curves of a panel, in a light shade of a palette colour.
+#[derive(Clone, Debug, Default)]
+pub struct Band {
+    /// (x, lower y), in x order.
+    pub lower: Vec<(f64, f64)>,
+    /// (x, upper y), at the same x as `lower`.
+    pub upper: Vec<(f64, f64)>,
+    /// Index into the palette, as the matching [`Series`]'s.
+    pub color: usize,
 }
 
 /// Panels in a grid, at most `columns` (and at most [`MAX_COLUMNS`]) wide, each `panel_size`

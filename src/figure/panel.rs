@@ -34,7 +34,28 @@ pub(crate) fn draw(p: &Panel, area: &Area, root: &Area, sz: Sizes) -> DrawResult
         .iter()
         .map(|s| s.points.iter().map(|&pt| project(p, pt)).collect())
         .collect();
-    let all = || projected.iter().flatten().flatten();
+    // a band's outline: projected like the lines' points, and counted in the axes' ranges
+    let bands: Vec<(usize, Vec<(f64, f64)>)> = p
+        .bands
+        .iter()
+        .map(|b| {
+            let outline = b
+                .upper
+                .iter()
+                .chain(b.lower.iter().rev())
+                .filter_map(|&pt| project(p, pt))
+                .collect();
+            (b.color, outline)
+        })
+        .collect();
+    let all = || {
+        projected
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .chain(bands.iter().flat_map(|(_, o)| o.iter().copied()))
+    };
     let cross_x = p
         .crosses
         .iter()
@@ -91,6 +112,12 @@ pub(crate) fn draw(p: &Panel, area: &Area, root: &Area, sz: Sizes) -> DrawResult
     };
 
     mesh(p, &mut chart, x, sz)?;
+    for (color, outline) in &bands {
+        if outline.len() > 2 {
+            let fill = PALETTE[color % PALETTE.len()].mix(0.18).filled();
+            chart.draw_series(std::iter::once(Polygon::new(outline.clone(), fill)))?;
+        }
+    }
     lines(p, &projected, &mut chart, sz)?;
     crosses(p, &mut chart, y, sz)?;
     if let Some((at, layout)) = &legend_at {
