@@ -1,7 +1,12 @@
 //! Layer behaviour that the golden files do not show: PyTorch's errors for BatchNorm inputs,
-//! BatchNorm in eval mode with a single sample, and Dropout's statistics.
+//! BatchNorm in eval mode with a single sample, Dropout's statistics, and the state-dict keys
+//! and class names of the built-in layers (which derive `Module`) against PyTorch's.
 
-use bnlab::nn::{set_training, BatchNorm, BatchNormConfig, BatchNormKind, Dropout, Forward};
+use bnlab::nn::{
+    set_training, visit_state, visit_state_mut, BatchNorm, BatchNormConfig, BatchNormKind, Conv2d,
+    Dropout, Flatten, Forward, GroupNorm, GroupNormConfig, Layer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig, MaxPool2d, Module, ReLU, StateRef,
+};
 use bnlab::{Graph, Rng, Tensor};
 
 fn input(g: &mut Graph, shape: &[usize]) -> bnlab::Var {
@@ -145,5 +150,146 @@ fn batch_variance_is_accurate_when_the_mean_dwarfs_the_spread() {
             "channel {ch}: variance {} vs {v}",
             var[ch]
         );
+    }
+}
+
+/// A module's own state-dict keys, in order (what `model.state_dict().keys()` lists).
+fn keys(m: &dyn Module) -> Vec<String> {
+    let mut names = Vec::new();
+    visit_state(m, "", &mut |name, _| names.push(name.to_string()));
+    names
+}
+
+#[test]
+fn batch_norm_keys_follow_affine_and_track_running_stats_as_in_pytorch() {
+    // torch.nn.BatchNorm1d(3, affine=a, track_running_stats=t).state_dict().keys()
+    let all = [
+        "weight",
+        "bias",
+        "running_mean",
+        "running_var",
+        "num_batches_tracked",
+    ];
+    for (affine, track, want) in [
+        (true, true, &all[..]),
+        (true, false, &all[..2]),
+        (false, true, &all[2..]),
+        (false, false, &all[..0]),
+    ] {
+        let mut g = Graph::new(0);
+        let config = BatchNormConfig {
+            affine,
+            track_running_stats: track,
+            ..Default::default()
+        };
+        let mut bn = BatchNorm::with_config(&mut g.params, BatchNormKind::OneD, 3, config).unwrap();
+        assert_eq!(keys(&bn), want, "affine {affine}, track {track}");
+        // the same entries to change, and num_batches_tracked is the int64 counter
+        let mut changed = Vec::new();
+        visit_state_mut(&mut bn, "", &mut |name, entry| {
+            if let StateRef::Counter(c) = entry {
+                *c = 7;
+            }
+            changed.push(name.to_string());
+        });
+        assert_eq!(changed, want);
+        if track {
+            assert_eq!(bn.num_batches_tracked, 7);
+        }
+    }
+}
+
+#[test]
+fn built_in_layers_have_pytorchs_keys_and_class_names() {
+    let mut g = Graph::new(0);
+    let (p, rng) = (&mut g.params, &mut Rng::seed(0));
+    let bn2 = BatchNorm::d2(p, 4).unwrap();
+    assert_eq!(bn2.type_name(), "BatchNorm2d");
+    let no_bias = Linear::with_config(
+        p,
+        LinearConfig {
+            bias: false,
+            ..LinearConfig::new(3, 2)
+        },
+        rng,
+    )
+    .unwrap();
+    let cases: Vec<(Layer, &str, &[&str])> = vec![
+        (
+            Linear::new(p, 3, 2, rng).unwrap().into(),
+            "Linear",
+            &["weight", "bias"],
+        ),
+        (no_bias.into(), "Linear", &["weight"]),
+        (
+            Conv2d::new(p, 1, 2, 3, rng).unwrap().into(),
+            "Conv2d",
+            &["weight", "bias"],
+        ),
+        (
+            LayerNorm::with_config(p, &[4], Default::default())
+                .unwrap()
+                .into(),
+            "LayerNorm",
+            &["weight", "bias"],
+        ),
+        (
+            // nn.LayerNorm(4, bias=False)
+            LayerNorm::with_config(
+                p,
+                &[4],
+                LayerNormConfig {
+                    bias: false,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .into(),
+            "LayerNorm",
+            &["weight"],
+        ),
+        (
+            GroupNorm::with_config(p, 2, 4, Default::default())
+                .unwrap()
+                .into(),
+            "GroupNorm",
+            &["weight", "bias"],
+        ),
+        (
+            // nn.GroupNorm(2, 4, affine=False)
+            GroupNorm::with_config(
+                p,
+                2,
+                4,
+                GroupNormConfig {
+                    affine: false,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .into(),
+            "GroupNorm",
+            &[],
+        ),
+        (
+            bn2.into(),
+            "BatchNorm2d",
+            &[
+                "weight",
+                "bias",
+                "running_mean",
+                "running_var",
+                "num_batches_tracked",
+            ],
+        ),
+        (ReLU.into(), "ReLU", &[]),
+        (Flatten.into(), "Flatten", &[]),
+        (Dropout::new(0.5).unwrap().into(), "Dropout", &[]),
+        (MaxPool2d::new(2).into(), "MaxPool2d", &[]),
+    ];
+    for (layer, name, want) in cases {
+        assert_eq!(Module::type_name(&layer), name);
+        assert_eq!(keys(&layer), want, "{name}");
+        assert!(layer.children().is_empty(), "{name} has no children");
     }
 }

@@ -1,6 +1,6 @@
 //! nn.BatchNorm1d and nn.BatchNorm2d, with every option PyTorch has and its exact semantics.
 
-use super::{Forward, Module, StateRef, StateView};
+use super::{Forward, Module};
 use crate::graph::{BnStats, Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -54,12 +54,17 @@ impl Default for BatchNormConfig {
 ///   statistics are used (training, or without `track_running_stats`), more than one value
 ///   per channel: N > 1 for (N, C), N * L > 1, N * H * W > 1.
 /// - output: the input's shape.
+#[derive(Module)]
+#[module(type_name = BatchNorm::type_name)]
 pub struct BatchNorm {
     /// BatchNorm1d or BatchNorm2d: which input ranks are accepted, and the name in summaries.
+    #[module(skip)]
     pub kind: BatchNormKind,
     /// C, the number of channels (dimension 1 of the input).
+    #[module(skip)]
     pub num_features: usize,
     /// The options the layer was built with.
+    #[module(skip)]
     pub config: BatchNormConfig,
     /// The learnable per-channel scale, (C), initialised to 1; None without `affine`.
     pub weight: Option<ParamId>,
@@ -67,13 +72,17 @@ pub struct BatchNorm {
     pub bias: Option<ParamId>,
     /// (C): the running mean of the batch means, initialised to 0, used in eval mode. Updated
     /// and in the state dict only with `track_running_stats`.
+    #[module(buffer, when = tracks_running_stats)]
     pub running_mean: Tensor,
     /// (C): the running mean of the unbiased batch variances, initialised to 1, used in eval
     /// mode. Updated and in the state dict only with `track_running_stats`.
+    #[module(buffer, when = tracks_running_stats)]
     pub running_var: Tensor,
     /// Training batches that updated the running statistics; with `momentum` None, the new
     /// batch's weight is 1 / num_batches_tracked. An int64 scalar in the state dict.
+    #[module(counter, when = tracks_running_stats)]
     pub num_batches_tracked: i64,
+    #[module(skip)]
     training: bool,
 }
 
@@ -133,6 +142,12 @@ impl BatchNorm {
             BatchNormKind::OneD => "BatchNorm1d",
             BatchNormKind::TwoD => "BatchNorm2d",
         }
+    }
+
+    /// Whether the running statistics are kept, and so in the state dict (PyTorch registers
+    /// them as `None` otherwise).
+    pub fn tracks_running_stats(&self) -> bool {
+        self.config.track_running_stats
     }
 
     /// PyTorch's input checks: the rank for the class, and C = num_features.
@@ -226,45 +241,5 @@ impl Forward for BatchNorm {
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.check_input(input).map(|_| input.to_vec())
-    }
-}
-
-impl Module for BatchNorm {
-    fn type_name(&self) -> &str {
-        BatchNorm::type_name(self)
-    }
-
-    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
-        let mut s = Vec::new();
-        if let (Some(w), Some(b)) = (self.weight, self.bias) {
-            s.push(("weight", StateView::Param(w)));
-            s.push(("bias", StateView::Param(b)));
-        }
-        if self.config.track_running_stats {
-            s.push(("running_mean", StateView::Buffer(&self.running_mean)));
-            s.push(("running_var", StateView::Buffer(&self.running_var)));
-            s.push((
-                "num_batches_tracked",
-                StateView::Counter(self.num_batches_tracked),
-            ));
-        }
-        s
-    }
-
-    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        let mut s = Vec::new();
-        if let (Some(w), Some(b)) = (self.weight, self.bias) {
-            s.push(("weight", StateRef::Param(w)));
-            s.push(("bias", StateRef::Param(b)));
-        }
-        if self.config.track_running_stats {
-            s.push(("running_mean", StateRef::Buffer(&mut self.running_mean)));
-            s.push(("running_var", StateRef::Buffer(&mut self.running_var)));
-            s.push((
-                "num_batches_tracked",
-                StateRef::Counter(&mut self.num_batches_tracked),
-            ));
-        }
-        s
     }
 }

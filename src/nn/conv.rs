@@ -1,6 +1,6 @@
 //! nn.Conv2d and nn.MaxPool2d.
 
-use super::{kaiming_uniform, weight_and_bias, Forward, Module, StateRef, StateView};
+use super::{kaiming_uniform, Forward, Module};
 use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::rng::Rng;
 use crate::Result;
@@ -15,20 +15,26 @@ use crate::Result;
 /// - input: (N, in_channels, H, W), with H + 2 padding >= k and W + 2 padding >= k.
 /// - output: (N, out_channels, Ho, Wo), Ho = (H + 2 padding - k) / stride + 1 and
 ///   Wo = (W + 2 padding - k) / stride + 1, rounded down.
+#[derive(Module)]
 pub struct Conv2d {
     /// The filters, (out_channels, in_channels, kernel_size, kernel_size).
     pub weight: ParamId,
     /// One value per output channel, (out_channels); None when built without bias.
     pub bias: Option<ParamId>,
     /// Channels of the input (its dimension 1).
+    #[module(skip)]
     pub in_channels: usize,
     /// Channels of the output: the number of filters.
+    #[module(skip)]
     pub out_channels: usize,
     /// Height and width of each filter, k.
+    #[module(skip)]
     pub kernel_size: usize,
     /// Step between windows, along both height and width (at least 1).
+    #[module(skip)]
     pub stride: usize,
     /// Zeros added on each side of the input, along both height and width.
+    #[module(skip)]
     pub padding: usize,
 }
 
@@ -143,15 +149,6 @@ impl Forward for Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
-        weight_and_bias(self.weight, self.bias, StateView::Param)
-    }
-    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        weight_and_bias(self.weight, self.bias, StateRef::Param)
-    }
-}
-
 /// Max pooling over square windows, no padding (stride defaults to the kernel size).
 ///
 /// # Shapes
@@ -159,11 +156,14 @@ impl Module for Conv2d {
 /// - input: (N, C, H, W), with H >= kernel_size and W >= kernel_size.
 /// - output: (N, C, Ho, Wo), Ho = (H - kernel_size) / stride + 1 and
 ///   Wo = (W - kernel_size) / stride + 1, rounded down (a last partial window is dropped).
+#[derive(Module)]
 pub struct MaxPool2d {
     /// Height and width of each window.
+    #[module(skip)]
     pub kernel_size: usize,
     /// Step between windows, along both height and width; `new` makes it `kernel_size`
     /// (windows side by side, not overlapping).
+    #[module(skip)]
     pub stride: usize,
 }
 
@@ -209,8 +209,6 @@ impl Forward for MaxPool2d {
     }
 }
 
-impl Module for MaxPool2d {}
-
 /// nn.AvgPool2d without padding: the mean of each kh x kw window (stride defaults to the
 /// kernel size), the output size rounded down.
 ///
@@ -218,10 +216,13 @@ impl Module for MaxPool2d {}
 ///
 /// - input: (N, C, H, W), with H >= kh and W >= kw.
 /// - output: (N, C, Ho, Wo), Ho = (H - kh) / sh + 1 and Wo = (W - kw) / sw + 1, rounded down.
+#[derive(Module)]
 pub struct AvgPool2d {
     /// The window's (height, width).
+    #[module(skip)]
     pub kernel_size: (usize, usize),
     /// The step between windows, (along height, along width).
+    #[module(skip)]
     pub stride: (usize, usize),
 }
 
@@ -250,5 +251,3 @@ impl Forward for AvgPool2d {
         Ok(vec![input[0], input[1], ho, wo])
     }
 }
-
-impl Module for AvgPool2d {}

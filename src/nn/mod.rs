@@ -277,18 +277,6 @@ pub fn parameters(m: &dyn Module) -> Vec<ParamId> {
     ids
 }
 
-/// A layer's `weight` and optional `bias`, as its own state entries (`entry` makes the view or
-/// the reference).
-pub(crate) fn weight_and_bias<S>(
-    weight: ParamId,
-    bias: Option<ParamId>,
-    entry: fn(ParamId) -> S,
-) -> Vec<(&'static str, S)> {
-    std::iter::once(("weight", entry(weight)))
-        .chain(bias.map(|b| ("bias", entry(b))))
-        .collect()
-}
-
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()

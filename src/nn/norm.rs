@@ -1,7 +1,7 @@
 //! nn.LayerNorm and nn.GroupNorm: normalisation within each sample, so the same in training
 //! and eval and at any batch size (batch 1 included), unlike BatchNorm.
 
-use super::{weight_and_bias, Forward, Module, StateRef, StateView};
+use super::{Forward, Module};
 use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -34,10 +34,13 @@ impl Default for LayerNormConfig {
 ///
 /// - input: (*, normalized_shape...), ending in `normalized_shape`.
 /// - output: the input's shape.
+#[derive(Module)]
 pub struct LayerNorm {
     /// The trailing dimensions normalised together.
+    #[module(skip)]
     pub normalized_shape: Vec<usize>,
     /// The options it was built with.
+    #[module(skip)]
     pub config: LayerNormConfig,
     /// The scale, `normalized_shape`, initialised to 1; None without `elementwise_affine`.
     pub weight: Option<ParamId>,
@@ -94,27 +97,6 @@ impl Forward for LayerNorm {
     }
 }
 
-impl Module for LayerNorm {
-    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
-        optional_affine(self.weight, self.bias, StateView::Param)
-    }
-    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        optional_affine(self.weight, self.bias, StateRef::Param)
-    }
-}
-
-/// A norm layer's weight and bias, each of which may be absent.
-fn optional_affine<S>(
-    weight: Option<ParamId>,
-    bias: Option<ParamId>,
-    entry: fn(ParamId) -> S,
-) -> Vec<(&'static str, S)> {
-    match weight {
-        Some(w) => weight_and_bias(w, bias, entry),
-        None => bias.map(|b| ("bias", entry(b))).into_iter().collect(),
-    }
-}
-
 /// nn.GroupNorm's options, with PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupNormConfig {
@@ -144,12 +126,16 @@ impl Default for GroupNormConfig {
 ///
 /// - input: (N, C, *), C = `num_channels`.
 /// - output: the input's shape.
+#[derive(Module)]
 pub struct GroupNorm {
     /// Groups the channels are split into; divides `num_channels`.
+    #[module(skip)]
     pub num_groups: usize,
     /// C, the channels of the input (its dimension 1).
+    #[module(skip)]
     pub num_channels: usize,
     /// The options it was built with.
+    #[module(skip)]
     pub config: GroupNormConfig,
     /// The per-channel scale (C), initialised to 1; None without `affine`.
     pub weight: Option<ParamId>,
@@ -208,14 +194,5 @@ impl Forward for GroupNorm {
             ));
         }
         Ok(input.to_vec())
-    }
-}
-
-impl Module for GroupNorm {
-    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
-        optional_affine(self.weight, self.bias, StateView::Param)
-    }
-    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        optional_affine(self.weight, self.bias, StateRef::Param)
     }
 }

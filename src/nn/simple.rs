@@ -10,9 +10,8 @@ use crate::{Error, Result};
 ///
 /// - input: any shape (*).
 /// - output: the input's shape.
+#[derive(Module)]
 pub struct ReLU;
-
-impl Module for ReLU {}
 
 impl Forward for ReLU {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
@@ -30,9 +29,8 @@ impl Forward for ReLU {
 ///
 /// - input: (N, *), at least one dimension.
 /// - output: (N, product of *); (N) gives (N, 1).
+#[derive(Module)]
 pub struct Flatten;
-
-impl Module for Flatten {}
 
 impl Forward for Flatten {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
@@ -58,9 +56,12 @@ impl Forward for Flatten {
 ///
 /// - input: any shape (*).
 /// - output: the input's shape.
+#[derive(Module)]
 pub struct Dropout {
     /// The probability of zeroing each value, in [0, 1]: 0 is the identity, 1 gives zeros.
+    #[module(skip)]
     pub p: f32,
+    #[module(skip)]
     training: bool,
 }
 
@@ -75,8 +76,6 @@ impl Dropout {
         Ok(Dropout { p, training: true })
     }
 }
-
-impl Module for Dropout {}
 
 impl Forward for Dropout {
     fn forward(&mut self, g: &mut Graph, x: Var) -> Result<Var> {
