@@ -39,7 +39,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    bnlab::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
+    bnlab::internal::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
     bnlab::runtime::set_threads(threads).expect("a global thread pool");
     println!("{threads} threads; GFLOP/s, median of 50 runs");
     println!(
@@ -54,21 +54,23 @@ fn main() {
         let (ars, acs) = if at { (1, m) } else { (k, 1) };
         let (brs, bcs) = if bt { (1, k) } else { (n, 1) };
         let flops = 2.0 * (m * k * n) as f64;
-        let amat = bnlab::matmul::Mat {
+        let amat = bnlab::internal::matmul::Mat {
             data: &a,
             rows: m,
             cols: k,
             row_stride: ars,
             col_stride: acs,
         };
-        let bmat = bnlab::matmul::Mat {
+        let bmat = bnlab::internal::matmul::Mat {
             data: &b,
             rows: k,
             cols: n,
             row_stride: brs,
             col_stride: bcs,
         };
-        let g = median_secs(50, || bnlab::matmul::matmul(&mut c, amat, bmat, false));
+        let g = median_secs(50, || {
+            bnlab::internal::matmul::matmul(&mut c, amat, bmat, false)
+        });
         let mm = median_secs(50, || unsafe {
             // SAFETY: the strides describe a, b and c, which outlive the call
             matrixmultiply::sgemm(

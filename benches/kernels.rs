@@ -2,7 +2,7 @@
 //! `cargo bench --bench kernels` (`THREADS=1 cargo bench --bench kernels` for one thread).
 //! Prints the median of repeated runs of each kernel.
 
-use bnlab::kernels::{linear, sparse_linear};
+use bnlab::internal::kernels::{linear, sparse_linear};
 use bnlab::Rng;
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     // inside a pool with its workers kept awake, as the training loop runs (THREADS=1 for one)
     let threads = std::env::var("THREADS").map_or(0, |t| t.parse().expect("THREADS: a number"));
-    bnlab::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
+    bnlab::internal::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
     bnlab::runtime::with_threads(threads, || bnlab::runtime::with_workers_awake(run))
         .expect("a thread pool");
 }
@@ -31,7 +31,7 @@ fn run() {
     let (n, i, o) = (256, 784, 256);
     let mut rng = Rng::seed(0);
     // the first 256 MNIST training images (19% nonzeros, clustered as digits are)
-    let idx = bnlab::data::idx::read_idx("data/mnist/train-images-idx3-ubyte.gz")
+    let idx = bnlab::data::read_idx("data/mnist/train-images-idx3-ubyte.gz")
         .expect("data/mnist in the repository");
     let x: Vec<f32> = idx.data[..n * i]
         .iter()

@@ -6,19 +6,15 @@
 // `#[derive(Module)]` names `::bnlab`, which inside this crate is the crate itself.
 extern crate self as bnlab;
 
-pub mod alloc_tuning;
 pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod figure;
 pub mod fold;
-
-pub use error::{Error, IncompatibleKeys, KeyMismatch, Result};
 pub mod graph;
 pub mod html_page;
+pub mod internal;
 pub mod io;
-pub mod kernels;
-pub mod matmul;
 pub mod model_file;
 pub mod nn;
 pub mod onnx;
@@ -31,10 +27,13 @@ pub mod state_dict;
 pub mod stats;
 pub mod summary;
 pub mod tensor;
-pub mod tensor_fmt;
 pub mod tensorboard;
 pub mod train;
 
+pub use error::{Error, IncompatibleKeys, KeyMismatch, Result};
 pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
 pub use rng::Rng;
 pub use tensor::Tensor;
+
+// the crate's own code keeps its short paths (`crate::kernels::...`) to the internal modules
+pub(crate) use internal::{kernels, matmul};

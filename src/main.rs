@@ -4,7 +4,7 @@ mod cli;
 
 fn main() {
     // the command's allocator settings (the library leaves the process's allocator alone)
-    bnlab::alloc_tuning::keep_freed_memory();
+    bnlab::internal::alloc_tuning::keep_freed_memory();
     let args = match cli::parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {

@@ -7,7 +7,7 @@
 //! Each replay also checks it saw at least as many files as were committed (and that some of
 //! them parse), so an emptied or moved folder fails instead of passing on nothing.
 
-use bnlab::data::idx::parse_idx;
+use bnlab::data::parse_idx;
 use bnlab::io::read_safetensors_bytes;
 use bnlab::presets::Preset;
 use bnlab::state_dict::load_state_dict;

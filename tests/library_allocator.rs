@@ -39,8 +39,8 @@ fn main() {
     let sum = bnlab::runtime::with_threads(2, || {
         let a = vec![1.0f32; 64 * 64];
         let mut c = vec![0.0f32; 64 * 64];
-        let m = bnlab::matmul::Mat::new(&a, 64, 64);
-        bnlab::matmul::matmul(&mut c, m, m, false);
+        let m = bnlab::internal::matmul::Mat::new(&a, 64, 64);
+        bnlab::internal::matmul::matmul(&mut c, m, m, false);
         c.iter().sum::<f32>()
     })
     .unwrap();
@@ -50,7 +50,7 @@ fn main() {
         "the library changed the process's malloc settings"
     );
     // the command's tuning, applied explicitly, does change them: the check can see it
-    bnlab::alloc_tuning::keep_freed_memory();
+    bnlab::internal::alloc_tuning::keep_freed_memory();
     assert!(
         !a_large_block_is_mmapped(),
         "keep_freed_memory had no effect"

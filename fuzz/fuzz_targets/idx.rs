@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(idx) = bnlab::data::idx::parse_idx(data, Path::new("fuzz.idx")) {
+    if let Ok(idx) = bnlab::data::parse_idx(data, Path::new("fuzz.idx")) {
         // The reader's documented invariant: the data holds exactly the product of the dims.
         let n: usize = idx.dims.iter().product();
         assert_eq!(idx.data.len(), n, "dims {:?}", idx.dims);

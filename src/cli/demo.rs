@@ -3,8 +3,8 @@
 //! PyTorch prints tensors, and why the standard deviation after is 1.054 rather than 1.
 
 use super::args::DemoArgs;
+use bnlab::internal::tensor_fmt::format_tensor;
 use bnlab::nn::{BatchNorm, Forward};
-use bnlab::tensor_fmt::format_tensor;
 use bnlab::{Graph, Result, Rng, Tensor};
 use std::io::Write;
 

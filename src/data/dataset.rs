@@ -3,7 +3,7 @@
 //! Images stay `u8` (47 MB for MNIST's training set instead of 188 MB as `f32`); batches are
 //! scaled to `[0, 1]` when gathered (see `loader::gather_batch`), which keeps peak memory low.
 
-pub use super::kind::{file_stems, DatasetKind, Split};
+pub(super) use super::kind::{DatasetKind, Split};
 use crate::{Error, Result};
 
 /// Images (or a table's rows) and labels of one split, in memory.

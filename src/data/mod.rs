@@ -17,17 +17,17 @@
 //! Atomic writes of streamed files (downloads, extracted archives) are in `crate::io::atomic`.
 
 pub mod augment;
-pub mod cache;
+pub(crate) mod cache;
 pub mod checksums;
 pub mod cifar;
-pub mod dataset;
+pub(crate) mod dataset;
 pub mod download;
-pub mod folder;
-pub mod idx;
-pub mod kind;
-pub mod loader;
-pub mod nonzeros;
-pub mod pixels;
+pub(crate) mod folder;
+pub(crate) mod idx;
+pub(crate) mod kind;
+pub(crate) mod loader;
+pub(crate) mod nonzeros;
+pub(crate) mod pixels;
 pub mod table;
 
 pub use cache::default_cache_dir;

@@ -2,7 +2,7 @@
 //! MNIST batches, every logit, loss, gradient and final state compared.
 
 use super::check::{f32t, meta, Report};
-use bnlab::data::idx::read_idx;
+use bnlab::data::read_idx;
 use bnlab::io::{StateTensor, TensorFile};
 use bnlab::nn::{parameters, set_training, Forward, Net};
 use bnlab::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};

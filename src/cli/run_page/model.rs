@@ -4,8 +4,8 @@
 
 use crate::cli::model::{build_for_input, ModelSpec};
 use crate::cli::run_folder::{LAST, STANDARDIZE};
-use bnlab::data::kind::DatasetKind;
 use bnlab::data::table::Standardizer;
+use bnlab::data::DatasetKind;
 use bnlab::io::read_safetensors;
 use bnlab::nn::Net;
 use bnlab::{state_dict, Graph, Result, Rng};
