@@ -1,18 +1,20 @@
 //! Datasets: reading MNIST-format IDX files and CIFAR-10's binary batches, downloading them when
 //! missing, and batching them for training.
 //!
-//! - [`augment`]: torchvision's augmentations for these datasets, drawn from a seeded generator.
-//! - [`idx`]: the IDX file format (gzip or raw), strictly validated.
-//! - [`cifar`]: CIFAR-10's batch files, and extracting them from the published archive.
-//! - [`kind`]: the datasets and splits bnlab knows, their shapes, classes and files (the bottom).
-//! - [`dataset`]: [`Dataset`], images kept as bytes.
-//! - [`folder`]: finding a dataset's files in a folder and [`load`]ing a split.
-//! - [`checksums`]: the known checksums of the files (or archive), and computing them.
-//! - [`download`]: fetching missing files from mirrors, atomically and verified.
-//! - [`cache`]: the default folder downloads go to.
-//! - [`loader`]: epoch order, batches, and gathering a batch as scaled `f32`.
-//! - [`nonzeros`]: the images' nonzeros, for a first layer that reads only those.
-//! - [`pixels`]: bytes to the floats the models see, shared by `loader` and `nonzeros`.
+//! What a user reaches, all through this module's flat names:
+//! - [`Dataset`] (images kept as bytes) and [`load`] for a split of a [`DatasetKind`] from a
+//!   folder; [`read_idx`] / [`parse_idx`] for the IDX format (gzip or raw), strictly validated;
+//! - [`Loader`] and [`gather_batch`]: epoch order, batches, and a batch as scaled `f32`;
+//! - [`ensure_available`] and [`verify`]: fetching missing files from mirrors, atomically and
+//!   verified against [`Checksum`]s, into [`default_cache_dir`] by default;
+//! - [`augment`]: torchvision's augmentations for these datasets, drawn from a seeded generator;
+//! - [`table`]: the tabular (CSV) datasets and their standardisation;
+//! - [`cifar`], [`checksums`], [`download`]: CIFAR-10's batch files and archive, the known
+//!   checksums, and the mirrors, for tests and tools that need their details.
+//!
+//! Inside, one file per job: `kind` (the datasets and splits bnlab knows: the bottom), `dataset`,
+//! `idx`, `folder`, `cache`, `loader`, `nonzeros` (the images' nonzeros, for a first layer that
+//! reads only those) and `pixels` (bytes to the floats the models see).
 //!
 //! Atomic writes of streamed files (downloads, extracted archives) are in `crate::io::atomic`.
 
