@@ -175,6 +175,12 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Outcome> {
         ));
     };
     let first = ShardFile::read(first_dir)?;
+    if first.seeds.is_empty() {
+        return Err(Error::Invalid(format!(
+            "merge: {}/{SHARD} lists no seeds",
+            first_dir.display()
+        )));
+    }
     let mut all: Vec<(RunResult, &Path)> = vec![];
     for dir in dirs {
         let s = if dir == first_dir {
