@@ -379,3 +379,27 @@ fn the_linear_reading_the_input_decides_from_each_batchs_density() {
         }
     }
 }
+
+/// The loop's hint follows the model that reads the graph's inputs: after an MLP took MNIST-like
+/// batches sparse, a model whose Linear reads no model input (here it reads a ReLU's output, as
+/// a CNN's head reads its features) stops the nonzeros being gathered after one step.
+#[test]
+fn a_step_in_which_no_linear_reads_the_input_forgets_the_hint() {
+    use bnlab::nn::{Flatten, Layer, ReLU, Sequential};
+    use bnlab::train::{run_batch, Mode, StepBuffers};
+    let ds = images(16, false, &mut Rng::seed(4));
+    let mut g = Graph::new(0);
+    let linear = |g: &mut Graph| Linear::new(&mut g.params, 784, 10, &mut Rng::seed(1)).unwrap();
+    let mut mlp = Sequential::new(vec![Flatten.into(), linear(&mut g).into()]);
+    let first: Layer = ReLU.into();
+    let mut other = Sequential::new(vec![first, Flatten.into(), linear(&mut g).into()]);
+    let mut bufs = StepBuffers::default();
+    let batch = [0u32, 3, 7, 9];
+    run_batch(&mut mlp, &mut g, &ds, &batch, Mode::Multi, &mut bufs).unwrap();
+    assert!(g.wants_input_nonzeros(), "the MLP took the batch sparse");
+    run_batch(&mut other, &mut g, &ds, &batch, Mode::Multi, &mut bufs).unwrap();
+    run_batch(&mut other, &mut g, &ds, &batch, Mode::Multi, &mut bufs).unwrap();
+    assert!(!g.wants_input_nonzeros(), "no Linear read the input");
+    run_batch(&mut mlp, &mut g, &ds, &batch, Mode::Multi, &mut bufs).unwrap();
+    assert!(g.wants_input_nonzeros(), "the MLP again");
+}

@@ -95,6 +95,9 @@ pub struct Graph {
     /// Whether the last model input a Linear read took the sparse kernels (the decision is
     /// the Linear op's, `ops::linear`); kept across `reset`, for [`Graph::wants_input_nonzeros`].
     input_went_sparse: bool,
+    /// Whether a Linear read a model input since `reset` (a step in which none did forgets
+    /// `input_went_sparse`: the model reading this graph's inputs has changed).
+    input_read: bool,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -146,11 +149,16 @@ impl Graph {
             scratch: Scratch::default(),
             hooks: Hooks::default(),
             input_went_sparse: false,
+            input_read: false,
         }
     }
 
     /// Forget this step's nodes (their buffers stay for the next step).
     pub fn reset(&mut self) {
+        if !self.nodes.is_empty() && !self.input_read {
+            self.input_went_sparse = false;
+        }
+        self.input_read = false;
         self.nodes.clear();
         self.hooks.new_step();
     }
@@ -196,8 +204,8 @@ impl Graph {
     /// took the sparse kernels (the one place that decides is `Graph::linear`, on each
     /// batch's own density). A loop that can gather the next batch's nonzeros cheaply (a
     /// dataset's index of them) hands them over with [`Graph::input_with_csr`] when this says
-    /// so; otherwise the Linear finds them itself. False for a new graph and after an input
-    /// the Linear took dense.
+    /// so; otherwise the Linear finds them itself. False for a new graph, after an input the
+    /// Linear took dense, and after a step in which no Linear read the input (a CNN's).
     pub fn wants_input_nonzeros(&self) -> bool {
         self.input_went_sparse
     }

@@ -171,7 +171,7 @@ impl Graph {
             sparse_linear::count_nonzeros(self.value(x))
         };
         let sparse = sparse_enough(nonzeros, n * i);
-        self.input_went_sparse = sparse;
+        (self.input_went_sparse, self.input_read) = (sparse, true);
         match (sparse, given) {
             (false, _) => None,
             (true, true) => Some(src),
