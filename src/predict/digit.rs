@@ -38,7 +38,7 @@ pub const FIELD: usize = 28;
 pub const BOX: usize = 20;
 
 /// The least contrast, in grey levels, a stroke must have against its paper.
-const MIN_CONTRAST: f32 = 16.0;
+const MIN_CONTRAST: f32 = 12.0;
 
 /// Otsu's threshold of `values` (all at least 0): the level that best splits them into two
 /// classes (the largest between-class variance), over a 256-bin histogram up to their maximum.
@@ -136,7 +136,7 @@ fn span_of(labels: &[u32], label: u32, w: usize) -> usize {
 pub fn cut_out(ink: &Ink) -> Result<(usize, usize, Vec<f32>), NoDigit> {
     let (w, h) = (ink.width, ink.height);
     // a stroke stands out from the paper by well over its noise, and by some grey levels
-    let floor = (5.0 * ink.noise).max(MIN_CONTRAST);
+    let floor = (4.0 * ink.noise).max(MIN_CONTRAST);
     let threshold = otsu(&ink.values).max(floor);
     let mask: Vec<bool> = ink.values.iter().map(|&v| v > threshold).collect();
     let (labels, sizes) = components(&mask, w, h);

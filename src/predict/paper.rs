@@ -21,7 +21,7 @@ pub struct Grey {
 /// The longer side images are brought down to before the paper is estimated: a digit at a
 /// quarter of the short side of any photo keeps well over the 20 pixels MNIST's box needs, and
 /// a 40-megapixel photo costs no more than a small one.
-pub const WORKING_SIDE: u32 = 1024;
+pub const WORKING_SIDE: u32 = 512;
 
 /// `img` in grey (ITU-R 601 luma, as PIL's "L"), transparent pixels shown over white paper,
 /// brought down to at most [`WORKING_SIDE`] a side by area averaging.
