@@ -13,6 +13,10 @@
 //! - every other field is a child module named by the field, in declaration order (PyTorch's
 //!   registration order when `__init__` assigns them in the same order).
 //!
+//! - `mapper = method` next to a `ParamId` field saves and loads it through the
+//!   `Option<ParamMapper>` that `self.method()` gives (a layer that stores its parameter in
+//!   another layout than PyTorch's: Linear's W^T);
+//!
 //! The entries come in field order, so a struct lists its parameters before its buffers, as
 //! PyTorch's state dict does. On the struct, `#[module(type_name = path)]` names a function
 //! `path(&self) -> &str` that gives the summaries' class name (`BatchNorm1d` or
@@ -39,6 +43,7 @@ enum Role {
 struct Marks {
     role: Option<Role>,
     when: Option<syn::Path>,
+    mapper: Option<syn::Path>,
 }
 
 /// Derive `bnlab::nn::Module` from a struct's fields (see the crate docs).
@@ -78,6 +83,7 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         let ident = field.ident.as_ref().expect("named field");
         let name = ident.to_string();
         let marks = marks(field)?;
+        let mapper = marks.mapper.clone();
         let (view, reference) = match role(field, marks.role) {
             Role::Skip => continue,
             Role::Child => {
@@ -88,6 +94,30 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                     (::std::string::String::from(#name), &mut self.#ident as &mut dyn ::bnlab::nn::Module)
                 });
                 continue;
+            }
+            Role::Param { optional: false } if mapper.is_some() => {
+                let mapped = quote::format_ident!("mapper_{}", ident);
+                conditions.push(quote! { let #mapped = self.#mapper(); });
+                (
+                    quote! {
+                        s.push((#name, match #mapped {
+                            Some(m) => ::bnlab::nn::StateView::MappedParam(self.#ident, m),
+                            None => ::bnlab::nn::StateView::Param(self.#ident),
+                        }));
+                    },
+                    quote! {
+                        s.push((#name, match #mapped {
+                            Some(m) => ::bnlab::nn::StateRef::MappedParam(self.#ident, m),
+                            None => ::bnlab::nn::StateRef::Param(self.#ident),
+                        }));
+                    },
+                )
+            }
+            _ if mapper.is_some() => {
+                return Err(syn::Error::new_spanned(
+                    field,
+                    "`mapper = method` goes with a parameter (a `ParamId` field)",
+                ))
             }
             Role::Param { optional: false } => (
                 quote! { s.push((#name, ::bnlab::nn::StateView::Param(self.#ident))); },
@@ -188,9 +218,11 @@ fn marks(field: &syn::Field) -> syn::Result<Marks> {
                 marks.role = Some(Role::Counter);
             } else if meta.path.is_ident("when") {
                 marks.when = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("mapper") {
+                marks.mapper = Some(meta.value()?.parse()?);
             } else {
                 return Err(meta.error(
-                    "expected #[module(skip)], #[module(buffer)], #[module(counter)] or when = method",
+                    "expected #[module(skip)], #[module(buffer)], #[module(counter)], when = method or mapper = method",
                 ));
             }
             Ok(())
@@ -200,6 +232,12 @@ fn marks(field: &syn::Field) -> syn::Result<Marks> {
         return Err(syn::Error::new_spanned(
             field,
             "`when = method` goes with #[module(buffer)] or #[module(counter)]",
+        ));
+    }
+    if marks.mapper.is_some() && marks.role.is_some() {
+        return Err(syn::Error::new_spanned(
+            field,
+            "`mapper = method` goes with a parameter (a `ParamId` field)",
         ));
     }
     Ok(marks)

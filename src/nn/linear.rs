@@ -1,6 +1,6 @@
 //! nn.Linear: y = x W^T + b.
 
-use super::{kaiming_uniform, Forward, Module, ParamMapper, StateRef, StateView};
+use super::{kaiming_uniform, Forward, Module, ParamMapper};
 use crate::graph::{Graph, ParamId, ParamStore, Var};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -16,23 +16,30 @@ use crate::Result;
 /// - input: (*, in_features), * being any number of leading dimensions (none included), up
 ///   to six dimensions in all; usually (N, in_features).
 /// - output: (*, out_features), the leading dimensions unchanged; usually (N, out_features).
+#[derive(Module)]
 pub struct Linear {
     /// W, (out_features, in_features) in PyTorch's layout; stored as W^T
     /// (in_features, out_features) when built with [`LinearConfig::stored_transpose`] (the
     /// layer's own business: [`Linear::torch_weight`] and the state dict give PyTorch's W).
+    // saved and loaded in PyTorch's layout through the layer's mapper when stored as W^T
+    #[module(mapper = weight_mapper)]
     pub weight: ParamId,
     /// b, (out_features); None when built without bias.
     pub bias: Option<ParamId>,
     /// Size of the input's last dimension.
+    #[module(skip)]
     pub in_features: usize,
     /// Size of the output's last dimension.
+    #[module(skip)]
     pub out_features: usize,
     /// Flatten an input of more than two dimensions to (N, in_features) first, as the seed's
     /// `forward` does with `nn.Flatten()(X)` before its first Linear: a model file whose first
     /// Linear meets images says so this way (the flatten is a view, no copy). Default false.
+    #[module(skip)]
     pub flatten_input: bool,
     /// The weight is stored as W^T ([`LinearConfig::stored_transpose`]); only this layer
     /// reads it, through its mapper ([`ParamMapper::TRANSPOSE`]).
+    #[module(skip)]
     stored_transpose: bool,
 }
 
@@ -177,28 +184,5 @@ impl Forward for Linear {
                 &format!("must end in {} features", self.in_features),
             )),
         }
-    }
-}
-
-impl Module for Linear {
-    // written by hand, not derived: the weight goes through the layer's mapper when it is
-    // stored as W^T
-    fn own_state(&self) -> Vec<(&'static str, StateView<'_>)> {
-        let weight = match self.weight_mapper() {
-            Some(m) => StateView::MappedParam(self.weight, m),
-            None => StateView::Param(self.weight),
-        };
-        std::iter::once(("weight", weight))
-            .chain(self.bias.map(|b| ("bias", StateView::Param(b))))
-            .collect()
-    }
-    fn own_state_mut(&mut self) -> Vec<(&'static str, StateRef<'_>)> {
-        let weight = match self.weight_mapper() {
-            Some(m) => StateRef::MappedParam(self.weight, m),
-            None => StateRef::Param(self.weight),
-        };
-        std::iter::once(("weight", weight))
-            .chain(self.bias.map(|b| ("bias", StateRef::Param(b))))
-            .collect()
     }
 }
