@@ -1,11 +1,13 @@
-//! The seed's BNModel written as a user writes it, trained with the course's `fit`.
+//! The seed's BNModel written as a user writes it, trained with the course's `fit` on MNIST,
+//! its weights saved for PyTorch. This file is the README's library section, word for word
+//! (tests/readme_library.rs checks it), and compiles as it is in a crate of your own.
 //!
 //! cargo run --release --example bn_model [EPOCHS]
 
-use bnlab::data::{load, DatasetKind, Split};
+use bnlab::data::{mnist, Split};
 use bnlab::nn::{parameters, BatchNorm, Forward, Linear, Module, ReLU, Sequential};
 use bnlab::optim::{Adam, AdamConfig};
-use bnlab::train::{fit, FitOptions};
+use bnlab::train::{FitOptions, Learner};
 use bnlab::{Graph, ParamStore, Result, Rng, Var};
 use std::path::Path;
 
@@ -47,14 +49,22 @@ impl Forward for BNModel {
 }
 // ---- end of the model ----
 
-fn main() -> Result<()> {
+fn main() {
+    // errors as one readable line (their Display), not Rust's Debug form
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let epochs = std::env::args()
         .nth(1)
         .and_then(|e| e.parse().ok())
         .unwrap_or(1);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    let train = load(DatasetKind::Mnist, Split::Train, &dir)?;
-    let test = load(DatasetKind::Mnist, Split::Test, &dir)?;
+    // the crate's own copy of MNIST, else the cache folder (downloaded there once)
+    let train = mnist(Split::Train)?;
+    let test = mnist(Split::Test)?;
 
     let mut rng = Rng::seed(0);
     let mut g = Graph::new(1);
@@ -68,17 +78,10 @@ fn main() -> Result<()> {
     );
     let options = FitOptions {
         epochs,
+        batch_size: 256,
         ..Default::default()
     };
-    let history = fit(
-        &mut model,
-        &mut g,
-        &mut optimizer,
-        &train,
-        &test,
-        &options,
-        &mut std::io::stdout(),
-    )?;
+    let history = Learner::new(&mut model, &mut g, &mut optimizer).fit(&train, &test, &options)?;
     println!(
         "validation accuracy per epoch: {:?}",
         history.val_accuracies()

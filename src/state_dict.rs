@@ -95,10 +95,20 @@ pub fn save(model: &dyn Module, params: &ParamStore, path: &Path) -> Result<()> 
 }
 
 /// Load a model's state dict from a safetensors file; errors name the file and the key (a
-/// mismatch is an [`Error::StateDict`] with the file).
+/// mismatch is an [`Error::StateDict`] with the file). A training checkpoint
+/// (`checkpoint.safetensors`, see [`crate::train::save_checkpoint`]) is recognised by its
+/// metadata and gives its model's weights (its optimizer state is left aside).
 pub fn load(model: &mut dyn Module, params: &mut ParamStore, path: &Path) -> Result<()> {
     let file = read_safetensors(path)?;
-    load_state_dict(model, params, &file.tensors, "").map_err(|e| in_file(e, path))
+    let prefix = if file
+        .metadata
+        .contains_key(crate::train::checkpoint::META_KEY)
+    {
+        crate::train::checkpoint::MODEL_PREFIX
+    } else {
+        ""
+    };
+    load_state_dict(model, params, &file.tensors, prefix).map_err(|e| in_file(e, path))
 }
 
 /// `e`, naming the file its state dict came from.

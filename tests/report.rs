@@ -460,3 +460,91 @@ fn bad_run_folders_are_one_line_naming_the_file_and_nothing_is_written() {
     assert!(entries(&empty).is_empty());
     assert_eq!(entries(&png_run), ["history.json", "stats.png"]);
 }
+
+#[test]
+fn report_out_replaces_an_existing_file_only_with_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run_dir = d.join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::write(run_dir.join("history.json"), bare_history("bn")).unwrap();
+    // the file a user named may be anything: trained weights here
+    let weights = run_dir.join("last.safetensors");
+    std::fs::write(&weights, b"weights").unwrap();
+    let o = report(&[path_str(&run_dir), "--out", path_str(&weights)], d);
+    assert_clean_error(&o, &["--out", path_str(&weights), "--overwrite"]);
+    assert_eq!(std::fs::read(&weights).unwrap(), b"weights");
+    // a dangling link is a name that exists too
+    #[cfg(unix)]
+    {
+        let link = d.join("link.html");
+        std::os::unix::fs::symlink(d.join("nowhere"), &link).unwrap();
+        let o = report(&[path_str(&run_dir), "--out", path_str(&link)], d);
+        assert_clean_error(&o, &["--out", path_str(&link)]);
+        assert!(!d.join("nowhere").exists());
+    }
+    // --overwrite replaces it with the page
+    let o = report(
+        &[
+            path_str(&run_dir),
+            "--out",
+            path_str(&weights),
+            "--overwrite",
+        ],
+        d,
+    );
+    assert_ok(&o);
+    checked(&std::fs::read_to_string(&weights).unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn pngs_that_are_links_or_too_large_are_left_out_with_a_note_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run_dir = d.join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::write(run_dir.join("history.json"), bare_history("bn")).unwrap();
+    std::fs::write(run_dir.join("own.png"), png(3, 2)).unwrap();
+    // a good PNG elsewhere on the disk, linked into the folder
+    let secret = d.join("secret.png");
+    std::fs::write(&secret, png(9, 9)).unwrap();
+    std::os::unix::fs::symlink(&secret, run_dir.join("linked.png")).unwrap();
+    // a file past the limit: sparse, so the test itself writes nothing large; a PNG signature
+    // so that only its size can keep it out
+    let big = run_dir.join("big.png");
+    let f = std::fs::File::create(&big).unwrap();
+    use std::io::Write;
+    (&f).write_all(b"\x89PNG\r\n\x1a\n").unwrap();
+    f.set_len((32 << 20) + 1).unwrap();
+    drop(f);
+
+    let o = report(&[path_str(&run_dir)], d);
+    assert_ok(&o);
+    let page = checked(&std::fs::read_to_string(run_dir.join("report.html")).unwrap());
+    let captions: Vec<Option<&str>> = page.images.iter().map(|i| i.caption.as_deref()).collect();
+    assert_eq!(captions, [Some("own.png")], "only the folder's own PNG");
+    let err = common::stderr(&o);
+    for name in ["linked.png", "big.png"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(name) && l.contains("left out")),
+            "stderr names {name}: {err}"
+        );
+        assert!(
+            page.text.contains(&format!("{name} is left out")),
+            "the page says {name} is left out: {}",
+            page.text
+        );
+    }
+    assert!(!page.text.contains("secret"), "{}", page.text);
+
+    // a file named .png without PNG's signature: named, nothing written
+    for name in ["report.html", "big.png", "linked.png"] {
+        std::fs::remove_file(run_dir.join(name)).unwrap();
+    }
+    std::fs::write(run_dir.join("fake.png"), b"<html>not a picture</html>").unwrap();
+    let o = report(&[path_str(&run_dir)], d);
+    assert_clean_error(&o, &[path_str(&run_dir.join("fake.png")), "PNG"]);
+    assert!(!run_dir.join("report.html").exists());
+}

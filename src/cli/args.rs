@@ -31,6 +31,19 @@ pub struct Settings {
     /// No progress bar.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// The settings given on the command line, as their flags (filled in after parsing): a
+    /// command refuses those it has no use for instead of ignoring them.
+    #[arg(skip)]
+    pub given: Vec<&'static str>,
+}
+
+impl Settings {
+    /// Each setting's argument id and flag.
+    pub const FLAGS: [(&'static str, &'static str); 3] = [
+        ("threads", "--threads"),
+        ("data_dir", "--data-dir"),
+        ("quiet", "--quiet"),
+    ];
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +120,11 @@ pub struct TrainOptions {
     /// Examples per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Skip each epoch's last training batch when it is smaller than --batch-size (as
+    /// PyTorch's DataLoader(drop_last=True)): BatchNorm cannot train on a batch of one example.
+    #[arg(long)]
+    #[serde(default)]
+    pub drop_last: bool,
     /// Learning rate.
     #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub lr: f64,
@@ -226,7 +244,8 @@ impl WatchOptions {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// bn, plain, dropout, bn-dropout, bn-after-relu, cnn-bn, cnn-plain
+    /// A preset (bn, plain, dropout, bn-dropout, bn-after-relu, cnn-bn, cnn-plain) or a model
+    /// file (PyTorch's printed module, see examples/models).
     #[arg(long, default_value = "bn")]
     pub model: String,
     #[command(flatten)]
@@ -252,13 +271,21 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// The model the weights are for: a preset (bn, plain, dropout, bn-dropout, bn-after-relu,
+    /// cnn-bn, cnn-plain) or a model file.
     #[arg(long, default_value = "bn")]
     pub model: String,
-    /// A safetensors state dict (from bnlab or PyTorch).
+    /// A safetensors state dict (from bnlab or PyTorch), or a run's checkpoint.safetensors
+    /// (its model's weights are read).
     #[arg(long)]
     pub weights: PathBuf,
+    /// The test set: mnist, fashion-mnist, cifar10, or csv (with --test-csv and --target).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
+    /// --dataset csv: the standardize.json of the run that trained the weights [default: the
+    /// one beside --weights].
+    #[arg(long, value_name = "FILE")]
+    pub standardize: Option<PathBuf>,
     /// --dataset csv: the table to evaluate on (standardised with the statistics saved with
     /// the weights).
     #[arg(long)]
@@ -266,13 +293,30 @@ pub struct EvalArgs {
     /// --dataset csv: the column to predict.
     #[arg(long)]
     pub target: Option<String>,
+    /// --dataset csv: the mode the weights were trained in (binary: one logit, targets 0/1).
     #[arg(long, value_enum, default_value_t = ModeName::Multi)]
     pub mode: ModeName,
+    /// Examples per evaluation batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// How the loss is averaged: batch, the mean of the per-batch mean losses (the course's
+    /// rule, as fit's lines: it depends a little on --batch-size); example, the mean over
+    /// every example.
+    #[arg(long, value_enum, default_value_t = LossMean::Batch)]
+    pub loss_mean: LossMean,
     /// Print {"loss", "accuracy", "samples"}.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `eval` averages the loss.
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum LossMean {
+    /// The mean of the per-batch mean losses (the course's `evaluate`).
+    #[default]
+    Batch,
+    /// The mean over every example (independent of the batch size).
+    Example,
 }
 
 #[derive(Args, Debug)]
@@ -284,8 +328,10 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// A preset (bn, plain, dropout, bn-dropout, bn-after-relu, cnn-bn, cnn-plain).
     #[arg(long, default_value = "bn")]
     pub model: String,
+    /// Examples per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     /// Epochs to time (the median is reported).
@@ -301,16 +347,23 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug)]
 pub struct SummaryArgs {
+    /// A preset (bn, plain, dropout, bn-dropout, bn-after-relu, cnn-bn, cnn-plain) or a model
+    /// file.
     #[arg(long, default_value = "bn")]
     pub model: String,
-    /// The input shape with its batch dimension (default 1,28,28; 1,1,28,28 for the CNNs).
+    /// The input shape with its batch dimension (default 1,28,28; 1,1,28,28 for the CNNs);
+    /// N,F sizes an MLP preset to F features, as on a table.
     #[arg(long)]
     pub input: Option<String>,
+    /// With --input N,F: the MLP preset's outputs (a table's classes; 1 for --mode binary)
+    /// [default: 10].
+    #[arg(long)]
+    pub outputs: Option<usize>,
 }
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// Comma-separated presets, e.g. bn,plain.
+    /// Comma-separated presets or model files, e.g. bn,plain or bn,examples/models/bn-dropout.txt.
     #[arg(long, default_value = "bn,plain")]
     pub models: String,
     #[command(flatten)]
@@ -519,4 +572,7 @@ pub struct ReportArgs {
     /// The HTML file to write [default: RUN_DIR/report.html].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace --out if it exists (RUN_DIR/report.html, the default, is always replaced).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
 }

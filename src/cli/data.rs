@@ -8,8 +8,8 @@ use bnlab::data::{self, Dataset, DatasetKind, Split};
 use bnlab::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// MNIST as shipped in this repository, so that a fresh clone trains offline.
-const BUNDLED_MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
+// MNIST as shipped in this repository, so that a fresh clone trains offline.
+use bnlab::data::BUNDLED_MNIST;
 
 /// The folder to read `kind` from. An explicit --data-dir must hold the files (for CIFAR-10,
 /// directly or in its `cifar-10-batches-bin` subfolder); otherwise the bundled MNIST, else the
@@ -103,6 +103,55 @@ pub struct RunData {
     pub train: Dataset,
     pub test: Dataset,
     pub standardizer: Option<Standardizer>,
+    /// For a table: the SHA-256 of each file read (`{"train_csv": .., "test_csv": ..}`), recorded
+    /// with the run so that `--resume` can check a table that moved is the same table.
+    pub csv_sha256: Option<serde_json::Value>,
+}
+
+/// The key of a run's configuration that records [`RunData::csv_sha256`].
+pub const CSV_SHA256: &str = "csv_sha256";
+
+/// `opts` with its tables' paths made absolute (a run records them, and `--resume` from
+/// another folder must find them).
+pub fn absolute_csv_paths(mut opts: TrainOptions) -> Result<TrainOptions> {
+    for (path, flag) in [
+        (&mut opts.train_csv, "--train-csv"),
+        (&mut opts.test_csv, "--test-csv"),
+    ] {
+        if let Some(p) = path {
+            *p = std::path::absolute(&*p)
+                .map_err(|e| Error::Invalid(format!("{flag} {}: {e}", p.display())))?;
+        }
+    }
+    Ok(opts)
+}
+
+/// Check that the tables `opts` names are the ones a run recorded (`recorded`: its
+/// [`CSV_SHA256`]), before a resumed run reads them: a file that is gone names the flag that
+/// gives its new place, one that changed says so.
+pub fn check_csv_sha256(opts: &TrainOptions, recorded: &serde_json::Value) -> Result<()> {
+    for (path, key, flag) in [
+        (&opts.train_csv, "train_csv", "--train-csv"),
+        (&opts.test_csv, "test_csv", "--test-csv"),
+    ] {
+        let (Some(path), Some(want)) = (path, recorded[key].as_str()) else {
+            continue;
+        };
+        if !path.is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: the run's table is not there any more; give its new place with --resume DIR {flag} FILE",
+                path.display()
+            )));
+        }
+        let got = data::checksums::sha256_file(path)?;
+        if got != want {
+            return Err(Error::Invalid(format!(
+                "{flag} {}: not the table the run was started on (SHA-256 {got}, the run recorded {want})",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl RunData {
@@ -147,6 +196,7 @@ pub fn load_run_data(opts: &TrainOptions, data_dir: Option<&Path>) -> Result<Run
             train,
             test,
             standardizer: None,
+            csv_sha256: None,
         });
     }
     if data_dir.is_some() {
@@ -187,6 +237,10 @@ pub fn load_run_data(opts: &TrainOptions, data_dir: Option<&Path>) -> Result<Run
         1 + *train_labels.iter().chain(&test_labels).max().unwrap_or(&0) as usize
     };
     let width = train.columns.len();
+    let mut sums = serde_json::json!({ "train_csv": data::checksums::sha256_file(path)? });
+    if let Some(test_path) = &opts.test_csv {
+        sums["test_csv"] = data::checksums::sha256_file(test_path)?.into();
+    }
     Ok(RunData {
         train: Dataset::tabular(
             standardizer.apply(&train, path)?,
@@ -201,21 +255,30 @@ pub fn load_run_data(opts: &TrainOptions, data_dir: Option<&Path>) -> Result<Run
             classes,
         )?,
         standardizer: Some(standardizer),
+        csv_sha256: Some(sums),
     })
 }
 
 /// A table to evaluate saved weights on, standardised as their training data was (the
-/// statistics in `standardize.json` beside the weights).
+/// statistics in `standardize`, else in `standardize.json` beside the weights).
 pub fn load_eval_table(
     test_csv: &Path,
     target: &str,
     binary: bool,
     weights: &Path,
+    standardize: Option<&Path>,
 ) -> Result<Dataset> {
-    let stats_path = weights.with_file_name(STANDARDIZE);
+    let stats_path = standardize
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| weights.with_file_name(STANDARDIZE));
     let text = std::fs::read_to_string(&stats_path).map_err(|e| {
+        let hint = if standardize.is_none() {
+            " (weights moved from their run's folder: name its standardize.json with --standardize FILE)"
+        } else {
+            ""
+        };
         Error::Invalid(format!(
-            "{}: the weights' standardisation is needed to evaluate on a table ({e})",
+            "{}: the weights' standardisation is needed to evaluate on a table ({e}){hint}",
             stats_path.display()
         ))
     })?;

@@ -28,6 +28,17 @@ use clap::{CommandFactory, FromArgMatches};
 pub fn parse() -> Result<Cli, clap::Error> {
     let matches = Cli::command().try_get_matches()?;
     let mut cli = Cli::from_arg_matches(&matches)?;
+    // a global argument given at any level: clap propagates its value to every level
+    let mut level = Some(&matches);
+    while let Some(m) = level {
+        for (id, flag) in args::Settings::FLAGS {
+            let given = m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            if given && !cli.settings.given.contains(&flag) {
+                cli.settings.given.push(flag);
+            }
+        }
+        level = m.subcommand().map(|(_, sub)| sub);
+    }
     if let (Command::Train(a), Some(("train", sub))) = (&mut cli.command, matches.subcommand()) {
         let command = Cli::command();
         let train = command.find_subcommand("train").expect("a train command");
@@ -63,6 +74,7 @@ fn thread_count(requested: usize) -> usize {
 /// loops.
 pub fn run(cli: Cli) -> bnlab::Result<()> {
     let settings = cli.settings;
+    refuse_unused_settings(&cli.command, &settings)?;
     bnlab::runtime::with_threads(thread_count(settings.threads), move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
@@ -80,6 +92,70 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
             Command::Report(a) => run_page::run(&a, &mut out),
         }
     })?
+}
+
+/// The process settings a command has a use for: `--threads` where it computes more than a
+/// trifle, `--data-dir` where it reads a dataset, `--quiet` where it draws a progress bar.
+fn settings_used(command: &Command) -> &'static [&'static str] {
+    match command {
+        Command::Train(_) | Command::Compare(_) => &["--threads", "--data-dir", "--quiet"],
+        Command::Eval(_) | Command::Bench(_) | Command::Experiment(_) => {
+            &["--threads", "--data-dir"]
+        }
+        Command::Predict(_) => &["--threads"],
+        Command::Demo(_)
+        | Command::Summary(_)
+        | Command::Fold(_)
+        | Command::Export(_)
+        | Command::Report(_) => &[],
+    }
+}
+
+/// Refuse a process setting given to a command that would ignore it (no option is silently
+/// ignored), naming each.
+fn refuse_unused_settings(command: &Command, settings: &args::Settings) -> bnlab::Result<()> {
+    let used = settings_used(command);
+    let unused: Vec<&str> = settings
+        .given
+        .iter()
+        .copied()
+        .filter(|flag| !used.contains(flag))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let name = command_name(command);
+    let (verb, them) = if unused.len() == 1 {
+        ("does", "it")
+    } else {
+        ("do", "them")
+    };
+    let takes = if used.is_empty() {
+        "none of the process settings".to_string()
+    } else {
+        used.join(", ")
+    };
+    Err(bnlab::Error::Invalid(format!(
+        "{} {verb} nothing for bnlab {name} (it takes {takes}); leave {them} out",
+        unused.join(", ")
+    )))
+}
+
+/// The command's name, as the command line spells it.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Train(_) => "train",
+        Command::Eval(_) => "eval",
+        Command::Demo(_) => "demo",
+        Command::Summary(_) => "summary",
+        Command::Compare(_) => "compare",
+        Command::Bench(_) => "bench",
+        Command::Fold(_) => "fold",
+        Command::Predict(_) => "predict",
+        Command::Export(_) => "export",
+        Command::Experiment(_) => "experiment",
+        Command::Report(_) => "report",
+    }
 }
 
 fn stdout_err(e: std::io::Error) -> bnlab::Error {

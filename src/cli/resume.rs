@@ -9,6 +9,8 @@
 //!   schedule, whose period stays the run's first `--epochs` (PyTorch's `CosineAnnealingLR`
 //!   past `T_max` rises again, and bnlab's formula does the same). A run that stopped early
 //!   has ended: its patience ran out, and it is not trained further.
+//! - `--train-csv`/`--test-csv`: where a run's table is now, when it moved (its content must
+//!   be the same: the run recorded each table's SHA-256).
 //! - The process settings (`--threads`, `--data-dir`, `--quiet`: [`Settings`]), which are not
 //!   the run's options: how this process runs, not what it computes. Without `--data-dir`, the
 //!   run reads its data from the folder it was started with.
@@ -26,8 +28,9 @@ use std::path::{Path, PathBuf};
 /// The key of a run's configuration that records its `--data-dir`.
 pub const DATA_DIR: &str = "data_dir";
 
-/// The run's options that `--resume` accepts (clap's argument ids): itself and `--epochs`.
-const CHANGEABLE: &[&str] = &["resume", "epochs"];
+/// The run's options that `--resume` accepts (clap's argument ids): itself, `--epochs`, and
+/// the new place of a table that moved (checked against the SHA-256 the run recorded).
+const CHANGEABLE: &[&str] = &["resume", "epochs", "train_csv", "test_csv"];
 
 /// A run's folder as its checkpoint describes it.
 pub struct ResumedRun {
@@ -93,7 +96,7 @@ pub fn check_given(given: &[String]) -> Result<()> {
         return Ok(());
     }
     Err(Error::Invalid(format!(
-        "--resume keeps the options its run was started with and cannot change {} (only --epochs, --threads, --data-dir and --quiet may be given with it)",
+        "--resume keeps the options its run was started with and cannot change {} (only --epochs, --train-csv and --test-csv (a table that moved), --threads, --data-dir and --quiet may be given with it)",
         refused.join(", ")
     )))
 }

@@ -53,7 +53,31 @@ pub const RUN_FILES: &[&str] = &[
 pub struct RunFolder {
     /// The folder, as the user wrote it (or as the default was chosen).
     pub path: PathBuf,
+    /// Whether this claim created the folder (so that a run that failed before its first
+    /// checkpoint can remove it again).
+    created: bool,
     _lock: File,
+}
+
+impl RunFolder {
+    /// After a new run failed before its first checkpoint, leave the folder as the run found
+    /// it: remove the run's files it holds (a claimed folder held none: [`claim`] refuses them
+    /// or `--overwrite` removed them) and the folder itself when the claim created it. The next
+    /// run into it then starts afresh instead of being told to resume a run that has no
+    /// checkpoint. A run with a checkpoint (interrupted, or failed later) keeps everything.
+    /// Best effort: what cannot be removed stays.
+    pub fn abandon_unstarted(self) {
+        if self.path.join(CHECKPOINT).exists() {
+            return;
+        }
+        for name in RUN_FILES {
+            let _ = std::fs::remove_file(self.path.join(name));
+        }
+        if self.created {
+            // only an empty folder is removed
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
 }
 
 /// How to claim an explicitly named folder.
@@ -79,13 +103,14 @@ fn existing(dir: &Path, outputs: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Create `dir` if needed and take its lock, without waiting: None when another process holds
 /// it. `flag` names the argument in errors.
-fn lock(dir: &Path, flag: &str) -> Result<Option<File>> {
+fn lock(dir: &Path, flag: &str) -> Result<Option<(File, bool)>> {
+    let created = !dir.is_dir();
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Invalid(format!("{flag} {}: cannot create it ({e})", dir.display())))?;
     let file = File::open(dir)
         .map_err(|e| Error::Invalid(format!("{flag} {}: cannot open it ({e})", dir.display())))?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
+        Ok(()) => Ok(Some((file, created))),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::Invalid(format!(
             "{flag} {}: cannot lock it ({e})",
@@ -105,10 +130,56 @@ fn check_writable(dir: &Path, flag: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuse the filesystem's root and the home folder as a run's folder: a run's files (and
+/// `--overwrite`'s removals) belong in a folder of their own, not among everything else (`--out /`
+/// as root wrote five run files into `/`). Also called before any work, so the refusal comes
+/// first. Compared after resolving links and `..`, so
+/// `--out ~/.` or `--out /tmp/..` are refused too.
+pub fn check_not_shared(dir: &Path, flag: &str) -> Result<()> {
+    let Some(resolved) = resolve(dir) else {
+        return Ok(());
+    };
+    let what = if resolved.parent().is_none() {
+        "the filesystem's root"
+    } else if std::env::var_os("HOME")
+        .and_then(|h| std::fs::canonicalize(h).ok())
+        .is_some_and(|home| home == resolved)
+    {
+        "your home folder"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid(format!(
+        "{flag} {}: is {what}; a run writes its files into a folder of its own (e.g. {flag} runs/NAME)",
+        dir.display()
+    )))
+}
+
+/// Where `dir` leads: resolved by the filesystem when it exists; else with its `.` and `..`
+/// taken out by hand first (`home/new/..` is the home folder once `new` is created), then
+/// resolved when that exists.
+fn resolve(dir: &Path) -> Option<PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(dir) {
+        return Some(p);
+    }
+    let mut lexical = PathBuf::new();
+    for part in std::path::absolute(dir).ok()?.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            std::path::Component::CurDir => {}
+            part => lexical.push(part),
+        }
+    }
+    Some(std::fs::canonicalize(&lexical).unwrap_or(lexical))
+}
+
 /// Claim the folder the user named (`--out`, or `--resume` with [`Claim::Resume`]). `outputs`
 /// are the files the run writes, relative to the folder.
 pub fn claim(dir: &Path, flag: &str, how: Claim, outputs: &[PathBuf]) -> Result<RunFolder> {
-    let Some(lock) = lock(dir, flag)? else {
+    check_not_shared(dir, flag)?;
+    let Some((lock, created)) = lock(dir, flag)? else {
         return Err(Error::Invalid(format!(
             "{flag} {}: another bnlab run is writing to this folder; wait for it to end or choose another folder",
             dir.display()
@@ -150,6 +221,7 @@ pub fn claim(dir: &Path, flag: &str, how: Claim, outputs: &[PathBuf]) -> Result<
     check_writable(dir, flag)?;
     Ok(RunFolder {
         path: dir.to_path_buf(),
+        created,
         _lock: lock,
     })
 }
@@ -168,7 +240,7 @@ pub fn claim_fresh(base: &Path, outputs: &[PathBuf]) -> Result<RunFolder> {
         if dir.is_file() {
             continue;
         }
-        let Some(lock) = lock(&dir, "--out")? else {
+        let Some((lock, created)) = lock(&dir, "--out")? else {
             continue;
         };
         if !existing(&dir, outputs).is_empty() {
@@ -177,6 +249,7 @@ pub fn claim_fresh(base: &Path, outputs: &[PathBuf]) -> Result<RunFolder> {
         check_writable(&dir, "--out")?;
         return Ok(RunFolder {
             path: dir,
+            created,
             _lock: lock,
         });
     }

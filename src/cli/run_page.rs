@@ -12,7 +12,7 @@ use super::run_folder::{HISTORY_JSON, HISTORY_PNG};
 use bnlab::html_page::Page;
 use bnlab::train::History;
 use bnlab::{Error, Result};
-use folder::{check_out, list_files, read_history, Entry};
+use folder::{check_out, list_files, read_history, read_png, Entry};
 use format::{duration, json_value, short, thousands};
 use std::io::Write;
 use std::path::Path;
@@ -24,7 +24,7 @@ pub fn run(a: &ReportArgs, out: &mut dyn Write) -> Result<()> {
     let dir = &a.run_dir;
     let history = read_history(dir)?;
     if let Some(out) = &a.out {
-        check_out(out)?;
+        check_out(out, a.overwrite)?;
     }
     let target = a.out.clone().unwrap_or_else(|| dir.join(REPORT));
     let files = list_files(dir, &target)?;
@@ -55,7 +55,7 @@ fn build_page(dir: &Path, history: &History, files: &[Entry]) -> Result<Page> {
     run_section(&mut page, history);
     model_section(&mut page, dir, &history.config);
     history_section(&mut page, history);
-    plots_section(&mut page, files)?;
+    plots_section(&mut page, dir, files)?;
     files_section(&mut page, files);
     Ok(page)
 }
@@ -213,8 +213,9 @@ fn history_section(page: &mut Page, h: &History) {
     );
 }
 
-/// Every PNG of the folder, history.png first, each captioned with its file name.
-fn plots_section(page: &mut Page, files: &[Entry]) -> Result<()> {
+/// Every PNG of the folder, history.png first, each captioned with its file name; one left out
+/// (see [`read_png`]) is named with the reason, on the page and on stderr.
+fn plots_section(page: &mut Page, dir: &Path, files: &[Entry]) -> Result<()> {
     let mut pngs: Vec<&Entry> = files
         .iter()
         .filter(|f| f.size.is_some() && f.name.to_ascii_lowercase().ends_with(".png"))
@@ -225,7 +226,15 @@ fn plots_section(page: &mut Page, files: &[Entry]) -> Result<()> {
         page.note("The folder holds no PNG file.");
     }
     for f in pngs {
-        let bytes = std::fs::read(&f.path).map_err(|e| Error::io(&f.path, e))?;
+        let bytes = match read_png(dir, f)? {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                let line = format!("{} is left out: {why}", f.name);
+                eprintln!("note: {}: {why}; left out of the report", f.path.display());
+                page.note(&line);
+                continue;
+            }
+        };
         let alt = if f.name == HISTORY_PNG {
             format!(
                 "{}: loss and accuracy per epoch, training and validation",

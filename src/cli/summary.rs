@@ -35,7 +35,25 @@ pub fn run(a: &SummaryArgs, out: &mut dyn Write) -> Result<()> {
     let input = parse_shape(given)?;
     let mut g = Graph::new(0);
     let mut rng = Rng::seed(0);
+    let table_sized = matches!(&model, ModelSpec::Preset(p) if !p.is_cnn()) && input.len() == 2;
+    if a.outputs.is_some() && !table_sized {
+        return Err(Error::Invalid(
+            "--outputs sizes an MLP preset for --input N,F (a table's rows) only".into(),
+        ));
+    }
     let net = match &model {
+        // an MLP preset as a table run sizes it: F features in, one output per class
+        ModelSpec::Preset(preset) if table_sized => {
+            let outputs = a.outputs.unwrap_or(10);
+            if outputs == 0 {
+                return Err(Error::Invalid("--outputs must be at least 1".into()));
+            }
+            let mut dims = bnlab::presets::SEED_DIMS;
+            dims[0] = input[1];
+            dims[4] = outputs;
+            bnlab::presets::mlp(&mut g.params, *preset, &dims, &mut rng)
+                .map_err(|e| Error::Invalid(format!("--input {given}: {e}")))?
+        }
         ModelSpec::Preset(preset) => {
             let (channels, side) = if preset.is_cnn() {
                 match input[..] {

@@ -146,6 +146,11 @@ pub fn train_preset(
         // a run trained for more epochs keeps its new length for the next --resume
         let options = &mut state.history.config["options"];
         options["epochs"] = o.epochs.into();
+        // a table that moved is recorded at its new place, for the next --resume
+        if o.train_csv.is_some() {
+            options["train_csv"] = serde_json::to_value(&o.train_csv).expect("a path serialises");
+            options["test_csv"] = serde_json::to_value(&o.test_csv).expect("a path serialises");
+        }
         if let Some(t_max) = o.cosine_t_max {
             options["cosine_t_max"] = t_max.into();
         }
@@ -154,6 +159,7 @@ pub fn train_preset(
     let fit_opts = FitOptions {
         epochs: o.epochs,
         batch_size: o.batch_size,
+        drop_last: o.drop_last,
         save_best: o.save_best.then(|| out.join(BEST)),
         early_stopping: o.early_stopping.then_some(o.patience),
         mode: o.mode.mode(),
@@ -239,13 +245,13 @@ fn start(a: &TrainArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> 
     let model = parse_model(&a.model, "--model")?;
     validate(&a.opts)?;
     super::observe::validate(&a.watch)?;
-    // the data first: a bad table or folder is reported before any run folder is made
-    let run = data::load_run_data(&a.opts, settings.data_dir.as_deref())?;
-    if a.watch.any() {
-        // a model with nothing to watch is refused before a folder is made for it
-        let (_, net) = model.build(&run.train, a.opts.seed, a.opts.mode == ModeName::Binary)?;
-        super::observe::recorder_for(&a.watch, &net)?;
+    if let Some(dir) = &a.out {
+        run_folder::check_not_shared(dir, "--out")?;
     }
+    let opts = data::absolute_csv_paths(a.opts.clone())?;
+    // the data first: a bad table or folder is reported before any run folder is made
+    let run = data::load_run_data(&opts, settings.data_dir.as_deref())?;
+    check_model(&model, &opts, &a.watch, &run.train)?;
     let folder = run_folder::claim_out(
         a.out.as_deref(),
         a.overwrite,
@@ -262,12 +268,64 @@ fn start(a: &TrainArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> 
     }
     let run_in = Run {
         model: &model,
-        opts: &a.opts,
+        opts: &opts,
         watch: &a.watch,
         settings,
         data: &run,
     };
-    train_and_report(&run_in, &folder.path, out, false)
+    let result = train_and_report(&run_in, &folder.path, out, false);
+    if result.is_err() {
+        // nothing to resume: the folder is left as the run found it
+        folder.abandon_unstarted();
+    }
+    result
+}
+
+/// What can be found wrong with the model on this data before a folder is claimed, so that
+/// such a run leaves nothing behind: a model that does not fit the data (a CNN on a table,
+/// the wrong number of outputs), a model with nothing to watch, and a batch of one example
+/// that a BatchNorm cannot train on (tried on a throwaway copy of the model).
+fn check_model(
+    model: &ModelSpec,
+    o: &TrainOptions,
+    watch: &WatchOptions,
+    train: &Dataset,
+) -> Result<()> {
+    let (mut g, mut net) = model.build(train, o.seed, o.mode == ModeName::Binary)?;
+    if watch.any() {
+        super::observe::recorder_for(watch, &net)?;
+    }
+    let n = train.len;
+    if o.drop_last && n < o.batch_size {
+        return Err(Error::Invalid(format!(
+            "--drop-last with --batch-size {}: the {n} training examples make no full batch",
+            o.batch_size
+        )));
+    }
+    let one = o.batch_size == 1 || (n % o.batch_size == 1 && !o.drop_last);
+    if !one || n == 0 {
+        return Ok(());
+    }
+    bnlab::nn::set_training(&mut net, true);
+    let mut bufs = bnlab::train::StepBuffers::default();
+    match bnlab::train::run_batch(&mut net, &mut g, train, &[0], o.mode.mode(), &mut bufs) {
+        Err(Error::Shape(m)) if m.contains(bnlab::nn::ONE_VALUE_PER_CHANNEL) => {
+            Err(Error::Invalid(if o.batch_size == 1 {
+                "--batch-size 1: BatchNorm cannot train on a batch of one example (Expected more \
+                 than 1 value per channel); choose a --batch-size of 2 or more"
+                    .to_string()
+            } else {
+                let batches = n.div_ceil(o.batch_size);
+                format!(
+                    "--batch-size {}: the last training batch ({batches} of {batches}, of {n} examples) \
+                     holds one example, and BatchNorm cannot train on it (Expected more than 1 value \
+                     per channel); choose another --batch-size, or pass --drop-last to skip it",
+                    o.batch_size
+                )
+            }))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `--resume DIR`: the run in DIR continues, with its own options and perhaps more epochs.
@@ -279,7 +337,7 @@ fn resume(a: &TrainArgs, settings: &Settings, dir: &Path, out: &mut dyn Write) -
         .iter()
         .any(|g| g == "epochs")
         .then_some(a.opts.epochs);
-    let opts = match resume::plan(dir, &run, epochs)? {
+    let mut opts = match resume::plan(dir, &run, epochs)? {
         resume::Plan::Train(opts) => *opts,
         resume::Plan::Finished(line) => {
             writeln!(out, "{line}").map_err(super::stdout_err)?;
@@ -295,6 +353,18 @@ fn resume(a: &TrainArgs, settings: &Settings, dir: &Path, out: &mut dyn Write) -
     let model = ModelSpec::from_config(&run.config)
         .map_err(|e| Error::bad_file(dir.join(CHECKPOINT), format!("cannot resume: {e}")))?;
     validate(&opts)?;
+    // a table that moved: its new place from this command line, checked against the run's record
+    let moved = data::absolute_csv_paths(a.opts.clone())?;
+    let given = |id: &str| a.given.iter().any(|g| g == id);
+    if given("train_csv") {
+        opts.train_csv = moved.train_csv;
+    }
+    if given("test_csv") {
+        opts.test_csv = moved.test_csv;
+    }
+    if let Some(sums) = run.config.get(data::CSV_SHA256) {
+        data::check_csv_sha256(&opts, sums)?;
+    }
     let folder = run_folder::claim(dir, "--resume", Claim::Resume, &run_folder::train_outputs())?;
     let data = data::load_run_data(&opts, settings.data_dir.as_deref())?;
     let more = if opts.epochs > run.options.epochs {
@@ -360,10 +430,14 @@ fn train_and_report(run: &Run, dir: &Path, out: &mut dyn Write, resume: bool) ->
         data,
     } = *run;
     let interrupt = interrupt_flag();
+    let mut config = run_config(model, opts, watch, settings);
+    if let Some(sums) = &data.csv_sha256 {
+        config[data::CSV_SHA256] = sums.clone();
+    }
     let control = RunControl {
         after_step: pause_hook(interrupt.clone())?,
         interrupt,
-        config: run_config(model, opts, watch, settings),
+        config,
         ..Default::default()
     };
     data.write_standardizer(dir)?;
@@ -380,6 +454,9 @@ fn train_and_report(run: &Run, dir: &Path, out: &mut dyn Write, resume: bool) ->
         control,
     )?;
     let mut extra = String::new();
+    if opts.save_best {
+        extra += &format!(", {BEST}");
+    }
     if data.standardizer.is_some() {
         extra += &format!(", {STANDARDIZE}");
     }
@@ -388,7 +465,7 @@ fn train_and_report(run: &Run, dir: &Path, out: &mut dyn Write, resume: bool) ->
     }
     writeln!(
         out,
-        "Wrote {}/{HISTORY_CSV}, {HISTORY_JSON}, {HISTORY_PNG}, {LAST}{extra}",
+        "Wrote {}/{HISTORY_CSV}, {HISTORY_JSON}, {HISTORY_PNG}, {LAST}, {CHECKPOINT}{extra}",
         dir.display()
     )
     .map_err(super::stdout_err)?;

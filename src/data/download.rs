@@ -8,6 +8,7 @@
 //! and deleted instead of renamed.
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "download")]
 use std::time::Duration;
 
 use tempfile::NamedTempFile;
@@ -16,7 +17,9 @@ use super::checksums::{self, Checksum};
 use super::cifar;
 use super::dataset::DatasetKind;
 use super::folder::{find_data_file, missing_files};
-use crate::io::atomic::{persist_atomically, split_dest, temp_file_for};
+#[cfg(feature = "download")]
+use crate::io::atomic::temp_file_for;
+use crate::io::atomic::{persist_atomically, split_dest};
 use crate::{Error, Result};
 
 /// MNIST mirrors, tried in order (the ones torchvision uses).
@@ -149,7 +152,7 @@ pub fn ensure_available_with(
 /// temporary file in `dir`) and its URL. With one mirror its error is returned as it is; with
 /// several, one error listing them all.
 fn fetch_from_mirrors(
-    agent: &ureq::Agent,
+    agent: &Agent,
     mirrors: &[String],
     dir: &Path,
     name: &str,
@@ -220,8 +223,38 @@ fn check_file(path: &Path, checksum: &Checksum) -> Result<()> {
     Ok(())
 }
 
+/// The HTTP client (absent without the `download` feature: see [`fetch_verified`]).
+#[cfg(feature = "download")]
+type Agent = ureq::Agent;
+#[cfg(not(feature = "download"))]
+struct Agent;
+
+#[cfg(not(feature = "download"))]
+fn agent() -> Agent {
+    Agent
+}
+
+/// Without the `download` feature nothing is fetched: the error says where the file is wanted.
+#[cfg(not(feature = "download"))]
+fn fetch_verified(
+    _agent: &Agent,
+    url: &str,
+    dir: &Path,
+    name: &str,
+    _checksum: &Checksum,
+) -> Result<NamedTempFile> {
+    Err(Error::Download {
+        url: url.to_string(),
+        msg: format!(
+            "this build of bnlab has no download feature; put {name} into {} yourself",
+            dir.display()
+        ),
+    })
+}
+
 /// One HTTP agent per call of [`ensure_available`]: timeouts on connecting and on each read, so
 /// a dead mirror fails instead of hanging, but no total timeout, so slow links still finish.
+#[cfg(feature = "download")]
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -238,6 +271,7 @@ fn join_url(base: &str, name: &str) -> String {
 /// Streams `url` into a temporary file in `dir` (named after `name`), flushes it to disk and
 /// checks it against `checksum`. The caller persists it, or reads it and lets it be deleted; on
 /// any error it is deleted and nothing is left in `dir`.
+#[cfg(feature = "download")]
 fn fetch_verified(
     agent: &ureq::Agent,
     url: &str,

@@ -8,6 +8,8 @@
 //! - [`ensure_available`] and [`verify`]: fetching missing files from mirrors, atomically and
 //!   verified against [`Checksum`]s, into [`default_cache_dir`] by default;
 //! - [`augment`]: torchvision's augmentations for these datasets, drawn from a seeded generator;
+//! - [`mnist`] (and [`mnist_dir`]): MNIST without a folder to name: the crate's own copy
+//!   ([`BUNDLED_MNIST`]), else the cache folder;
 //! - [`table`]: the tabular (CSV) datasets and their standardisation;
 //! - [`cifar`], [`checksums`], [`download`]: CIFAR-10's batch files and archive, the known
 //!   checksums, and the mirrors, for tests and tools that need their details.
@@ -19,6 +21,7 @@
 //! Atomic writes of streamed files (downloads, extracted archives) are in `crate::io::atomic`.
 
 pub mod augment;
+mod bundled;
 pub(crate) mod cache;
 pub mod checksums;
 pub mod cifar;
@@ -32,6 +35,7 @@ pub(crate) mod nonzeros;
 pub(crate) mod pixels;
 pub mod table;
 
+pub use bundled::{mnist, mnist_dir, BUNDLED_MNIST};
 pub use cache::default_cache_dir;
 pub use checksums::Checksum;
 pub use dataset::Dataset;

@@ -11,6 +11,24 @@ use tempfile::NamedTempFile;
 /// can be recognised and removed.
 pub const TEMP_PREFIX: &str = ".bnlab-";
 
+/// A temporary file is created with mode 0600 by default, and the rename keeps it: every file
+/// bnlab wrote was readable by its owner only. Asking for 0666 instead lets the operating system
+/// apply the umask as it does for any new file (0644 under the usual 022), so reports and weights
+/// that are mailed or archived can be read by others when the user's umask says so.
+fn with_umask_mode<'a, 'b>(
+    b: &'b mut tempfile::Builder<'a, 'a>,
+) -> &'b mut tempfile::Builder<'a, 'a> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o666))
+    }
+    #[cfg(not(unix))]
+    {
+        b
+    }
+}
+
 /// Write `bytes` to `path` atomically (see the module docs): a temporary file in the same
 /// folder, fsynced, then renamed over `path`. The error names the file that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -18,8 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+    let mut tmp = with_umask_mode(tempfile::Builder::new().prefix(TEMP_PREFIX))
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
@@ -53,7 +70,7 @@ pub fn split_dest(dest: &Path) -> Result<(&Path, String)> {
 /// ignored by git, never matching a dataset file's name.
 pub fn temp_file_for(dest: &Path) -> Result<NamedTempFile> {
     let (dir, name) = split_dest(dest)?;
-    tempfile::Builder::new()
+    with_umask_mode(&mut tempfile::Builder::new())
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(dir)

@@ -5,6 +5,10 @@ use crate::graph::{BnStats, Graph, ParamId, ParamStore, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
+/// The start of the error a BatchNorm gives in training on one value per channel (a batch of
+/// one example, for BatchNorm1d), in PyTorch's words: callers recognise it to name the batch.
+pub const ONE_VALUE_PER_CHANNEL: &str = "Expected more than 1 value per channel";
+
 /// Which PyTorch class this is: it fixes the input ranks accepted and the summary's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchNormKind {
@@ -207,7 +211,8 @@ impl BatchNorm {
         let per_channel: usize = shape[0] * shape[2..].iter().product::<usize>();
         if per_channel <= 1 {
             return Err(Error::Shape(format!(
-                "Expected more than 1 value per channel when training, got input size {shape:?}"
+                "{} when training, got input size {shape:?}",
+                ONE_VALUE_PER_CHANNEL
             )));
         }
         let y = op(g, w, b, BnStats::Batch { eps: cfg.eps })?;

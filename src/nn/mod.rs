@@ -52,7 +52,7 @@ mod simple;
 
 pub use crate::kernels::activations::GeluApproximate;
 pub use activation::{Gelu, Identity, LeakyReLU, Sigmoid, Tanh};
-pub use batch_norm::{BatchNorm, BatchNormConfig, BatchNormKind};
+pub use batch_norm::{BatchNorm, BatchNormConfig, BatchNormKind, ONE_VALUE_PER_CHANNEL};
 /// `#[derive(Module)]`: a struct's fields as its children and state (see the `bnlab-derive` crate).
 pub use bnlab_derive::Module;
 pub use conv::{AvgPool2d, Conv2d, Conv2dConfig, MaxPool2d};

@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-const META_KEY: &str = "bnlab_checkpoint";
+/// The metadata key that holds a checkpoint's run state: its presence marks a checkpoint.
+pub(crate) const META_KEY: &str = "bnlab_checkpoint";
+/// The prefix of the model's tensors in a checkpoint.
+pub(crate) const MODEL_PREFIX: &str = "model.";
 
 /// Where a run stands, apart from the tensors.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -57,7 +60,7 @@ pub fn save_checkpoint(
 ) -> Result<()> {
     let mut tensors: Vec<(String, StateTensor)> = state_dict(model, &g.params)
         .into_iter()
-        .map(|(k, v)| (format!("model.{k}"), v))
+        .map(|(k, v)| (format!("{MODEL_PREFIX}{k}"), v))
         .collect();
     for (k, v) in opt.state(&g.params) {
         let shape = vec![v.len()];
@@ -94,7 +97,7 @@ pub fn load_checkpoint(
     let mut model_tensors = BTreeMap::new();
     let mut opt_state = Vec::new();
     for (k, v) in &file.tensors {
-        if let Some(name) = k.strip_prefix("model.") {
+        if let Some(name) = k.strip_prefix(MODEL_PREFIX) {
             model_tensors.insert(name.to_string(), v.clone());
         } else if let Some(name) = k.strip_prefix("optimizer.") {
             match v {

@@ -127,6 +127,18 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
+/// How an evaluation averages its loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossMean {
+    /// The mean of the per-batch mean losses: the course's rule (and `fit`'s). A smaller last
+    /// batch weighs as much as a full one, so the value depends a little on the batch size.
+    #[default]
+    Batch,
+    /// The mean over every example: each batch's mean weighted by its size, the same at any
+    /// batch size (up to rounding).
+    Example,
+}
+
 /// The course's evaluation in eval mode without gradients: loss = the mean of the per-batch
 /// losses, accuracy = correct / dataset size. Batches in order.
 pub fn evaluate(
@@ -135,6 +147,18 @@ pub fn evaluate(
     ds: &Dataset,
     batch_size: usize,
     mode: Mode,
+) -> Result<(f64, f64)> {
+    evaluate_with(model, g, ds, batch_size, mode, LossMean::Batch)
+}
+
+/// [`evaluate`] with the loss averaged as `mean` says.
+pub fn evaluate_with(
+    model: &mut dyn Module,
+    g: &mut Graph,
+    ds: &Dataset,
+    batch_size: usize,
+    mode: Mode,
+    mean: LossMean,
 ) -> Result<(f64, f64)> {
     if ds.is_empty() {
         return Err(Error::Invalid("cannot evaluate on an empty dataset".into()));
@@ -147,7 +171,10 @@ pub fn evaluate(
     let run = crate::runtime::with_workers_awake(|| {
         for chunk in order.chunks(batch_size.max(1)) {
             let (loss, c) = run_batch(model, g, ds, chunk, mode, &mut bufs)?;
-            loss_sum += g.value(loss)[0] as f64;
+            match mean {
+                LossMean::Batch => loss_sum += g.value(loss)[0] as f64,
+                LossMean::Example => loss_sum += g.value(loss)[0] as f64 * chunk.len() as f64,
+            }
             correct += c;
             batches += 1;
         }
@@ -155,5 +182,9 @@ pub fn evaluate(
     });
     g.set_grad_enabled(true);
     run?;
-    Ok((loss_sum / batches as f64, correct as f64 / ds.len as f64))
+    let count = match mean {
+        LossMean::Batch => batches,
+        LossMean::Example => ds.len,
+    };
+    Ok((loss_sum / count as f64, correct as f64 / ds.len as f64))
 }

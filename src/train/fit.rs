@@ -29,6 +29,10 @@ pub struct FitOptions {
     pub epochs: usize,
     /// Examples per training step and per evaluation batch (at least 1). Default 256.
     pub batch_size: usize,
+    /// Skip the last training batch of each epoch when it is smaller than `batch_size`, as
+    /// PyTorch's `DataLoader(drop_last=True)`: a BatchNorm cannot train on a batch of one
+    /// example. Evaluation always sees every example. Default false.
+    pub drop_last: bool,
     /// Save the model here whenever the validation loss improves (strictly).
     pub save_best: Option<PathBuf>,
     /// Stop after this many epochs without improvement of the validation loss.
@@ -39,7 +43,8 @@ pub struct FitOptions {
     pub scheduler: Scheduler,
     /// Seeds the order of the training examples.
     pub seed: u64,
-    /// Draw a progress bar on stderr while an epoch runs (only when stderr is a terminal).
+    /// Draw a progress bar on stderr while an epoch runs (only when stderr is a terminal, and
+    /// only with the crate's `progress` feature, which the default `cli` feature brings).
     pub progress: bool,
     /// Augment every training batch with this (never the evaluations), from a generator of its own
     /// seeded by `seed` (see [`crate::data::augment::stream_seed`]). Default none.
@@ -51,6 +56,7 @@ impl Default for FitOptions {
         FitOptions {
             epochs: 10,
             batch_size: 256,
+            drop_last: false,
             save_best: None,
             early_stopping: None,
             mode: Mode::Multi,
@@ -150,7 +156,7 @@ pub fn fit_resumable(
         None => TrainState {
             epoch: 0,
             step: 0,
-            loader: Loader::new(opts.batch_size, true, false, opts.seed)?,
+            loader: Loader::new(opts.batch_size, true, opts.drop_last, opts.seed)?,
             dropout_rng: g.rng.clone(),
             augment_rng: opts
                 .augment
@@ -336,7 +342,9 @@ fn train_epoch(
         if let Some(o) = &mut control.observer {
             o.before_step(g, model, global, epoch)?;
         }
-        let value = train_step(model, g, opt, train, &order[range], opts.mode, bufs)?;
+        let examples = range.len();
+        let value = train_step(model, g, opt, train, &order[range], opts.mode, bufs)
+            .map_err(|e| name_the_batch(e, epoch, step + 1, steps, examples))?;
         if !value.is_finite() {
             return Err(Error::NonFinite(NonFiniteLoss {
                 epoch,
@@ -375,6 +383,22 @@ fn train_epoch(
     Ok(None)
 }
 
+/// BatchNorm's "Expected more than 1 value per channel" names no batch: say which one (a last
+/// batch of one example is the usual cause) and how to avoid it.
+fn name_the_batch(e: Error, epoch: usize, step: usize, steps: usize, examples: usize) -> Error {
+    match e {
+        Error::Shape(m) if m.contains(crate::nn::ONE_VALUE_PER_CHANNEL) => {
+            let s = if examples == 1 { "" } else { "s" };
+            Error::Shape(format!(
+                "epoch {epoch}, training batch {step} of {steps} holds {examples} example{s}: {m} \
+                 (another batch size, or drop_last, avoids a last batch of one)"
+            ))
+        }
+        e => e,
+    }
+}
+
+#[cfg(feature = "progress")]
 fn progress_bar(
     enabled: bool,
     steps: u64,
@@ -394,4 +418,24 @@ fn progress_bar(
     bar.set_style(style);
     bar.set_prefix(format!("Epoch {epoch}/{epochs}"));
     Some(bar)
+}
+
+/// Without the `progress` feature there is no bar: [`FitOptions::progress`] draws nothing.
+#[cfg(not(feature = "progress"))]
+fn progress_bar(_enabled: bool, _steps: u64, _epoch: usize, _epochs: usize) -> Option<NoBar> {
+    None
+}
+
+/// The bar's calls, doing nothing (never made: there is no bar without the `progress`
+/// feature).
+#[cfg(not(feature = "progress"))]
+struct NoBar;
+
+#[cfg(not(feature = "progress"))]
+impl NoBar {
+    fn set_position(&self, _: u64) {}
+    fn inc(&self, _: u64) {}
+    fn set_message(&self, _: String) {}
+    fn abandon(self) {}
+    fn finish_and_clear(self) {}
 }

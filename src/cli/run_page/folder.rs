@@ -33,12 +33,21 @@ pub fn read_history(dir: &Path) -> Result<History> {
         .map_err(|e| Error::bad_file(&path, format!("not a bnlab history ({e})")))
 }
 
-/// `--out FILE` names a file that can be written: not a folder, in a folder that exists
-/// (said before any work, and without the name of the temporary file the write would use).
-pub fn check_out(out: &Path) -> Result<()> {
+/// `--out FILE` names a file that can be written: not a folder, in a folder that exists, and
+/// not a file that exists unless `overwrite` (said before any work, and without the name of
+/// the temporary file the write would use). A file the user named may be anything (trained
+/// weights, another report): replacing it takes `--overwrite`, as for `export` and `fold`.
+pub fn check_out(out: &Path, overwrite: bool) -> Result<()> {
     if out.is_dir() {
         return Err(Error::Invalid(format!(
             "--out {}: is a folder; name the HTML file to write",
+            out.display()
+        )));
+    }
+    // symlink_metadata: a link (even a dangling one) is an existing name too
+    if !overwrite && out.symlink_metadata().is_ok() {
+        return Err(Error::Invalid(format!(
+            "--out {}: the file exists (--overwrite replaces it)",
             out.display()
         )));
     }
@@ -91,4 +100,56 @@ pub fn list_files(dir: &Path, target: &Path) -> Result<Vec<Entry>> {
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
+}
+
+/// The largest PNG a report embeds: bnlab's own plots are well under a megabyte, and a page
+/// meant to be mailed should not carry more.
+pub const MAX_PNG_BYTES: u64 = 32 << 20;
+
+/// PNG's eight-byte signature.
+const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
+
+/// A PNG of the folder, read for embedding: `Ok(None)` with the reason when it must be left
+/// out (a symbolic link, or a file that resolves outside the run's folder: a page meant to be
+/// mailed carries nothing from elsewhere on the disk; larger than [`MAX_PNG_BYTES`]); an error
+/// when it is not a PNG. The link, the size and the signature are checked before the file is
+/// read, so a huge or foreign file costs nothing.
+pub fn read_png(dir: &Path, entry: &Entry) -> Result<std::result::Result<Vec<u8>, String>> {
+    use std::io::Read;
+    let path = &entry.path;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.file_type().is_symlink() {
+        return Ok(Err(
+            "a symbolic link; the report embeds only the run's own files".into(),
+        ));
+    }
+    let inside = match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+        (Ok(d), Ok(p)) => p.starts_with(d),
+        _ => false,
+    };
+    if !inside {
+        return Ok(Err("it resolves outside the run's folder".into()));
+    }
+    if meta.len() > MAX_PNG_BYTES {
+        return Ok(Err(format!(
+            "{} bytes, more than the {} a report embeds",
+            meta.len(),
+            MAX_PNG_BYTES
+        )));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.by_ref()
+        .take(MAX_PNG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if !bytes.starts_with(PNG_SIGNATURE) {
+        return Err(Error::bad_file(path, "not a PNG image (no PNG signature)"));
+    }
+    if bytes.len() as u64 > MAX_PNG_BYTES {
+        return Ok(Err(format!(
+            "more than the {MAX_PNG_BYTES} bytes a report embeds"
+        )));
+    }
+    Ok(Ok(bytes))
 }
