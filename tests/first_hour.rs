@@ -143,6 +143,13 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind() {
     let o = run(&table_train(t, t, &out, &["--model", path_str(&file)]), d);
     assert_clean_error(&o, &[]);
     assert!(!out.exists());
+    // --drop-last with no full batch would train on nothing
+    let o = run(
+        &table_train(t, t, &out, &["--batch-size", "100", "--drop-last"]),
+        d,
+    );
+    assert_clean_error(&o, &["--drop-last", "--batch-size 100", "60"]);
+    assert!(!out.exists());
     // --drop-last skips the batch of one: the run trains
     let o = run(
         &table_train(t, t, &out, &["--batch-size", "59", "--drop-last"]),
