@@ -94,17 +94,20 @@ pub fn save(model: &dyn Module, params: &ParamStore, path: &Path) -> Result<()> 
     write_safetensors(path, &state_dict(model, params), &meta)
 }
 
+/// The metadata key of a training checkpoint's run state (`train::save_checkpoint`): its
+/// presence marks a checkpoint.
+pub(crate) const CHECKPOINT_META_KEY: &str = "bnlab_checkpoint";
+/// The prefix of the model's tensors in a training checkpoint.
+pub(crate) const CHECKPOINT_MODEL_PREFIX: &str = "model.";
+
 /// Load a model's state dict from a safetensors file; errors name the file and the key (a
 /// mismatch is an [`Error::StateDict`] with the file). A training checkpoint
 /// (`checkpoint.safetensors`, see [`crate::train::save_checkpoint`]) is recognised by its
 /// metadata and gives its model's weights (its optimizer state is left aside).
 pub fn load(model: &mut dyn Module, params: &mut ParamStore, path: &Path) -> Result<()> {
     let file = read_safetensors(path)?;
-    let prefix = if file
-        .metadata
-        .contains_key(crate::train::checkpoint::META_KEY)
-    {
-        crate::train::checkpoint::MODEL_PREFIX
+    let prefix = if file.metadata.contains_key(CHECKPOINT_META_KEY) {
+        CHECKPOINT_MODEL_PREFIX
     } else {
         ""
     };

@@ -262,9 +262,8 @@ fn process_settings_a_command_would_ignore_are_refused_naming_each() {
     assert_clean_error(&o, &["--quiet", "bnlab summary"]);
     let o = bnlab(&["report", "somewhere", "--data-dir", "x", "--quiet"]);
     assert_clean_error(&o, &["--data-dir", "--quiet", "bnlab report"]);
-    // after an experiment's name (a second level of commands)
-    let o = bnlab(&["experiment", "placement", "--quiet"]);
-    assert_clean_error(&o, &["--quiet", "bnlab experiment"]);
+    let o = bnlab(&["eval", "--weights", "w.safetensors", "--quiet"]);
+    assert_clean_error(&o, &["--quiet", "bnlab eval"]);
     assert!(
         entries(d).is_empty(),
         "nothing was written: {:?}",

@@ -98,10 +98,10 @@ pub fn run(cli: Cli) -> bnlab::Result<()> {
 /// trifle, `--data-dir` where it reads a dataset, `--quiet` where it draws a progress bar.
 fn settings_used(command: &Command) -> &'static [&'static str] {
     match command {
-        Command::Train(_) | Command::Compare(_) => &["--threads", "--data-dir", "--quiet"],
-        Command::Eval(_) | Command::Bench(_) | Command::Experiment(_) => {
-            &["--threads", "--data-dir"]
+        Command::Train(_) | Command::Compare(_) | Command::Experiment(_) => {
+            &["--threads", "--data-dir", "--quiet"]
         }
+        Command::Eval(_) | Command::Bench(_) => &["--threads", "--data-dir"],
         Command::Predict(_) => &["--threads"],
         Command::Demo(_)
         | Command::Summary(_)

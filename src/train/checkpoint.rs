@@ -18,10 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// The metadata key that holds a checkpoint's run state: its presence marks a checkpoint.
-pub(crate) const META_KEY: &str = "bnlab_checkpoint";
-/// The prefix of the model's tensors in a checkpoint.
-pub(crate) const MODEL_PREFIX: &str = "model.";
+// Where a checkpoint keeps its run state and its model's tensors: in `state_dict`, which
+// recognises a checkpoint given as weights.
+use crate::state_dict::{CHECKPOINT_META_KEY as META_KEY, CHECKPOINT_MODEL_PREFIX as MODEL_PREFIX};
 
 /// Where a run stands, apart from the tensors.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,6 +1,6 @@
 //! Training: the course's `fit`, evaluation, learning-rate schedules and the run's history.
 
-pub(crate) mod checkpoint;
+mod checkpoint;
 mod evaluate;
 mod fit;
 mod history;
