@@ -218,6 +218,84 @@ fn the_derive_names_parameters_buffers_and_children_by_their_fields() {
     assert_eq!(Module::type_name(&residual), "Residual");
 }
 
+/// A user's norm layer with the derive's other marks: an int64 counter and buffers kept only
+/// while `self.tracking()` (as PyTorch leaves out a buffer registered as None), and a class
+/// name of its own.
+#[derive(Module)]
+#[module(type_name = Counted::class)]
+struct Counted {
+    scale: ParamId,
+    #[module(buffer, when = tracking)]
+    mean: Tensor,
+    #[module(counter, when = tracking)]
+    seen: i64,
+    #[module(skip)]
+    track: bool,
+}
+
+impl Counted {
+    fn tracking(&self) -> bool {
+        self.track
+    }
+    fn class(&self) -> &'static str {
+        if self.track {
+            "CountedTracking"
+        } else {
+            "Counted"
+        }
+    }
+}
+
+impl Forward for Counted {
+    fn forward(&mut self, _g: &mut Graph, x: Var) -> Result<Var> {
+        Ok(x)
+    }
+}
+
+/// A field-less layer: no children, no state.
+#[derive(Module)]
+struct Nothing;
+
+impl Forward for Nothing {
+    fn forward(&mut self, _g: &mut Graph, x: Var) -> Result<Var> {
+        Ok(x)
+    }
+}
+
+#[test]
+fn the_derive_keeps_counters_leaves_out_untracked_state_and_names_the_class() {
+    let mut g = Graph::new(0);
+    let mut counted = |track: bool| Counted {
+        scale: g.params.add(Tensor::full(&[2], 1.0)).unwrap(),
+        mean: Tensor::full(&[2], 0.5),
+        seen: 4,
+        track,
+    };
+    let (tracking, mut plain) = (counted(true), counted(false));
+    let keys = |m: &dyn Module| {
+        let mut k = Vec::new();
+        bnlab::nn::visit_state(m, "", &mut |name, _| k.push(name.to_string()));
+        k
+    };
+    assert_eq!(keys(&tracking), ["scale", "mean", "seen"]);
+    assert_eq!(keys(&plain), ["scale"]);
+    assert_eq!(Module::type_name(&tracking), "CountedTracking");
+    assert_eq!(Module::type_name(&plain), "Counted");
+    // the counter is an int64 scalar in the state dict, and loads back into the field
+    let sd = bnlab::state_dict::state_dict(&tracking, &g.params);
+    assert!(matches!(
+        &sd[2].1,
+        bnlab::io::StateTensor::I64 { shape, data } if shape.is_empty() && data == &[4]
+    ));
+    plain.track = true;
+    plain.seen = 0;
+    plain.mean = Tensor::zeros(&[2]);
+    let tensors = sd.into_iter().collect();
+    bnlab::state_dict::load_state_dict(&mut plain, &mut g.params, &tensors, "").unwrap();
+    assert_eq!((plain.seen, plain.mean.data.clone()), (4, vec![0.5; 2]));
+    assert!(keys(&Nothing).is_empty() && Nothing.children().is_empty());
+}
+
 /// A model that is a derived struct, not a Net: summary describes it through its fields.
 #[derive(Module)]
 struct Mlp {
