@@ -287,3 +287,28 @@ fn evaluation_sees_the_images_as_they_are() {
         "{eval}"
     );
 }
+
+#[test]
+fn augment_on_a_table_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    std::fs::write(&table, "a,y\n1,0\n2,1\n").unwrap();
+    let o = run(
+        &train_args(
+            &dir.path().join("run"),
+            1,
+            &[
+                "--dataset",
+                "csv",
+                "--train-csv",
+                path_str(&table),
+                "--target",
+                "y",
+                "--augment",
+            ],
+        ),
+        dir.path(),
+    );
+    assert_clean_error(&o, &["--augment", "csv"]);
+    assert!(!dir.path().join("run").exists());
+}

@@ -63,7 +63,7 @@ pub fn validate(o: &TrainOptions) -> Result<()> {
     }
     if o.augment && o.dataset == "csv" {
         return bad(
-            "--augment transforms images (mnist, fashion-mnist, cifar10); a csv table's rows have none".into(),
+            "--augment transforms images (mnist, fashion-mnist, cifar10), not the rows of a csv table".into(),
         );
     }
     Ok(())
