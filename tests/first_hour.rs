@@ -490,3 +490,52 @@ fn eval_loss_mean_example_is_the_mean_over_examples_at_any_batch_size() {
         "{by_batch} {per_example}"
     );
 }
+
+/// The library's side of the batch of one: `fit` names the batch and the option that avoids
+/// it, and `FitOptions::drop_last` skips it, through `Learner` (fit in four arguments).
+#[test]
+fn fit_names_a_last_batch_of_one_and_drop_last_skips_it() {
+    use bnlab::data::Dataset;
+    use bnlab::optim::Adam;
+    use bnlab::presets::{mlp, Preset};
+    use bnlab::train::{seeded, FitOptions, Learner};
+    // 5 rows of 2 features, 2 classes: batches of 4 leave one row
+    let features: Vec<f32> = (0..10).map(|i| (i * 37 % 11) as f32 / 11.0).collect();
+    let labels = vec![0, 1, 0, 1, 1];
+    let ds = Dataset::tabular(features, labels, 2, 2).unwrap();
+    let train = |drop_last: bool| {
+        let (mut g, mut rng) = seeded(0);
+        let mut net = mlp(&mut g.params, Preset::Bn, &[2, 8, 8, 8, 2], &mut rng).unwrap();
+        let mut adam = Adam::new(bnlab::nn::parameters(&net), Default::default());
+        let options = FitOptions {
+            epochs: 1,
+            batch_size: 4,
+            drop_last,
+            progress: false,
+            ..Default::default()
+        };
+        Learner::new(&mut net, &mut g, &mut adam).fit_to(&ds, &ds, &options, &mut Vec::new())
+    };
+    let e = train(false).unwrap_err().to_string();
+    for needle in [
+        "epoch 1",
+        "batch 2 of 2",
+        "1 example",
+        "drop_last",
+        "more than 1 value",
+    ] {
+        assert!(e.contains(needle), "{needle:?} in {e}");
+    }
+    let history = train(true).unwrap();
+    assert_eq!(history.epochs.len(), 1);
+}
+
+/// `bnlab::data::mnist` finds the crate's own copy (MNIST's published sizes: 60,000 training
+/// and 10,000 test images of 28 x 28).
+#[test]
+fn data_mnist_reads_the_bundled_copy_without_a_folder() {
+    use bnlab::data::{mnist, mnist_dir, Split, BUNDLED_MNIST};
+    assert_eq!(mnist_dir().unwrap(), Path::new(BUNDLED_MNIST));
+    let test = mnist(Split::Test).unwrap();
+    assert_eq!((test.len, test.height, test.width), (10_000, 28, 28));
+}
