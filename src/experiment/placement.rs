@@ -412,7 +412,7 @@ fn outcome(o: &Options, seeds: &[u64], runs: &[Vec<Run>], seconds: f64) -> Resul
         )],
         table,
         findings,
-        figures: vec![("placement.png".into(), format!("{}Left: validation accuracy per epoch. Middle: training loss (log scale). Right: each BatchNorm's running variance over its eval-mode input variance; only the BatchNorms with Dropout before them are far from 1.", if one { "" } else { "Means over the seeds. " }), figure)],
+        figures: vec![("placement.png".into(), format!("{}Top: validation accuracy per epoch. Bottom left: training loss (log scale). Bottom right: each BatchNorm's running variance over its eval-mode input variance; only the BatchNorms with Dropout before them are far from 1.", if one { "" } else { "Means over the seeds. " }), figure)],
         models: vec![],
         results,
         seconds,

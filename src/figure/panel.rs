@@ -67,7 +67,13 @@ pub(crate) fn draw(p: &Panel, area: &Area, root: &Area, sz: Sizes) -> DrawResult
         None => range(all().map(|q| q.1), 0.06),
     };
 
-    let body = area.titled(&p.title, ("sans-serif", sz.title()))?;
+    // a title wider than the panel is set smaller until it fits, rather than cut off
+    let (aw, _) = area.dim_in_pixel();
+    let room = aw as f64 - 2.0 * sz.px(6.0) as f64;
+    let wanted: TextStyle = ("sans-serif", sz.title()).into();
+    let (tw, _) = area.estimate_text_size(&p.title, &wanted)?;
+    let title_size = sz.title() * (room / tw.max(1) as f64).min(1.0);
+    let body = area.titled(&p.title, ("sans-serif", title_size))?;
     let entries = legend::entries(p);
     let label_font: TextStyle = ("sans-serif", sz.label()).into();
     let mut widths = vec![];

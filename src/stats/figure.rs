@@ -72,7 +72,7 @@ pub fn figure(rows: &[StatsRow], unit: usize) -> Figure {
         }
         s.push(series("input (dashed)".into(), GREY, true, vec![]));
         panels.push(Panel {
-            title: format!("{name} ({kind}): unit {unit}, 15/50/85th percentiles"),
+            title: format!("{name} ({kind}), unit {unit}: percentiles"),
             x_label: "step".into(),
             y_label: "value".into(),
             series: s,
