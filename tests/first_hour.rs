@@ -143,6 +143,19 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind() {
     let o = run(&table_train(t, t, &out, &["--model", path_str(&file)]), d);
     assert_clean_error(&o, &[]);
     assert!(!out.exists());
+    // compare checks its models on the table before it claims a folder too
+    let mut v = strings(&["compare", "--threads", "2", "--quiet", "--epochs", "1"]);
+    v.extend(strings(&[
+        "--models",
+        "bn,cnn-bn",
+        "--dataset",
+        "csv",
+        "--target",
+        "cls",
+    ]));
+    v.extend(strings(&["--train-csv", t, "--out", path_str(&out)]));
+    assert_clean_error(&run(&v, d), &["cnn-bn"]);
+    assert!(!out.exists());
     // --drop-last with no full batch would train on nothing
     let o = run(
         &table_train(t, t, &out, &["--batch-size", "100", "--drop-last"]),

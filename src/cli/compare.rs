@@ -49,10 +49,18 @@ pub fn run(a: &CompareArgs, settings: &Settings, out: &mut dyn Write) -> Result<
     if a.opts.dataset != "csv" {
         data::parse_kind(&a.opts.dataset)?;
     }
+    if let Some(dir) = &a.out {
+        run_folder::check_not_shared(dir, "--out")?;
+    }
+    // the data and every model on it before a folder is claimed: a table or model that does not
+    // fit leaves nothing behind
+    let run_data = data::load_run_data(&a.opts, settings.data_dir.as_deref())?;
+    for preset in &presets {
+        super::train::check_model(preset, &a.opts, &Default::default(), &run_data.train)?;
+    }
     let outputs = outputs(&presets);
     let folder = run_folder::claim_out(a.out.as_deref(), a.overwrite, DEFAULT_OUT, &outputs)?;
     let root = &folder.path;
-    let run_data = data::load_run_data(&a.opts, settings.data_dir.as_deref())?;
     let (train, test) = (&run_data.train, &run_data.test);
     let mut runs: Vec<(String, History)> = Vec::new();
     for preset in &presets {

@@ -285,7 +285,7 @@ fn start(a: &TrainArgs, settings: &Settings, out: &mut dyn Write) -> Result<()> 
 /// such a run leaves nothing behind: a model that does not fit the data (a CNN on a table,
 /// the wrong number of outputs), a model with nothing to watch, and a batch of one example
 /// that a BatchNorm cannot train on (tried on a throwaway copy of the model).
-fn check_model(
+pub fn check_model(
     model: &ModelSpec,
     o: &TrainOptions,
     watch: &WatchOptions,
