@@ -13,6 +13,7 @@
 
 mod common;
 use common::bnlab_cli::*;
+use common::run_files::{param_count, with_commas};
 use common::{assert_ok, entries, stderr, stdout};
 use std::path::{Path, PathBuf};
 
@@ -299,34 +300,6 @@ fn process_settings_a_command_would_ignore_are_refused_naming_each() {
     // the control: the same commands without them
     assert_ok(&bnlab(&["demo"]));
     assert_ok(&bnlab(&["summary"]));
-}
-
-/// The parameters a state dict holds, from its tensors' sizes (running statistics aside).
-fn param_count(weights: &Path) -> u64 {
-    let bytes = std::fs::read(weights).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .iter()
-        .filter(|(name, t)| {
-            t.dtype() == safetensors::Dtype::F32
-                && !name.ends_with(".running_mean")
-                && !name.ends_with(".running_var")
-        })
-        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
-        .sum()
-}
-
-/// 1234567 -> "1,234,567".
-fn with_commas(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod common;
 use bnlab::html_page::Page;
 use common::bnlab_cli::*;
 use common::html_check::{check_self_contained, Summary};
+use common::run_files::{param_count, with_commas};
 use common::{assert_ok, entries, stdout};
 use std::path::Path;
 
@@ -28,35 +29,6 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 #[track_caller]
 fn checked(html: &str) -> Summary {
     check_self_contained(html).unwrap_or_else(|e| panic!("not a self-contained page: {e}"))
-}
-
-/// The number of parameters of a state dict, from its tensors' sizes: every float tensor but
-/// BatchNorm's running statistics (buffers; `num_batches_tracked` is an integer one).
-fn param_count(weights: &Path) -> u64 {
-    let bytes = std::fs::read(weights).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .iter()
-        .filter(|(name, t)| {
-            t.dtype() == safetensors::Dtype::F32
-                && !name.ends_with(".running_mean")
-                && !name.ends_with(".running_var")
-        })
-        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
-        .sum()
-}
-
-/// 243658 -> "243,658", as torchinfo writes counts.
-fn with_commas(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn report(args: &[&str], cwd: &Path) -> std::process::Output {

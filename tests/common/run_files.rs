@@ -116,3 +116,32 @@ pub fn edit_run_state(from: &Path, to: &Path, replace: &[(&str, &str)]) {
     let meta = [("bnlab_checkpoint".to_string(), meta)].into();
     write_safetensors(to, &tensors, &meta).unwrap();
 }
+
+/// The number of parameters of a state dict, from its tensors' sizes: every float tensor but
+/// BatchNorm's running statistics (buffers; `num_batches_tracked` is an integer one).
+pub fn param_count(weights: &Path) -> u64 {
+    let bytes = std::fs::read(weights).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .iter()
+        .filter(|(name, t)| {
+            t.dtype() == safetensors::Dtype::F32
+                && !name.ends_with(".running_mean")
+                && !name.ends_with(".running_var")
+        })
+        .map(|(_, t)| t.shape().iter().product::<usize>() as u64)
+        .sum()
+}
+
+/// 243658 -> "243,658", as torchinfo writes counts.
+pub fn with_commas(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
