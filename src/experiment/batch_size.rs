@@ -3,7 +3,7 @@
 //! and He 2018) at MNIST scale, and BatchNorm's gap between train mode (each batch normalised
 //! by its own statistics) and eval mode (by the running ones) at small batches.
 
-use super::design::{from_result, run_design, to_result, without_seed, Design};
+use super::design::{from_results, run_design, to_result, without_seed, Design};
 use super::models::{batch_norm, build, linear, sequential};
 use super::outcome::{Outcome, Table};
 use super::seeds::{results_json, seeds_text, Observations};
@@ -218,16 +218,15 @@ impl Design for Options {
         results: &[Vec<serde_json::Value>],
         seconds: f64,
     ) -> Result<Outcome> {
-        let mut per_seed = vec![];
-        for row in results {
-            let all: Vec<Point> = row.iter().map(from_result).collect::<Result<_>>()?;
-            // per_norm[k][i]: normalisation k at the i-th batch size
-            per_seed.push(
+        // per_seed[s][k][i]: seed s, normalisation k at the i-th batch size
+        let per_seed: Vec<Vec<Vec<Point>>> = from_results::<Point>(results)?
+            .into_iter()
+            .map(|all| {
                 (0..NORMS.len())
                     .map(|k| all.iter().skip(k).step_by(NORMS.len()).copied().collect())
-                    .collect::<Vec<Vec<Point>>>(),
-            );
-        }
+                    .collect()
+            })
+            .collect();
         outcome(self, seeds, &per_seed, seconds)
     }
 }

@@ -149,8 +149,15 @@ pub fn run_design(
 
 /// A run's typed result from its JSON.
 pub fn from_result<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| Error::Invalid(format!("a run's result does not read back: {e}")))
+    T::deserialize(v).map_err(|e| Error::Invalid(format!("a run's result does not read back: {e}")))
+}
+
+/// Every run's typed result: `results[s][r]` read back as `T` (see [`from_result`]).
+pub fn from_results<T: serde::de::DeserializeOwned>(results: &[Vec<Value>]) -> Result<Vec<Vec<T>>> {
+    results
+        .iter()
+        .map(|row| row.iter().map(from_result).collect())
+        .collect()
 }
 
 /// A run's typed result as JSON.

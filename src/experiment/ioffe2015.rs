@@ -6,7 +6,7 @@
 //! (Figure 1a) and the 15th, 50th and 85th percentiles of the input to sigmoid unit 0 of the last
 //! hidden layer (Figures 1b and 1c).
 
-use super::design::{from_result, run_design, to_result, without_seed, Design};
+use super::design::{from_results, run_design, to_result, without_seed, Design};
 use super::models::{batch_norm, build, gaussian_linears, last_of_type, linear, sequential};
 use super::outcome::{Outcome, Table};
 use super::seeds::{mean_curve, results_json, seeds_text, Observations};
@@ -218,10 +218,7 @@ impl Design for Options {
         results: &[Vec<serde_json::Value>],
         seconds: f64,
     ) -> Result<Outcome> {
-        let runs: Vec<Vec<Run>> = results
-            .iter()
-            .map(|row| row.iter().map(from_result).collect::<Result<_>>())
-            .collect::<Result<_>>()?;
+        let runs: Vec<Vec<Run>> = from_results(results)?;
         outcome(self, seeds, &runs, seconds)
     }
 }

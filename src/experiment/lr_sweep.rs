@@ -4,7 +4,7 @@
 //! activations (Ioffe and Szegedy 2015, section 3.3); without it a high rate diverges.
 //! A diverged run is a result: it is recorded as such and the sweep goes on.
 
-use super::design::{from_result, run_design, to_result, without_seed, Design};
+use super::design::{from_results, run_design, to_result, without_seed, Design};
 use super::models::chapter_preset;
 use super::outcome::{Outcome, Table};
 use super::seeds::{p_text, results_json, seeds_text, Observations, Verdict};
@@ -159,11 +159,10 @@ impl Design for Options {
     ) -> Result<Outcome> {
         let n = self.lrs.len();
         // points[s][m][l]: seed s, model m, learning rate l
-        let mut points = vec![];
-        for row in results {
-            let pts: Vec<Point> = row.iter().map(from_result).collect::<Result<_>>()?;
-            points.push(vec![pts[..n].to_vec(), pts[n..].to_vec()]);
-        }
+        let points: Vec<Vec<Vec<Point>>> = from_results::<Point>(results)?
+            .into_iter()
+            .map(|pts| vec![pts[..n].to_vec(), pts[n..].to_vec()])
+            .collect();
         outcome(self, seeds, &points, seconds)
     }
 }

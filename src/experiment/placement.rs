@@ -3,7 +3,7 @@
 //! without BatchNorm, and with Dropout; and the variance shift that Dropout before a BatchNorm
 //! causes between train and eval mode (Li et al. 2019), measured through hooks.
 
-use super::design::{from_result, run_design, to_result, without_seed, Design};
+use super::design::{from_results, run_design, to_result, without_seed, Design};
 use super::models::chapter_preset;
 use super::outcome::{Outcome, Table};
 use super::seeds::{mean_curve, results_json, seeds_text, Observations};
@@ -174,10 +174,7 @@ impl Design for Options {
         results: &[Vec<serde_json::Value>],
         seconds: f64,
     ) -> Result<Outcome> {
-        let runs: Vec<Vec<Run>> = results
-            .iter()
-            .map(|row| row.iter().map(from_result).collect::<Result<_>>())
-            .collect::<Result<_>>()?;
+        let runs: Vec<Vec<Run>> = from_results(results)?;
         outcome(self, seeds, &runs, seconds)
     }
 }

@@ -15,7 +15,7 @@
 //! The walk changes nothing: the weights and the running statistics are put back before the
 //! step is taken.
 
-use super::design::{from_result, run_design, to_result, without_seed, Design};
+use super::design::{from_results, run_design, to_result, without_seed, Design};
 use super::models::chapter_preset;
 use super::outcome::{Outcome, Table};
 use super::seeds::{mean_curve, results_json, seeds_text, Observations};
@@ -387,10 +387,7 @@ impl Design for Options {
         results: &[Vec<serde_json::Value>],
         seconds: f64,
     ) -> Result<Outcome> {
-        let runs: Vec<Vec<Run>> = results
-            .iter()
-            .map(|row| row.iter().map(from_result).collect::<Result<_>>())
-            .collect::<Result<_>>()?;
+        let runs: Vec<Vec<Run>> = from_results(results)?;
         outcome(self, seeds, &runs, seconds)
     }
 }
