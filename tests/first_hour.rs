@@ -14,24 +14,8 @@
 mod common;
 use common::bnlab_cli::*;
 use common::run_files::{param_count, with_commas};
-use common::{assert_ok, entries, stderr, stdout};
+use common::{assert_ok, entries, stderr, stdout, write_three_class_table};
 use std::path::{Path, PathBuf};
-
-/// A table of `rows` rows: three well-separated classes of three features.
-fn write_table(path: &Path, rows: u32) {
-    let mut text = String::from("f1,f2,f3,cls\n");
-    for i in 0..rows {
-        let k = i % 3;
-        let jitter = (i * 7919 % 13) as f32 / 13.0;
-        text += &format!(
-            "{},{},{},{k}\n",
-            k as f32 * 4.0 + jitter,
-            jitter - k as f32,
-            1.5 * jitter
-        );
-    }
-    std::fs::write(path, text).unwrap();
-}
 
 /// `train` on a table (its own test set: `test`), quiet, two threads, into `out`.
 fn table_train(train: &str, test: &str, out: &Path, extra: &[&str]) -> Vec<String> {
@@ -126,7 +110,7 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let csv = d.join("t.csv");
-    write_table(&csv, 60);
+    write_three_class_table(&csv, 60);
     let (t, out) = (path_str(&csv), d.join("out"));
 
     // 60 rows in batches of 59: the second holds one row; named before a folder is made
@@ -207,7 +191,7 @@ fn sha256(path: &Path) -> String {
 fn a_table_run_resumes_from_any_folder_and_takes_the_new_place_of_a_moved_table() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_table(&d.join("t.csv"), 60);
+    write_three_class_table(&d.join("t.csv"), 60);
     let out = d.join("run");
     // relative paths, from d
     let mut args = strings(&["train", "--threads", "2", "--quiet", "--epochs", "1"]);
@@ -249,7 +233,7 @@ fn a_table_run_resumes_from_any_folder_and_takes_the_new_place_of_a_moved_table(
     let o = resume("3", &[]);
     assert_clean_error(&o, &[path_str(&d.join("t.csv")), "--train-csv"]);
     // another table in its place is refused
-    write_table(&d.join("other.csv"), 61);
+    write_three_class_table(&d.join("other.csv"), 61);
     let other = d.join("other.csv");
     let o = resume("3", &["--train-csv", path_str(&other)]);
     assert_clean_error(&o, &["--train-csv", path_str(&other), "SHA-256"]);
@@ -307,7 +291,7 @@ fn summary_shows_the_preset_a_table_run_trains_and_the_wrote_line_names_every_fi
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let csv = d.join("t.csv");
-    write_table(&csv, 60);
+    write_three_class_table(&csv, 60);
     let out = d.join("run");
     let o = run(
         &table_train(path_str(&csv), path_str(&csv), &out, &["--save-best"]),

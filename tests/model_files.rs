@@ -15,6 +15,7 @@ use bnlab::nn::{set_training, Forward, Net};
 use bnlab::presets::Preset;
 use bnlab::{Graph, Rng};
 use common::bnlab_cli::*;
+use common::run_files::with_commas;
 use common::{assert_ok, stdout};
 use std::path::Path;
 
@@ -209,7 +210,7 @@ fn models_with_the_new_layers_build_train_and_count_like_torchinfo() {
     // conv 8*9+8, GroupNorm 8+8, Linear 1568*32+32, LayerNorm 32+32, 32*16+16, 16*10+10
     let total = 80 + 16 + 50208 + 64 + 528 + 170;
     assert!(
-        table.contains(&format!("Total params: {}", thousands(total))),
+        table.contains(&format!("Total params: {}", with_commas(total as u64))),
         "{table}"
     );
     for row in [
@@ -229,18 +230,6 @@ fn models_with_the_new_layers_build_train_and_count_like_torchinfo() {
             assert!(a != b, "{k} did not train");
         }
     }
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]

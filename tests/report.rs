@@ -11,7 +11,7 @@ use bnlab::html_page::Page;
 use common::bnlab_cli::*;
 use common::html_check::{check_self_contained, Summary};
 use common::run_files::{param_count, with_commas};
-use common::{assert_ok, entries, stdout};
+use common::{assert_ok, entries, stdout, write_three_class_table};
 use std::path::Path;
 
 /// A PNG of `w` x `h` pixels, encoded here.
@@ -292,28 +292,12 @@ fn a_run_report_holds_the_run_its_model_history_plots_and_files() {
     assert!(entries(&run_dir).iter().all(|n| !n.starts_with('.')));
 }
 
-/// A table's rows: three well-separated classes of three features.
-fn write_table(path: &Path) {
-    let mut text = String::from("f1,f2,f3,cls\n");
-    for i in 0..60u32 {
-        let k = i % 3;
-        let jitter = (i * 7919 % 13) as f32 / 13.0;
-        text += &format!(
-            "{},{},{},{k}\n",
-            k as f32 * 4.0 + jitter,
-            jitter - k as f32,
-            1.5 * jitter,
-        );
-    }
-    std::fs::write(path, text).unwrap();
-}
-
 #[test]
 fn reports_of_a_table_run_and_a_model_file_run_rebuild_the_models_they_trained() {
     let dir = tempfile::tempdir().unwrap();
     // a table: the preset sized to 3 features and 3 classes
     let csv = dir.path().join("t.csv");
-    write_table(&csv);
+    write_three_class_table(&csv, 60);
     let table_run = dir.path().join("table-run");
     let mut args = train_args(
         &table_run,

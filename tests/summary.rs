@@ -10,6 +10,8 @@ use bnlab::nn::{BatchNorm, Layer, Linear, Net, ReLU, Sequential};
 use bnlab::presets::Preset;
 use bnlab::summary::summary;
 use bnlab::{Error, Graph, Rng};
+mod common;
+use common::run_files::with_commas;
 
 /// The seed chapter's `torchinfo.summary(bn_model, (1, 28, 28))`, copied from
 /// seed/batch-normalization.md (without the notebook's four-space indentation).
@@ -87,19 +89,6 @@ fn preset_summary(preset: Preset, input: &[usize]) -> bnlab::Result<String> {
     summary(&net, &g.params, input)
 }
 
-/// Thousands separators, as torchinfo prints counts.
-fn commas(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The seed's widths: Linear 784-256-128-64-10, BatchNorm1d on the three hidden widths.
 const LINEAR_PARAMS: [u64; 4] = [
     784 * 256 + 256,
@@ -128,12 +117,12 @@ fn mlp_rows(model: &str, kinds: &[&str], batch: usize) -> Vec<(String, String, S
         rows.push((
             format!("│    └─Linear: 2-{idx}"),
             format!("[{batch}, {w}]"),
-            commas(LINEAR_PARAMS[b]),
+            with_commas(LINEAR_PARAMS[b]),
         ));
         for kind in kinds {
             idx += 1;
             let params = if *kind == "BatchNorm1d" {
-                commas(2 * w as u64)
+                with_commas(2 * w as u64)
             } else {
                 "--".into()
             };
@@ -325,7 +314,7 @@ fn cnn_plain_preset_totals() {
     let got = preset_summary(Preset::CnnPlain, &[1, 1, 28, 28]).unwrap();
     assert!(got.starts_with(&format!("{}\nLayer (type:depth-idx)", "=".repeat(90))));
     assert!(
-        got.contains(&format!("Total params: {}\n", commas(params))),
+        got.contains(&format!("Total params: {}\n", with_commas(params))),
         "{got}"
     );
     // 4,279,370 - (64 + 128 + 256) = 4,278,922 -> 4.28

@@ -135,9 +135,8 @@ impl Page {
         self
     }
 
-    /// Terms and their descriptions (`<dl>`), shown as two aligned columns.
-    pub fn definition_list<K: AsRef<str>, V: AsRef<str>>(&mut self, items: &[(K, V)]) -> &mut Page {
-        self.body.push_str("<dl>\n");
+    /// The `<dt>`/`<dd>` pairs of an open `<dl>`, then its end.
+    fn terms_and_close<K: AsRef<str>, V: AsRef<str>>(&mut self, items: &[(K, V)]) -> &mut Page {
         for (k, v) in items {
             let _ = writeln!(
                 self.body,
@@ -150,6 +149,12 @@ impl Page {
         self
     }
 
+    /// Terms and their descriptions (`<dl>`), shown as two aligned columns.
+    pub fn definition_list<K: AsRef<str>, V: AsRef<str>>(&mut self, items: &[(K, V)]) -> &mut Page {
+        self.body.push_str("<dl>\n");
+        self.terms_and_close(items)
+    }
+
     /// Many short terms and values (options, settings) as a grid of `pairs` term-value pairs
     /// per row, read across (`pairs` is clamped to 1..=4); one pair per row on a narrow
     /// screen.
@@ -160,16 +165,7 @@ impl Page {
     ) -> &mut Page {
         let pairs = pairs.clamp(1, 4);
         let _ = writeln!(self.body, "<dl class=\"grid\" style=\"--pairs: {pairs}\">");
-        for (k, v) in items {
-            let _ = writeln!(
-                self.body,
-                "<dt>{}</dt><dd>{}</dd>",
-                escape(k.as_ref()),
-                escape(v.as_ref())
-            );
-        }
-        self.body.push_str("</dl>\n");
-        self
+        self.terms_and_close(items)
     }
 
     /// A PNG picture embedded in the page (a `data:` URI), in a figure with `caption` under it;

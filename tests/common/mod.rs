@@ -166,3 +166,19 @@ pub fn assert_err_names<T: std::fmt::Debug>(
         assert!(msg.contains(w), "message lacks {w:?}: {msg}");
     }
 }
+
+/// A CSV table of `rows` rows: three well-separated classes (`cls`) of three features.
+pub fn write_three_class_table(path: &std::path::Path, rows: u32) {
+    let mut text = String::from("f1,f2,f3,cls\n");
+    for i in 0..rows {
+        let k = i % 3;
+        let jitter = (i * 7919 % 13) as f32 / 13.0;
+        text += &format!(
+            "{},{},{},{k}\n",
+            k as f32 * 4.0 + jitter,
+            jitter - k as f32,
+            1.5 * jitter
+        );
+    }
+    std::fs::write(path, text).unwrap();
+}
