@@ -4,6 +4,7 @@
 //!
 //! - [`kernels`]: each layer's forward and backward over plain slices (the graph calls them);
 //! - [`matmul`]: the checked interface to the `gemm` crate's matrix products;
+//! - [`bf16`]: the bfloat16 products of `--precision bf16`, their CPU kernels and their oracle;
 //! - [`alloc_tuning`]: the process-wide allocator settings the command applies at start;
 //! - [`tensor_fmt`]: PyTorch's tensor printing, behind `Tensor`'s `Display` and the demo.
 //!
@@ -11,6 +12,7 @@
 //! [`crate::train`], [`crate::data`] and [`crate::state_dict`] instead.
 
 pub mod alloc_tuning;
+pub mod bf16;
 pub mod kernels;
 pub mod matmul;
 pub mod tensor_fmt;

@@ -1,0 +1,137 @@
+//! bfloat16 matrix products for `--precision bf16` (PyTorch's autocast split): the operands are
+//! rounded to bfloat16, every product and sum is done in float32, and the result stays float32.
+//!
+//! - [`round_bf16`] rounds a float32 to the nearest bfloat16 (ties to even), as the CPU's
+//!   conversion instructions do;
+//! - [`matmul_emulated`] is the oracle: the instructions' arithmetic written out plainly, so it
+//!   runs on every CPU and every fast kernel is tested against it;
+//! - [`kernel`] says which fast kernel this CPU runs (AMX tiles, else AVX512-BF16), or in one
+//!   line what it lacks;
+//! - [`matmul`] and [`matmul_serial`] have `internal::matmul`'s contract and run that kernel.
+
+use crate::matmul::Mat;
+
+/// The fast bfloat16 kernels, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// Intel AMX tiles (`TDPBF16PS`): Sapphire Rapids and later.
+    Amx,
+    /// AVX512-BF16 (`VDPBF16PS`): AMD Zen 4/5, Intel Cooper Lake and later.
+    Avx512Bf16,
+}
+
+impl std::fmt::Display for Bf16Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            Bf16Kernel::Amx => "AMX (TDPBF16PS)",
+            Bf16Kernel::Avx512Bf16 => "AVX512-BF16 (VDPBF16PS)",
+        })
+    }
+}
+
+/// The fast kernel this CPU runs, or one line saying what it lacks. Decided once per process.
+pub fn kernel() -> Result<Bf16Kernel, String> {
+    // The kernels land in the next commits; until then no CPU has one.
+    Err("bnlab has no bfloat16 kernel for this CPU yet".to_string())
+}
+
+/// `x` rounded to the nearest bfloat16, ties to even, returned as the float32 of equal value.
+/// NaN stays NaN (quiet); values beyond bfloat16's largest finite round to infinity.
+pub fn round_bf16(x: f32) -> f32 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return f32::from_bits(bits | 0x0040_0000);
+    }
+    // add half of the dropped 16 bits' weight, minus one unless the kept part is odd (ties to
+    // even), then drop them; a carry into the exponent rounds up correctly, to infinity too
+    let lsb = (bits >> 16) & 1;
+    f32::from_bits((bits.wrapping_add(0x7fff + lsb)) & 0xffff_0000)
+}
+
+/// `dst (m, n) = a (m, k) * b (k, n)` (or `+=` when `accumulate`), the operands rounded to
+/// bfloat16 first. Each product of two bfloat16s is exact in float32 (8-bit significands give a
+/// 16-bit product); the sums are float32, over k in order. This is the oracle: a fast kernel
+/// sums in another order, so it agrees within float32 summation error, not bit for bit.
+pub fn matmul_emulated(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "bf16 matmul: inner dimensions differ");
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "bf16 matmul: destination has the wrong size"
+    );
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = if accumulate { dst[i * n + j] } else { 0.0 };
+            for p in 0..k {
+                let x = round_bf16(a.data[i * a.row_stride + p * a.col_stride]);
+                let y = round_bf16(b.data[p * b.row_stride + j * b.col_stride]);
+                s += x * y;
+            }
+            dst[i * n + j] = s;
+        }
+    }
+}
+
+/// `internal::matmul::matmul` with bfloat16 operands, on this CPU's fast kernel and the pool's
+/// threads. Panics when [`kernel`] is an error: callers check it once, before training.
+pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    // the kernels are wired in the next commits
+    let _ = (dst, a, b, accumulate);
+    match kernel() {
+        Ok(k) => panic!("the {k} kernel is not wired yet"),
+        Err(why) => panic!("bf16 matmul called without a kernel: {why}"),
+    }
+}
+
+/// [`matmul`] on the calling thread only (inside a parallel loop that keeps every thread busy).
+pub fn matmul_serial(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    matmul(dst, a, b, accumulate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_to_nearest_with_ties_to_even() {
+        // bfloat16 keeps 7 fraction bits: next to 1.0 the step is 2^-7
+        let step = 2f32.powi(-7);
+        assert_eq!(round_bf16(1.0), 1.0);
+        assert_eq!(round_bf16(1.0 + step / 2.0), 1.0); // tie, 1.0 is even
+        assert_eq!(round_bf16(1.0 + 3.0 * step / 2.0), 1.0 + 2.0 * step); // tie, to even
+        assert_eq!(round_bf16(1.0 + step / 2.0 + 2f32.powi(-20)), 1.0 + step);
+        assert_eq!(round_bf16(-1.0 - step / 4.0), -1.0);
+        assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
+        assert_eq!(round_bf16(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        assert!(round_bf16(f32::NAN).is_nan());
+        assert_eq!(round_bf16(0.0).to_bits(), 0);
+        assert_eq!(round_bf16(-0.0).to_bits(), (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn emulation_matches_a_double_product_of_the_rounded_operands() {
+        let (m, k, n) = (5, 37, 6);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.7)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104729) % 97) as f32 / 11.0 - 4.1)
+            .collect();
+        let mut d = vec![0.0; m * n];
+        matmul_emulated(&mut d, Mat::new(&a, m, k), Mat::new(&b, k, n), false);
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut mag) = (0f64, 0f64);
+                for p in 0..k {
+                    let t = round_bf16(a[i * k + p]) as f64 * round_bf16(b[p * n + j]) as f64;
+                    s += t;
+                    mag += t.abs();
+                }
+                // float32 sums of k terms: error below k * 2^-24 * sum |terms|
+                let bound = k as f64 * 2f64.powi(-24) * mag;
+                assert!((d[i * n + j] as f64 - s).abs() <= bound, "({i}, {j})");
+            }
+        }
+    }
+}
