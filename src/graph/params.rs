@@ -1,6 +1,7 @@
 //! The parameters of a model: values and gradients, by id. Modules hold `ParamId`s; the graph
 //! reads values and writes gradients here; optimizers update values from gradients.
 
+use crate::internal::aligned::AlignedVec;
 use crate::tensor::{Shape, Tensor};
 use crate::{Error, Result};
 
@@ -20,7 +21,8 @@ impl ParamId {
 /// a parameter out against PyTorch is the layer's business (`nn::ParamMapper`).
 #[derive(Default)]
 pub struct ParamStore {
-    values: Vec<Vec<f32>>,
+    /// Cache-line aligned, so that the kernels' speed does not depend on allocation order.
+    values: Vec<AlignedVec>,
     grads: Vec<Vec<f32>>,
     /// PyTorch's `grad is None`: false after `zero_grad` until a backward writes a gradient;
     /// optimizers skip such parameters, as torch.optim does.
@@ -42,7 +44,7 @@ impl ParamStore {
     /// [`Shape::MAX_RANK`] dimensions.
     pub fn add(&mut self, t: Tensor) -> Result<ParamId> {
         let shape = Shape::new(&t.shape)?;
-        self.values.push(t.data);
+        self.values.push(AlignedVec::from_slice(&t.data));
         self.grads.push(Vec::new());
         self.has_grad.push(false);
         self.shapes.push(shape);
@@ -143,6 +145,6 @@ impl ParamStore {
     /// The total number of values over every parameter: for a store holding one model,
     /// PyTorch's `sum(p.numel() for p in model.parameters())`.
     pub fn num_elements(&self) -> usize {
-        self.values.iter().map(Vec::len).sum()
+        self.values.iter().map(|v| v.len()).sum()
     }
 }
