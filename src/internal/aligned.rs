@@ -109,12 +109,15 @@ mod tests {
             keep.push(vec![1u8; len * 3 + 1]);
             let v = AlignedVec::from_slice(&(0..len).map(|i| i as f32).collect::<Vec<_>>());
             // an empty buffer has no first value to place
-            assert!(len == 0 || v.as_ptr() as usize % ALIGN == 0, "len {len}");
+            assert!(
+                len == 0 || (v.as_ptr() as usize).is_multiple_of(ALIGN),
+                "len {len}"
+            );
             assert_eq!(v.len(), len);
             assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32));
             let c = v.clone();
             assert_eq!(&*c, &*v);
-            assert!(len == 0 || c.as_ptr() as usize % ALIGN == 0);
+            assert!(len == 0 || (c.as_ptr() as usize).is_multiple_of(ALIGN));
         }
         assert!(AlignedVec::zeros(9).iter().all(|&x| x == 0.0));
     }
