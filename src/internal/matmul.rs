@@ -43,7 +43,8 @@ impl<'a> Mat<'a> {
         }
     }
 
-    fn check(&self, what: &str) {
+    /// Panics unless the view's last element lies inside its slice.
+    pub(crate) fn check(&self, what: &str) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
             assert!(last < self.data.len(), "matmul: {what} view out of bounds");

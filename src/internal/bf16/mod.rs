@@ -7,7 +7,23 @@
 //!   runs on every CPU and every fast kernel is tested against it;
 //! - [`kernel`] says which fast kernel this CPU runs (AMX tiles, else AVX512-BF16), or in one
 //!   line what it lacks;
-//! - [`matmul`] and [`matmul_serial`] have `internal::matmul`'s contract and run that kernel.
+//! - [`matmul`] and [`matmul_serial`] have `internal::matmul`'s contract and run that kernel;
+//!   [`matmul_on`] runs a kernel named by the caller (the tests and the benchmark).
+//!
+//! `BNLAB_BF16_KERNEL=amx|avx512|none` forces a kernel (see [`detect`]).
+//!
+//! Files: [`detect`] (which kernel), `pack` (bfloat16 pairs in the instructions' layouts),
+//! `blocks` (the output split over threads), `avx512` and `amx` (the microkernels).
+
+#[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod blocks;
+pub mod detect;
+mod pack;
+
+pub use detect::{cpu_kernels, kernel, KERNEL_ENV};
 
 use crate::matmul::Mat;
 
@@ -27,12 +43,6 @@ impl std::fmt::Display for Bf16Kernel {
             Bf16Kernel::Avx512Bf16 => "AVX512-BF16 (VDPBF16PS)",
         })
     }
-}
-
-/// The fast kernel this CPU runs, or one line saying what it lacks. Decided once per process.
-pub fn kernel() -> Result<Bf16Kernel, String> {
-    // The kernels land in the next commits; until then no CPU has one.
-    Err("bnlab has no bfloat16 kernel for this CPU yet".to_string())
 }
 
 /// `x` rounded to the nearest bfloat16, ties to even, returned as the float32 of equal value.
@@ -76,18 +86,64 @@ pub fn matmul_emulated(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
 /// `internal::matmul::matmul` with bfloat16 operands, on this CPU's fast kernel and the pool's
 /// threads. Panics when [`kernel`] is an error: callers check it once, before training.
 pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    // the kernels are wired in the next commits
-    let _ = (dst, a, b, accumulate);
-    match kernel() {
-        Ok(k) => panic!("the {k} kernel is not wired yet"),
-        Err(why) => panic!("bf16 matmul called without a kernel: {why}"),
-    }
+    matmul_on(chosen(), dst, a, b, accumulate, true)
 }
 
 /// [`matmul`] on the calling thread only (inside a parallel loop that keeps every thread busy).
 pub fn matmul_serial(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    matmul(dst, a, b, accumulate)
+    matmul_on(chosen(), dst, a, b, accumulate, false)
 }
+
+fn chosen() -> Bf16Kernel {
+    match kernel() {
+        Ok(k) => k,
+        Err(why) => panic!("bf16 matmul called without a kernel: {why}"),
+    }
+}
+
+/// [`matmul`] on the kernel named, over the pool's threads when `on_pool`, else on the calling
+/// thread. Panics when this CPU cannot run that kernel (see [`cpu_kernels`]).
+pub fn matmul_on(
+    kernel: Bf16Kernel,
+    dst: &mut [f32],
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    on_pool: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "bf16 matmul: inner dimensions differ");
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "bf16 matmul: destination has the wrong size"
+    );
+    a.check("lhs");
+    b.check("rhs");
+    assert!(
+        cpu_kernels().contains(&kernel),
+        "bf16 matmul: this CPU cannot run the {kernel} kernel"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    match kernel {
+        Bf16Kernel::Avx512Bf16 => avx512::matmul(dst, a, b, accumulate, on_pool),
+        Bf16Kernel::Amx => amx::matmul(dst, a, b, accumulate, on_pool),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no bfloat16 kernel outside x86-64 (cpu_kernels is empty): {on_pool}");
+}
+
+#[cfg(test)]
+mod kernel_tests;
 
 #[cfg(test)]
 mod tests {

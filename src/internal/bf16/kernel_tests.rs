@@ -1,0 +1,352 @@
+//! Every fast kernel this CPU has, against the emulation ([`matmul_emulated`]), and the choice of
+//! kernel against the CPU's capabilities.
+//!
+//! Tolerance: the kernels add the same exact products (a product of two bfloat16s is exact in
+//! float32) in another order, so they differ from the emulation by float32 summation error:
+//! `|fast - emu| <= 2 (k + 1) 2^-24 (|dst before| + sum_p |a_bf(i,p) b_bf(p,j)|)`.
+//!
+//! Denormals: `VDPBF16PS` and `TDPBF16PS` treat denormal inputs as zero and flush denormal
+//! results; the emulation does not. The shapes' values keep every product and partial sum far
+//! above 2^-126 (the "tiny" case goes down to 2^-100), and one test feeds denormal inputs
+//! against operands of magnitude <= 1, where flushing loses at most 2^-126 per product: that
+//! bound is added there.
+
+use super::detect::{caps, choose, Caps};
+use super::*;
+
+/// A small deterministic generator (xorshift), uniform in [-1, 1).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// How an operand is stored: row-major, transposed (the view is `.t()` of the stored matrix), or
+/// a strided sub-view of a larger buffer (rows `extra` elements longer, every other column).
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    Transposed,
+    Strided,
+}
+
+/// A (rows, cols) view over `buf` in `layout`; `buf` is made large enough by `storage`.
+fn storage(rows: usize, cols: usize, layout: Layout) -> usize {
+    match layout {
+        Layout::RowMajor | Layout::Transposed => rows * cols,
+        Layout::Strided => rows * (2 * cols + 3) + 1,
+    }
+}
+
+fn view(buf: &[f32], rows: usize, cols: usize, layout: Layout) -> Mat<'_> {
+    match layout {
+        Layout::RowMajor => Mat::new(buf, rows, cols),
+        Layout::Transposed => Mat::new(buf, cols, rows).t(),
+        Layout::Strided => Mat {
+            data: &buf[1..],
+            rows,
+            cols,
+            row_stride: 2 * cols + 3,
+            col_stride: 2,
+        },
+    }
+}
+
+/// Checks `fast` against the emulation element by element, with the bound above (+ `floor`).
+fn assert_close(
+    fast: &[f32],
+    a: Mat,
+    b: Mat,
+    before: &[f32],
+    accumulate: bool,
+    floor: f64,
+    what: &str,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut emu = before.to_vec();
+    matmul_emulated(&mut emu, a, b, accumulate);
+    for i in 0..m {
+        for j in 0..n {
+            let mut mag = if accumulate {
+                before[i * n + j].abs() as f64
+            } else {
+                0.0
+            };
+            for p in 0..k {
+                let x = round_bf16(a.data[i * a.row_stride + p * a.col_stride]) as f64;
+                let y = round_bf16(b.data[p * b.row_stride + j * b.col_stride]) as f64;
+                mag += (x * y).abs();
+            }
+            let bound = 2.0 * (k + 1) as f64 * 2f64.powi(-24) * mag + floor;
+            let (f, e) = (fast[i * n + j] as f64, emu[i * n + j] as f64);
+            assert!(
+                (f - e).abs() <= bound,
+                "{what}: ({i}, {j}) fast {f} emulated {e} bound {bound}"
+            );
+        }
+    }
+}
+
+/// One product on `kernel` against the emulation, every combination of layouts and both modes.
+fn check_shape(
+    kernel: Bf16Kernel,
+    on_pool: bool,
+    (m, k, n): (usize, usize, usize),
+    scale: f32,
+    g: &mut Gen,
+) {
+    use Layout::*;
+    for (la, lb) in [
+        (RowMajor, RowMajor),
+        (Transposed, RowMajor),
+        (RowMajor, Transposed),
+        (Strided, Strided),
+        (Transposed, Strided),
+    ] {
+        let abuf = g.vec(storage(m, k, la), scale);
+        let bbuf = g.vec(storage(k, n, lb), scale);
+        let (a, b) = (view(&abuf, m, k, la), view(&bbuf, k, n, lb));
+        for accumulate in [false, true] {
+            let before = g.vec(m * n, scale * scale);
+            let mut fast = before.clone();
+            matmul_on(kernel, &mut fast, a, b, accumulate, on_pool);
+            let what = format!(
+                "{kernel} pool={on_pool} {m}x{k}x{n} {la:?}/{lb:?} acc={accumulate} scale={scale}"
+            );
+            assert_close(&fast, a, b, &before, accumulate, 0.0, &what);
+        }
+    }
+}
+
+/// The kernels this CPU runs, printed so that a run shows which were tested.
+fn kernels_under_test() -> Vec<Bf16Kernel> {
+    let kernels = cpu_kernels();
+    if kernels.is_empty() {
+        println!(
+            "bf16: no fast kernel on this CPU ({}); only the emulation is tested",
+            kernel().unwrap_err()
+        );
+    } else {
+        println!("bf16: testing {kernels:?} against the emulation");
+    }
+    kernels
+}
+
+#[test]
+fn every_kernel_matches_the_emulation_on_odd_shapes() {
+    let sizes = [1, 3, 15, 17, 31, 33, 64];
+    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    for kernel in kernels_under_test() {
+        for &m in &sizes {
+            for &k in &sizes {
+                for &n in &sizes {
+                    check_shape(kernel, m * n > 1000, (m, k, n), 1.0, &mut g);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_matches_the_emulation_on_large_and_uneven_shapes() {
+    let shapes = [
+        (100, 257, 33),
+        (257, 100, 100),
+        (33, 1100, 65),
+        (300, 600, 200),
+        (1, 784, 256),
+        (256, 9, 784),
+    ];
+    let mut g = Gen(42);
+    for kernel in kernels_under_test() {
+        for shape in shapes {
+            for on_pool in [false, true] {
+                check_shape(kernel, on_pool, shape, 1.0, &mut g);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_keeps_large_and_tiny_magnitudes() {
+    // 2^40 (products 2^80, sums below 2^90) and 2^-50 (products 2^-100): far from overflow and
+    // from the denormals the instructions flush
+    let mut g = Gen(7);
+    for kernel in kernels_under_test() {
+        for scale in [2f32.powi(40), 2f32.powi(-50)] {
+            check_shape(kernel, true, (17, 67, 40), scale, &mut g);
+        }
+    }
+}
+
+#[test]
+fn every_kernel_handles_an_empty_inner_dimension() {
+    for kernel in kernels_under_test() {
+        let (a, b) = (vec![0.0f32; 0], vec![0.0f32; 0]);
+        let mut d = vec![3.0f32; 6];
+        matmul_on(
+            kernel,
+            &mut d,
+            Mat::new(&a, 2, 0),
+            Mat::new(&b, 0, 3),
+            true,
+            false,
+        );
+        assert_eq!(d, vec![3.0; 6], "{kernel}: k = 0 accumulates nothing");
+        matmul_on(
+            kernel,
+            &mut d,
+            Mat::new(&a, 2, 0),
+            Mat::new(&b, 0, 3),
+            false,
+            true,
+        );
+        assert_eq!(
+            d,
+            vec![0.0; 6],
+            "{kernel}: k = 0 without accumulate is zero"
+        );
+    }
+}
+
+#[test]
+fn denormal_inputs_lose_at_most_their_own_size() {
+    // operands of magnitude <= 1, some denormal: a kernel that treats those as zero loses at
+    // most 2^-126 per product (the emulation keeps them)
+    let (m, k, n) = (9, 40, 35);
+    let mut g = Gen(99);
+    let mut a = g.vec(m * k, 1.0);
+    let b = g.vec(k * n, 1.0);
+    for (i, v) in a.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+        *v = f32::from_bits(1 + (i as u32 * 7919) % 0x007f_ffff);
+    }
+    for kernel in kernels_under_test() {
+        let mut d = vec![0.0; m * n];
+        matmul_on(
+            kernel,
+            &mut d,
+            Mat::new(&a, m, k),
+            Mat::new(&b, k, n),
+            false,
+            false,
+        );
+        let floor = k as f64 * 2f64.powi(-126);
+        assert_close(
+            &d,
+            Mat::new(&a, m, k),
+            Mat::new(&b, k, n),
+            &vec![0.0; m * n],
+            false,
+            floor,
+            "denormals",
+        );
+    }
+}
+
+#[test]
+fn the_public_entry_points_run_the_chosen_kernel() {
+    // matmul / matmul_serial: only where the process's choice is a kernel
+    let Ok(chosen) = kernel() else {
+        // no kernel: matmul refuses, naming why, rather than run slowly
+        let why = kernel().unwrap_err();
+        println!("bf16: no kernel chosen ({why}); matmul must refuse");
+        let (a, b, mut d) = ([1.0f32; 4], [1.0f32; 4], [0.0f32; 4]);
+        let refused = std::panic::catch_unwind(move || {
+            matmul(&mut d, Mat::new(&a, 2, 2), Mat::new(&b, 2, 2), false)
+        })
+        .unwrap_err();
+        let msg = refused
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(msg.contains(&why), "{msg}");
+        return;
+    };
+    println!("bf16: matmul runs {chosen}");
+    let mut g = Gen(5);
+    let (m, k, n) = (70, 90, 110);
+    let (a, b) = (g.vec(m * k, 1.0), g.vec(k * n, 1.0));
+    let (am, bm) = (Mat::new(&a, m, k), Mat::new(&b, k, n));
+    let zeros = vec![0.0; m * n];
+    let mut d = zeros.clone();
+    matmul(&mut d, am, bm, false);
+    assert_close(&d, am, bm, &zeros, false, 0.0, "matmul");
+    let mut d = zeros.clone();
+    matmul_serial(&mut d, am, bm, false);
+    assert_close(&d, am, bm, &zeros, false, 0.0, "matmul_serial");
+}
+
+#[test]
+fn the_choice_follows_the_cpu_and_the_variable() {
+    let caps_of = |amx: bool, avx: bool| Caps {
+        amx: if amx {
+            Ok(())
+        } else {
+            Err("no AMX tiles".into())
+        },
+        avx512_bf16: avx,
+    };
+    assert_eq!(choose(None, &caps_of(true, true)), Ok(Bf16Kernel::Amx));
+    assert_eq!(
+        choose(None, &caps_of(false, true)),
+        Ok(Bf16Kernel::Avx512Bf16)
+    );
+    assert_eq!(
+        choose(Some("avx512"), &caps_of(true, true)),
+        Ok(Bf16Kernel::Avx512Bf16)
+    );
+    assert_eq!(
+        choose(Some("amx"), &caps_of(true, false)),
+        Ok(Bf16Kernel::Amx)
+    );
+    let neither = choose(None, &caps_of(false, false)).unwrap_err();
+    assert!(
+        neither.contains("neither AMX-BF16") && neither.contains("nor AVX512-BF16"),
+        "{neither}"
+    );
+    assert!(!neither.contains('\n'));
+    for (forced, needle) in [
+        ("amx", "AMX cannot run here"),
+        ("avx512", "no AVX512-BF16"),
+        ("none", "switches the bfloat16 kernels off"),
+        ("fast", "expected amx, avx512 or none"),
+    ] {
+        let why = choose(Some(forced), &caps_of(false, false)).unwrap_err();
+        assert!(
+            why.contains(KERNEL_ENV) && why.contains(needle),
+            "{forced}: {why}"
+        );
+    }
+}
+
+#[test]
+fn the_process_choice_is_the_best_kernel_or_names_what_is_missing() {
+    // this CPU: the kernel list and the process's choice agree with the capabilities probed
+    let forced = std::env::var(KERNEL_ENV).ok();
+    assert_eq!(kernel(), choose(forced.as_deref(), caps()));
+    let kernels = cpu_kernels();
+    println!(
+        "bf16: this CPU runs {kernels:?}; the choice is {:?}",
+        kernel()
+    );
+    if forced.is_none() {
+        match kernels.first() {
+            Some(&best) => assert_eq!(kernel(), Ok(best)),
+            None => {
+                let why = kernel().unwrap_err();
+                assert!(
+                    why.contains("neither AMX-BF16") && why.contains("AVX512-BF16"),
+                    "{why}"
+                );
+            }
+        }
+    }
+}
