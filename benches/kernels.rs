@@ -3,7 +3,7 @@
 //! Prints the median of repeated runs of each kernel.
 
 use bnlab::internal::kernels::{linear, sparse_linear};
-use bnlab::Rng;
+use bnlab::{Precision, Rng};
 use std::time::Instant;
 
 fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -51,6 +51,7 @@ fn run() {
     println!(
         "dense  forward   {:8.1} us",
         median_us(reps, || linear::forward(
+            Precision::F32,
             &mut y,
             &x,
             &w,
@@ -64,6 +65,7 @@ fn run() {
     println!(
         "dense  dW        {:8.1} us",
         median_us(reps, || linear::backward(
+            Precision::F32,
             &dy,
             &x,
             &w,
@@ -130,6 +132,7 @@ fn run() {
     println!(
         "layer 2 backward {:8.1} us   (dx and dW, 256 x 256 -> 128)",
         median_us(reps, || linear::backward(
+            Precision::F32,
             &dy2,
             &x2,
             &w2,

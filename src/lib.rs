@@ -19,6 +19,7 @@ pub mod model_file;
 pub mod nn;
 pub mod onnx;
 pub mod optim;
+pub mod precision;
 pub mod predict;
 pub mod presets;
 pub mod rng;
@@ -32,6 +33,7 @@ pub mod train;
 
 pub use error::{Error, IncompatibleKeys, KeyMismatch, Result};
 pub use graph::{BnStats, ConvArgs, Graph, ParamId, ParamStore, Var};
+pub use precision::Precision;
 pub use rng::Rng;
 pub use tensor::Tensor;
 

@@ -18,6 +18,7 @@ pub use ops::{BnStats, ConvArgs};
 pub use params::{ParamId, ParamStore};
 
 use crate::kernels::{bn_relu_pool, sparse_linear};
+use crate::precision::Precision;
 use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
 use crate::{Error, Result};
@@ -98,6 +99,8 @@ pub struct Graph {
     /// Whether a Linear read a model input since `reset` (a step in which none did forgets
     /// `input_went_sparse`: the model reading this graph's inputs has changed).
     input_read: bool,
+    /// How the Linear and convolution products compute (see [`Graph::set_precision`]).
+    precision: Precision,
 }
 
 /// Read-only access to every value recorded before a given node, and to the parameters.
@@ -150,7 +153,27 @@ impl Graph {
             hooks: Hooks::default(),
             input_went_sparse: false,
             input_read: false,
+            precision: Precision::F32,
         }
+    }
+
+    /// How the matrix products of Linear layers and convolutions compute from the next op on,
+    /// forward and backward (a node keeps the precision it was recorded with): float32 (the
+    /// default), or bfloat16 operands with float32 sums, PyTorch's autocast split (see
+    /// [`crate::precision`]). bfloat16 on a CPU without a bfloat16 kernel (AVX512-BF16 or AMX)
+    /// is refused with one line saying what the CPU lacks, and the precision is left as it was.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision == Precision::Bf16 {
+            crate::internal::bf16::kernel()
+                .map_err(|why| Error::Invalid(format!("precision bf16: {why}")))?;
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// How the matrix products compute (see [`Graph::set_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Forget this step's nodes (their buffers stay for the next step).

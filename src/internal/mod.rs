@@ -5,6 +5,8 @@
 //! - [`kernels`]: each layer's forward and backward over plain slices (the graph calls them);
 //! - [`matmul`]: the checked interface to the `gemm` crate's matrix products;
 //! - [`bf16`]: the bfloat16 products of `--precision bf16`, their CPU kernels and their oracle;
+//! - [`product`]: the one branch from a layer's product to [`matmul`] or [`bf16`], by the
+//!   graph's [`crate::Precision`];
 //! - [`aligned`]: float buffers that start on a cache line (the parameters live in them);
 //! - [`alloc_tuning`]: the process-wide allocator settings the command applies at start;
 //! - [`tensor_fmt`]: PyTorch's tensor printing, behind `Tensor`'s `Display` and the demo.
@@ -17,4 +19,5 @@ pub mod alloc_tuning;
 pub mod bf16;
 pub mod kernels;
 pub mod matmul;
+pub mod product;
 pub mod tensor_fmt;

@@ -5,6 +5,7 @@ use super::{shape_err, Op};
 use crate::graph::{fit_len, Graph, Var};
 use crate::kernels::conv2d::{self, ConvGeom};
 use crate::kernels::{avg_pool2d, max_pool2d};
+use crate::precision::Precision;
 use crate::tensor::Shape;
 use crate::{Error, Result};
 
@@ -16,6 +17,8 @@ pub(in crate::graph) struct Conv2d {
     w: Var,
     b: Option<Var>,
     geom: ConvGeom,
+    /// The products' precision, forward and backward.
+    precision: Precision,
 }
 
 impl Graph {
@@ -81,10 +84,18 @@ impl Graph {
         let rg = self.requires_grad(x)
             || self.requires_grad(w)
             || b.is_some_and(|b| self.requires_grad(b));
-        let k = self.push(Op::Conv2d(Conv2d { x, w, b, geom }), out, rg);
+        let precision = self.precision;
+        let op = Conv2d {
+            x,
+            w,
+            b,
+            geom,
+            precision,
+        };
+        let k = self.push(Op::Conv2d(op), out, rg);
         let (v, slot, scratch) = self.split_scratch(k);
-        let (xv, wv, bv) = (v.get(x), v.get(w), v.opt(b));
-        conv2d::forward(&mut slot.value, xv, wv, bv, &geom, None, &mut scratch.conv);
+        let (xv, wv, bv, y) = (v.get(x), v.get(w), v.opt(b), &mut slot.value);
+        conv2d::forward(precision, y, xv, wv, bv, &geom, None, &mut scratch.conv);
         Ok(Graph::node_var(k))
     }
 
@@ -131,10 +142,17 @@ impl Graph {
 
 /// The backward of a Conv2d node.
 pub(in crate::graph) fn conv2d_backward(g: &mut Graph, op: Conv2d, dy: &[f32]) {
-    let Conv2d { x, w, b, geom } = op;
+    let Conv2d {
+        x,
+        w,
+        b,
+        geom,
+        precision,
+    } = op;
     let (mut gx, mut gw, mut gb) = (g.take_grad(x), g.take_grad(w), g.take_opt(b));
     let (v, scratch) = g.values_and_scratch();
     conv2d::backward(
+        precision,
         conv2d::Upstream::Dense(dy),
         v.get(x),
         v.get(w),

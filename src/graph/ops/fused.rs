@@ -9,6 +9,7 @@ use crate::graph::{fit_len, grow, Graph, Node, Slot, Var};
 use crate::kernels::batch_norm::{self as bn_kernel, Saved};
 use crate::kernels::bn_relu_pool::{self as kernel, pooled};
 use crate::kernels::conv2d::{self, ConvGeom};
+use crate::precision::Precision;
 use crate::tensor::Shape;
 use crate::{Error, Result};
 
@@ -33,6 +34,8 @@ pub(in crate::graph) struct ConvBnReluPool {
     w: Option<Var>,
     b: Option<Var>,
     batch: bool,
+    /// The convolution's products' precision, forward and backward.
+    precision: Precision,
 }
 
 /// What a fused node saves in its slot, by name (the argmax of each output in its input plane
@@ -213,6 +216,7 @@ impl Graph {
             w,
             b,
             batch,
+            precision: self.precision,
         };
         let k = self.push(Op::ConvBnReluPool(op), out, rg);
         let (v, slot, scratch) = self.split_scratch(k);
@@ -230,7 +234,8 @@ impl Graph {
         );
         let (xv, cw, cb) = (v.get(x), v.get(conv.w), v.opt(conv.b));
         let runs_out = batch.then_some(&mut *runs);
-        conv2d::forward(conv_y, xv, cw, cb, &geom, runs_out, &mut scratch.conv);
+        let p = op.precision;
+        conv2d::forward(p, conv_y, xv, cw, cb, &geom, runs_out, &mut scratch.conv);
         let (running, eps) = stats.parts(c)?;
         bn_kernel::statistics(&mut bn, running, eps, v.opt(w), v.opt(b), |mean, var| {
             bn_kernel::stats_from_runs(runs, c, h * wd, mean, var)
@@ -306,6 +311,7 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
         w,
         b,
         batch,
+        precision,
     } = op;
     let (mut gx, mut gcw, mut gcb) = (g.take_grad(x), g.take_grad(conv_w), g.take_opt(conv_b));
     let (mut gw, mut gb) = (g.take_opt(w), g.take_opt(b));
@@ -357,6 +363,7 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
             scratch: kernel::sample_scratch_len(h, wd),
         };
         conv2d::backward(
+            precision,
             upstream,
             v.get(x),
             v.get(conv_w),

@@ -5,6 +5,7 @@ use super::{shape_err, Op};
 use crate::graph::{fit_len, Graph, ParamId, Var, VarKind};
 use crate::kernels::linear;
 use crate::kernels::sparse_linear::{self, Compressed};
+use crate::precision::Precision;
 use crate::tensor::Shape;
 use crate::Result;
 
@@ -23,6 +24,8 @@ pub(in crate::graph) struct Linear {
     sparse: Option<usize>,
     /// w is given as W^T (I, O) (`Graph::linear_wt`).
     transposed: bool,
+    /// The dense products' precision, forward and backward (the sparse kernels are float32).
+    precision: Precision,
 }
 
 /// What the sparse Linear kernels keep in a slot: a sparse input's forms, in the input's slot
@@ -103,13 +106,15 @@ impl Graph {
             b,
             sparse,
             transposed,
+            precision: self.precision,
         };
         let k = self.push(Op::Linear(op), Shape::new(&out)?, rg);
         let needs_dw = self.grad_enabled() && self.requires_grad(w);
         let (v, slot) = self.split(k);
         let Some(src) = sparse else {
             let (xv, wv, bv) = (v.get(x), v.get(w), v.opt(b));
-            linear::forward(&mut slot.value, xv, wv, transposed, bv, n, i, o);
+            let p = op.precision;
+            linear::forward(p, &mut slot.value, xv, wv, transposed, bv, n, i, o);
             return Ok(Graph::node_var(k));
         };
         let own = &mut slot.sparse;
@@ -193,6 +198,7 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: Linear, dy: &[f32]
         b,
         sparse,
         transposed,
+        precision,
     } = op;
     let (mut gx, gw, mut gb) = (g.take_grad(x), g.take_grad_to_overwrite(w), g.take_opt(b));
     let ws = g.shape_inline(w);
@@ -236,6 +242,7 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: Linear, dy: &[f32]
         let v = g.values_all();
         let n = v.get(x).len() / inner;
         linear::backward(
+            precision,
             dy,
             v.get(x),
             v.get(w),

@@ -3,8 +3,13 @@
 //! The weight W is PyTorch's (O, I), stored either that way or as its transpose W^T (I, O)
 //! (a first layer with a sparse input keeps W^T; see `Graph::linear_wt`). The GEMM
 //! takes any strides, so both layouts cost the same here.
+//!
+//! Every product runs in the given [`Precision`] (float32, or bfloat16 operands with float32
+//! sums: `internal::product`); the bias and its gradient are float32 always.
 
-use crate::matmul::{matmul, Mat};
+use crate::internal::product::matmul;
+use crate::matmul::Mat;
+use crate::precision::Precision;
 
 /// W as the (O, I) matrix of the formulas, whichever way it is stored.
 fn weight(w: &[f32], o: usize, i: usize, transposed: bool) -> Mat<'_> {
@@ -20,6 +25,7 @@ fn weight(w: &[f32], o: usize, i: usize, transposed: bool) -> Mat<'_> {
 /// `y[n, o] = sum_i x[n, i] * w[o, i] + b[o]`
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
+    p: Precision,
     y: &mut [f32],
     x: &[f32],
     w: &[f32],
@@ -36,9 +42,9 @@ pub fn forward(
             for row in y.chunks_exact_mut(o) {
                 row.copy_from_slice(b);
             }
-            matmul(y, Mat::new(x, n, i), wt, true);
+            matmul(p, y, Mat::new(x, n, i), wt, true);
         }
-        None => matmul(y, Mat::new(x, n, i), wt, false),
+        None => matmul(p, y, Mat::new(x, n, i), wt, false),
     }
 }
 
@@ -50,6 +56,7 @@ pub fn forward(
 ///   `dL/db[o] = sum_n dy[n, o]`
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
+    p: Precision,
     dy: &[f32],
     x: &[f32],
     w: &[f32],
@@ -62,14 +69,14 @@ pub fn backward(
     o: usize,
 ) {
     if let Some(dx) = dx {
-        matmul(dx, Mat::new(dy, n, o), weight(w, o, i, transposed), true);
+        matmul(p, dx, Mat::new(dy, n, o), weight(w, o, i, transposed), true);
     }
     if let Some(dw) = dw {
         let (dy, x) = (Mat::new(dy, n, o), Mat::new(x, n, i));
         if transposed {
-            matmul(dw, x.t(), dy, true);
+            matmul(p, dw, x.t(), dy, true);
         } else {
-            matmul(dw, dy.t(), x, true);
+            matmul(p, dw, dy.t(), x, true);
         }
     }
     if let Some(db) = db {

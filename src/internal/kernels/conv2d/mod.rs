@@ -15,9 +15,14 @@
 //!
 //! Determinism: the chunks depend on N only, and the per-chunk partial sums of dw and db are
 //! added in chunk order, so results do not depend on the thread count or on scheduling.
+//!
+//! The three products (forward, weight gradient, input gradient) run in the given
+//! [`Precision`] (`internal::product`); im2col, col2im, the bias and the statistics are float32.
 
 use super::batch_norm::{lane_sum, run_stats};
-use crate::matmul::{matmul_serial, Mat};
+use crate::internal::product::matmul_serial;
+use crate::matmul::Mat;
+use crate::precision::Precision;
 use rayon::prelude::*;
 
 mod im2col;
@@ -101,7 +106,9 @@ fn grow(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// follows (the same numbers `batch_norm::batch_stats` would read back from memory).
 /// `scratch`: kept by the caller from step to step, one column matrix (K P) per chunk of
 /// samples (each chunk runs on one thread).
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
+    precision: Precision,
     y: &mut [f32],
     x: &[f32],
     w: &[f32],
@@ -117,15 +124,22 @@ pub fn forward(
         .zip(x.par_chunks(cl * g.x_len()))
         .zip(cols);
     match out_stats {
-        Some(stats) => chunks
-            .zip(stats.par_chunks_mut(cl * g.cout * 2))
-            .for_each(|(((ys, xs), cols), st)| forward_chunk(ys, xs, w, b, g, Some(st), cols)),
-        None => chunks.for_each(|((ys, xs), cols)| forward_chunk(ys, xs, w, b, g, None, cols)),
+        Some(stats) => {
+            chunks
+                .zip(stats.par_chunks_mut(cl * g.cout * 2))
+                .for_each(|(((ys, xs), cols), st)| {
+                    forward_chunk(precision, ys, xs, w, b, g, Some(st), cols)
+                })
+        }
+        None => chunks
+            .for_each(|((ys, xs), cols)| forward_chunk(precision, ys, xs, w, b, g, None, cols)),
     }
 }
 
 /// The forward of one chunk of samples, on the calling thread.
+#[allow(clippy::too_many_arguments)]
 fn forward_chunk(
+    precision: Precision,
     ys: &mut [f32],
     xs: &[f32],
     w: &[f32],
@@ -141,7 +155,13 @@ fn forward_chunk(
         .zip(xs.chunks_exact(g.x_len()));
     for (i, (yn, xn)) in samples.enumerate() {
         im2col_sample(cols, xn, g);
-        matmul_serial(yn, Mat::new(w, g.cout, k), Mat::new(cols, k, p), false);
+        matmul_serial(
+            precision,
+            yn,
+            Mat::new(w, g.cout, k),
+            Mat::new(cols, k, p),
+            false,
+        );
         if let Some(b) = b {
             for (run, &bc) in yn.chunks_exact_mut(p).zip(b) {
                 run.iter_mut().for_each(|v| *v += bc);
@@ -195,6 +215,7 @@ impl Upstream<'_> {
 /// caller, one piece per chunk (`Upstream::chunk_scratch`), as each chunk runs on one thread.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
+    precision: Precision,
     dy: Upstream,
     x: &[f32],
     w: &[f32],
@@ -216,7 +237,7 @@ pub fn backward(
     let parts = partials.par_chunks_mut(part_len).zip(work).enumerate();
     let chunk = |c: usize, part: &mut [f32], work: &mut [f32], dxs: Option<&mut [f32]>| {
         let samples = c * cl..((c + 1) * cl).min(g.n);
-        backward_chunk(&dy, x, w, samples, part, work, dxs, want, g)
+        backward_chunk(precision, &dy, x, w, samples, part, work, dxs, want, g)
     };
     match dx {
         Some(dx) => parts
@@ -241,6 +262,7 @@ pub fn backward(
 /// chunk's scratch (`Upstream::chunk_scratch`).
 #[allow(clippy::too_many_arguments)]
 fn backward_chunk(
+    precision: Precision,
     dy: &Upstream,
     x: &[f32],
     w: &[f32],
@@ -267,7 +289,7 @@ fn backward_chunk(
         let d = Mat::new(dyn_, g.cout, p);
         if want_w {
             im2col_sample(cols, &x[n * g.x_len()..][..g.x_len()], g);
-            matmul_serial(pw, d, Mat::new(cols, k, p).t(), true);
+            matmul_serial(precision, pw, d, Mat::new(cols, k, p).t(), true);
         }
         if want_b {
             for (s, run) in pb.iter_mut().zip(dyn_.chunks_exact(p)) {
@@ -275,7 +297,7 @@ fn backward_chunk(
             }
         }
         if let Some(dxs) = dxs.as_deref_mut() {
-            matmul_serial(dcols, Mat::new(w, g.cout, k).t(), d, false);
+            matmul_serial(precision, dcols, Mat::new(w, g.cout, k).t(), d, false);
             let dxn = &mut dxs[(n - n0) * g.x_len()..][..g.x_len()];
             col2im_sample(dxn, dcols, g);
         }
