@@ -77,9 +77,9 @@ pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool:
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let pairs = padded_pairs(k, GROUP);
     // pa[ip][g][r][qq]: row (ip*32 + r)'s pair (16g + qq)
-    let pa = pack_a_tiles(a, pairs);
+    let pa = pack_a_tiles(a, pairs, on_pool);
     // pb[jp][q][c]: column (jp*32 + c)'s pair q
-    let pb = pack_panels(b, NR, pairs);
+    let pb = pack_panels(b, NR, pairs, on_pool);
     let threads = if on_pool {
         crate::runtime::threads()
     } else {

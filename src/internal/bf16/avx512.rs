@@ -38,9 +38,9 @@ pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool:
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let pairs = padded_pairs(k, 1);
     // A^T packed as panels: pa[ip][q][r] is row (ip*8 + r)'s pair q
-    let pa = pack_panels(a.t(), MR, pairs);
+    let pa = pack_panels(a.t(), MR, pairs, on_pool);
     // pb[jp][q][c] is column (jp*32 + c)'s pair q
-    let pb = pack_panels(b, NR, pairs);
+    let pb = pack_panels(b, NR, pairs, on_pool);
     let threads = if on_pool {
         crate::runtime::threads()
     } else {

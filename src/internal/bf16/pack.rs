@@ -6,23 +6,65 @@
 //! even length (and to the tile's 32 for AMX), and the rows/columns past the matrix's edge are
 //! zeros too, so the microkernels never test an edge while they multiply.
 //!
-//! Packing runs once per call (weights change every step): O(mk + kn) against O(mkn) products.
+//! Packing runs once per call (weights change every step): O(mk + kn) against O(mkn) products,
+//! but at bfloat16 speed the products are fast enough that a slow packing would show, so each
+//! source is read in its memory order (row by row when its rows are contiguous, column by
+//! column when it is a transposed view), the contiguous cases are vectorised (`multiversion`),
+//! and the panels are packed in parallel on the pool.
+//!
 //! The rounding is [`super::round_bf16`]'s (nearest, ties to even), done here in software, so the
 //! packed values are exactly the emulation's operands (`VCVTNE2PS2BF16` would also flush
 //! denormal inputs to zero, which the emulation does not).
 
-use super::round_bf16;
 use crate::matmul::Mat;
+use multiversion::multiversion;
+use rayon::prelude::*;
 
-/// The bfloat16 of `x` (nearest, ties to even) as its 16 bits.
-#[inline]
+/// The bfloat16 of `x` (nearest, ties to even) as its 16 bits: [`super::round_bf16`] without a
+/// branch, so that loops of it vectorise.
+#[inline(always)]
 fn bf16_bits(x: f32) -> u32 {
-    round_bf16(x).to_bits() >> 16
+    let bits = x.to_bits();
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+    let quiet_nan = (bits >> 16) | 0x40;
+    if x.is_nan() {
+        quiet_nan
+    } else {
+        rounded
+    }
+}
+
+/// The pair (x, y): x's bfloat16 in the low half, y's in the high half.
+#[inline(always)]
+fn pair(x: f32, y: f32) -> u32 {
+    bf16_bits(x) | bf16_bits(y) << 16
 }
 
 /// Number of k pairs once k is padded to a multiple of `2 * pair_align`.
 pub(super) fn padded_pairs(k: usize, pair_align: usize) -> usize {
     k.div_ceil(2).div_ceil(pair_align) * pair_align
+}
+
+/// Below this many packed pairs, packing stays on the calling thread.
+const PARALLEL_PAIRS: usize = 1 << 16;
+
+/// Runs `pack(index, chunk)` over `out`'s chunks of `len`, on the pool when `on_pool` and `out`
+/// is large enough to pay for it.
+fn over_chunks(
+    out: &mut [u32],
+    len: usize,
+    on_pool: bool,
+    pack: impl Fn(usize, &mut [u32]) + Sync,
+) {
+    if on_pool && out.len() >= PARALLEL_PAIRS && crate::runtime::threads() > 1 {
+        out.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| pack(i, c));
+    } else {
+        out.chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| pack(i, c));
+    }
 }
 
 /// `m` (k, n) packed into column panels of `width` columns, VNNI pairs along k:
@@ -35,33 +77,65 @@ pub(super) fn padded_pairs(k: usize, pair_align: usize) -> usize {
 /// This is B's layout for both kernels (for AMX, a tile of B is 16 consecutive q of half a
 /// panel). It is A's layout for the AVX512 kernel too, applied to A's transpose: then the
 /// `width` "columns" are A's rows, and `out[ip][q][r]` is row `r`'s pair `q`.
-pub(super) fn pack_panels(m: Mat, width: usize, pairs: usize) -> Vec<u32> {
-    let (k, n) = (m.rows, m.cols);
-    let panels = n.div_ceil(width);
-    let mut out = vec![0u32; panels * pairs * width];
-    for (jp, panel) in out.chunks_exact_mut(pairs * width).enumerate() {
+pub(super) fn pack_panels(m: Mat, width: usize, pairs: usize, on_pool: bool) -> Vec<u32> {
+    let n = m.cols;
+    let mut out = vec![0u32; n.div_ceil(width) * pairs * width];
+    over_chunks(&mut out, pairs * width, on_pool, |jp, panel| {
         let j0 = jp * width;
-        let cols = width.min(n - j0);
-        for (q, row) in panel
+        pack_panel(m, j0, width.min(n - j0), panel, width)
+    });
+    out
+}
+
+/// One panel of [`pack_panels`]: columns `j0..j0 + cols` of `m` into `panel` (pairs x width).
+#[multiversion(targets("x86_64+avx512f+avx512bw", "x86_64+avx2"))]
+fn pack_panel(m: Mat, j0: usize, cols: usize, panel: &mut [u32], width: usize) {
+    let (k, rs, cs) = (m.rows, m.row_stride, m.col_stride);
+    if cs <= rs {
+        // rows are the short stride: row 2q against row 2q+1, `cols` values at a time
+        for (q, out) in panel
             .chunks_exact_mut(width)
-            .enumerate()
             .take(k.div_ceil(2))
+            .enumerate()
         {
-            let (p0, p1) = (2 * q, 2 * q + 1);
-            let lo = &m.data[p0 * m.row_stride + j0 * m.col_stride..];
-            for (c, v) in row[..cols].iter_mut().enumerate() {
-                *v = bf16_bits(lo[c * m.col_stride]);
-            }
-            if p1 < k {
-                let hi = &m.data[p1 * m.row_stride + j0 * m.col_stride..];
-                for (c, v) in row[..cols].iter_mut().enumerate() {
-                    *v |= bf16_bits(hi[c * m.col_stride]) << 16;
+            let lo = &m.data[2 * q * rs + j0 * cs..];
+            let hi = (2 * q + 1 < k).then(|| &m.data[(2 * q + 1) * rs + j0 * cs..]);
+            let out = &mut out[..cols];
+            match (cs, hi) {
+                (1, Some(hi)) => out
+                    .iter_mut()
+                    .zip(&lo[..cols])
+                    .zip(&hi[..cols])
+                    .for_each(|((o, &x), &y)| *o = pair(x, y)),
+                (_, Some(hi)) => {
+                    for (c, o) in out.iter_mut().enumerate() {
+                        *o = pair(lo[c * cs], hi[c * cs]);
+                    }
+                }
+                (_, None) => {
+                    for (c, o) in out.iter_mut().enumerate() {
+                        *o = pair(lo[c * cs], 0.0);
+                    }
                 }
             }
         }
+    } else {
+        // a transposed view: each column's run along k is the short stride
+        for c in 0..cols {
+            let col = &m.data[(j0 + c) * cs..];
+            for q in 0..k / 2 {
+                panel[q * width + c] = pair(col[2 * q * rs], col[(2 * q + 1) * rs]);
+            }
+            if k % 2 == 1 {
+                panel[(k / 2) * width + c] = pair(col[(k - 1) * rs], 0.0);
+            }
+        }
     }
-    out
 }
+
+/// Rows of an AMX block of A (two tiles) and pairs per tile row.
+const TILE_ROWS: usize = 32;
+const GROUP: usize = 16;
 
 /// A (m, k) packed for AMX: blocks of 32 rows, and in each, for each group of 16 pairs (32 k),
 /// the two A tiles of 16 rows x 16 pairs, row after row:
@@ -73,25 +147,84 @@ pub(super) fn pack_panels(m: Mat, width: usize, pairs: usize) -> Vec<u32> {
 ///
 /// so a tile is 1 KiB of consecutive memory (rows 64 bytes apart) and the second tile of a
 /// block follows the first.
-pub(super) fn pack_a_tiles(a: Mat, pairs: usize) -> Vec<u32> {
-    const ROWS: usize = 32;
-    const GROUP: usize = 16;
+pub(super) fn pack_a_tiles(a: Mat, pairs: usize, on_pool: bool) -> Vec<u32> {
     debug_assert_eq!(pairs % GROUP, 0);
-    let (m, k) = (a.rows, a.cols);
-    let blocks = m.div_ceil(ROWS);
-    let mut out = vec![0u32; blocks * pairs * ROWS];
-    for (ip, block) in out.chunks_exact_mut(pairs * ROWS).enumerate() {
-        for r in 0..ROWS.min(m - ip * ROWS) {
-            let row = &a.data[(ip * ROWS + r) * a.row_stride..];
-            for q in 0..k.div_ceil(2) {
-                let (p0, p1) = (2 * q, 2 * q + 1);
-                let mut v = bf16_bits(row[p0 * a.col_stride]);
-                if p1 < k {
-                    v |= bf16_bits(row[p1 * a.col_stride]) << 16;
+    let m = a.rows;
+    let mut out = vec![0u32; m.div_ceil(TILE_ROWS) * pairs * TILE_ROWS];
+    over_chunks(&mut out, pairs * TILE_ROWS, on_pool, |ip, block| {
+        let i0 = ip * TILE_ROWS;
+        pack_a_block(a, i0, TILE_ROWS.min(m - i0), block)
+    });
+    out
+}
+
+/// One block of [`pack_a_tiles`]: rows `i0..i0 + rows` of `a`.
+#[multiversion(targets("x86_64+avx512f+avx512bw", "x86_64+avx2"))]
+fn pack_a_block(a: Mat, i0: usize, rows: usize, block: &mut [u32]) {
+    let (k, rs, cs) = (a.cols, a.row_stride, a.col_stride);
+    // where pair q of row r goes
+    let at = |r: usize, q: usize| (q / GROUP) * TILE_ROWS * GROUP + r * GROUP + q % GROUP;
+    if cs <= rs {
+        // each row read along k
+        for r in 0..rows {
+            let row = &a.data[(i0 + r) * rs..];
+            if cs == 1 {
+                // 16 pairs (32 values) of the row fill one tile row
+                for (g, src) in row[..k - k % 2].chunks(2 * GROUP).enumerate() {
+                    let dst = &mut block[at(r, g * GROUP)..][..src.len() / 2];
+                    dst.iter_mut()
+                        .zip(src.chunks_exact(2))
+                        .for_each(|(o, xy)| *o = pair(xy[0], xy[1]));
                 }
-                block[(q / GROUP) * ROWS * GROUP + r * GROUP + q % GROUP] = v;
+            } else {
+                for q in 0..k / 2 {
+                    block[at(r, q)] = pair(row[2 * q * cs], row[(2 * q + 1) * cs]);
+                }
+            }
+            if k % 2 == 1 {
+                block[at(r, k / 2)] = pair(row[(k - 1) * cs], 0.0);
+            }
+        }
+    } else {
+        // a transposed view: each k's run along the rows is the short stride
+        let base = &a.data[i0 * rs..];
+        for q in 0..k.div_ceil(2) {
+            let lo = &base[2 * q * cs..];
+            let hi = (2 * q + 1 < k).then(|| &base[(2 * q + 1) * cs..]);
+            for r in 0..rows {
+                let y = hi.map_or(0.0, |hi| hi[r * rs]);
+                block[at(r, q)] = pair(lo[r * rs], y);
             }
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_branchless_rounding_is_round_bf16() {
+        let specials = [
+            0.0,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40,
+            f32::INFINITY,
+        ];
+        let mut x = 0x1234_5678u32;
+        let values = (0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            f32::from_bits(x)
+        });
+        for v in values.chain(specials) {
+            let want = super::super::round_bf16(v).to_bits() >> 16;
+            assert_eq!(bf16_bits(v), want, "{v:e} ({:#x})", v.to_bits());
+        }
+        assert!(f32::from_bits(bf16_bits(f32::NAN) << 16).is_nan());
+    }
 }
