@@ -88,3 +88,52 @@ pub(super) fn block_shape(
     }
     (br, bc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_whole_microkernels_and_give_every_thread_work() {
+        for (m, n) in [
+            (1, 1),
+            (9, 784),
+            (64, 196),
+            (256, 256),
+            (2048, 2048),
+            (33, 1000),
+        ] {
+            for (mr, nr) in [(8, 32), (32, 32)] {
+                for threads in [1, 2, 8] {
+                    let (br, bc) = block_shape((m, n), (mr, nr), (128, 256), threads);
+                    assert!(br % mr == 0 && bc % nr == 0, "{m}x{n}: {br}x{bc}");
+                    assert!(br <= 128 && bc <= 256);
+                    let blocks = m.div_ceil(br) * n.div_ceil(bc);
+                    // fewer than 2 per thread only when the blocks are already microkernels
+                    assert!(
+                        blocks >= 2 * threads
+                            || (br == mr && bc == nr)
+                            || blocks == m.div_ceil(mr) * n.div_ceil(nr),
+                        "{m}x{n} {threads}: {br}x{bc}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_element_is_in_exactly_one_block() {
+        let (m, n) = (70, 100);
+        let mut dst = vec![0.0f32; m * n];
+        let seen = std::sync::Mutex::new(vec![0u8; m * n]);
+        for_each_block(&mut dst, (m, n), (16, 32), true, |_, b| {
+            let mut seen = seen.lock().unwrap();
+            for i in b.i0..b.i1 {
+                for j in b.j0..b.j1 {
+                    seen[i * n + j] += 1;
+                }
+            }
+        });
+        assert!(seen.into_inner().unwrap().iter().all(|&c| c == 1));
+    }
+}

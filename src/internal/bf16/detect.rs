@@ -42,6 +42,15 @@ pub fn cpu_kernels() -> Vec<Bf16Kernel> {
     kernels
 }
 
+/// Whether this CPU and operating system can run `kernel` (without building [`cpu_kernels`]'s
+/// list: [`super::matmul_on`] asks on every call).
+pub fn cpu_has(kernel: Bf16Kernel) -> bool {
+    match kernel {
+        Bf16Kernel::Amx => caps().amx.is_ok(),
+        Bf16Kernel::Avx512Bf16 => caps().avx512_bf16,
+    }
+}
+
 /// The kernel [`super::matmul`] runs, or one line saying what this CPU lacks (or what is wrong
 /// with `BNLAB_BF16_KERNEL`). Decided once per process.
 pub fn kernel() -> Result<Bf16Kernel, String> {

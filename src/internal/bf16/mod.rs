@@ -23,7 +23,7 @@ mod blocks;
 pub mod detect;
 mod pack;
 
-pub use detect::{cpu_kernels, kernel, KERNEL_ENV};
+pub use detect::{cpu_has, cpu_kernels, kernel, KERNEL_ENV};
 
 use crate::matmul::Mat;
 
@@ -102,7 +102,7 @@ fn chosen() -> Bf16Kernel {
 }
 
 /// [`matmul`] on the kernel named, over the pool's threads when `on_pool`, else on the calling
-/// thread. Panics when this CPU cannot run that kernel (see [`cpu_kernels`]).
+/// thread. Panics when this CPU cannot run that kernel (see [`cpu_has`]).
 pub fn matmul_on(
     kernel: Bf16Kernel,
     dst: &mut [f32],
@@ -121,7 +121,7 @@ pub fn matmul_on(
     a.check("lhs");
     b.check("rhs");
     assert!(
-        cpu_kernels().contains(&kernel),
+        cpu_has(kernel),
         "bf16 matmul: this CPU cannot run the {kernel} kernel"
     );
     if m == 0 || n == 0 {
