@@ -19,7 +19,7 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// (name, m, k, n, a transposed, b transposed)
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 5] = [
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 9] = [
     ("x W1^T: 256 x 784 x 256", 256, 784, 256, false, true),
     ("x W2^T: 256 x 256 x 128", 256, 256, 128, false, true),
     (
@@ -32,6 +32,12 @@ const SHAPES: [(&str, usize, usize, usize, bool, bool); 5] = [
     ),
     ("dy W2: 256 x 128 x 256", 256, 128, 256, false, false),
     ("batch 32: 32 x 784 x 256", 32, 784, 256, false, true),
+    // the seed's model with hidden layers 4x wider, batch 1024: layer 2's three products
+    ("4x x W2^T: 1024 x 1024 x 512", 1024, 1024, 512, false, true),
+    ("4x dy^T x: 512 x 1024 x 1024 (A^T B)", 512, 1024, 1024, true, false),
+    ("4x dy W2: 1024 x 512 x 1024", 1024, 512, 1024, false, false),
+    // the size PyTorch's rate is quoted at (issue 23: 331 GFLOP/s on 2 Xeon cores)
+    ("square: 2048 x 2048 x 2048", 2048, 2048, 2048, false, false),
 ];
 
 fn main() {
