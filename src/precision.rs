@@ -28,6 +28,11 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// Whether this is float32 (the default: a record may leave it out).
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
     /// The name the command line and the run's files use: `f32` or `bf16`.
     pub fn name(self) -> &'static str {
         match self {

@@ -108,6 +108,7 @@ fn lr_sweep_records_a_diverged_run_and_goes_on() {
         epochs: 1,
         batch_size: 128,
         seed: 1,
+        ..Default::default()
     };
     let out = lr_sweep::run(&o, &train, &test, &mut std::io::sink()).unwrap();
     let json = written(&out);
@@ -159,7 +160,11 @@ fn batch_size_compares_the_normalisations_on_one_budget() {
 #[test]
 fn placement_finds_the_variance_shift_only_behind_dropout() {
     let (train, test) = mnist();
-    let o = placement::Options { epochs: 1, seed: 0 };
+    let o = placement::Options {
+        epochs: 1,
+        seed: 0,
+        ..Default::default()
+    };
     let out = placement::run(&o, &train, &test, &mut std::io::sink()).unwrap();
     let json = written(&out);
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();

@@ -12,14 +12,24 @@
 //! - a short training run in bfloat16 learns as the float32 run does (its losses within 10%);
 //! - on a CPU without a bfloat16 kernel every bfloat16 test checks the refusal instead: one
 //!   line, the one `internal::bf16::kernel` gives, and the graph's precision left as it was.
-//!   No test skips.
+//!   No test skips;
+//! - the command: `--precision` is refused with one line for a value it does not know, and for
+//!   bf16 on a CPU without a kernel (`BNLAB_BF16_KERNEL=none` makes any CPU one) before any
+//!   work or folder; a bf16 run records its precision, keeps float32 weights, keeps bf16 when
+//!   resumed (and refuses another `--precision`), and `report` and `summary` say so.
+
+mod common;
 
 use bnlab::data::Dataset;
 use bnlab::internal::bf16::{self, matmul_emulated};
 use bnlab::internal::matmul::{self, Mat};
+use bnlab::io::{read_safetensors, StateTensor};
 use bnlab::presets::{mlp, Preset};
 use bnlab::train::{fit, FitOptions};
 use bnlab::{Graph, Precision, Rng, Tensor, Var};
+use common::bnlab_cli::{assert_clean_error, command, path_str, run, strings, tiny_mnist};
+use common::{assert_ok, stdout};
+use std::path::Path;
 
 fn values(n: usize, rng: &mut Rng) -> Vec<f32> {
     (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect()
@@ -445,4 +455,205 @@ fn a_bfloat16_run_learns_as_the_float32_run() {
     );
     // and the two runs are not the same run: the products did round
     assert_ne!(loss16, loss32);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+
+/// `train` on the tiny MNIST in `data` (20 images of random, dense pixels: the first Linear
+/// runs its product), `epochs` epochs into `out`.
+fn tiny_train(data: &Path, out: &Path, epochs: usize, extra: &[&str]) -> Vec<String> {
+    let mut v = strings(&["train", "--threads", "2", "--quiet", "--batch-size", "8"]);
+    v.extend(["--epochs".to_string(), epochs.to_string()]);
+    v.extend(["--data-dir".to_string(), path_str(data).to_string()]);
+    v.extend(["--out".to_string(), path_str(out).to_string()]);
+    v.extend(strings(extra));
+    v
+}
+
+/// Every command that computes, with `--precision bf16`, on the tiny data in `data` (writing
+/// under `dir`).
+fn bf16_commands(dir: &Path, data: &Path) -> Vec<Vec<String>> {
+    let d = path_str(data);
+    let out = |name: &str| path_str(&dir.join(name)).to_string();
+    let weights = out("none.safetensors");
+    [
+        tiny_train(data, &dir.join("train"), 1, &["--precision", "bf16"]),
+        strings(&[
+            "eval",
+            "--weights",
+            &weights,
+            "--data-dir",
+            d,
+            "--precision",
+            "bf16",
+        ]),
+        strings(&[
+            "bench",
+            "--epochs",
+            "1",
+            "--data-dir",
+            d,
+            "--precision",
+            "bf16",
+        ]),
+        strings(&[
+            "compare",
+            "--epochs",
+            "1",
+            "--data-dir",
+            d,
+            "--out",
+            &out("compare"),
+        ])
+        .into_iter()
+        .chain(strings(&["--precision", "bf16"]))
+        .collect(),
+        strings(&["experiment", "placement", "--epochs", "1", "--data-dir", d])
+            .into_iter()
+            .chain(strings(&[
+                "--out",
+                &out("placement"),
+                "--precision",
+                "bf16",
+            ]))
+            .collect(),
+    ]
+    .into()
+}
+
+#[test]
+fn an_unknown_precision_is_refused_naming_the_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["train", "eval", "bench", "compare"] {
+        let o = run(&strings(&[sub, "--precision", "fp8"]), dir.path());
+        assert_clean_error(&o, &["--precision", "fp8"]);
+    }
+    let o = run(
+        &strings(&["experiment", "placement", "--precision", "fp8"]),
+        dir.path(),
+    );
+    assert_clean_error(&o, &["--precision", "fp8"]);
+}
+
+/// With no bfloat16 kernel (forced here, so every CPU checks this), each command refuses bf16
+/// in the one line `internal::bf16::kernel` gives, before reading data or making a folder.
+#[test]
+fn without_a_kernel_bf16_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    // no data at all: the refusal must come before the data is looked for
+    let data = dir.path().join("no-data");
+    for args in bf16_commands(dir.path(), &data) {
+        let o = command(&args, dir.path())
+            .env(bf16::KERNEL_ENV, "none")
+            .output()
+            .unwrap();
+        assert_clean_error(&o, &["--precision bf16", "BNLAB_BF16_KERNEL=none"]);
+    }
+    assert_eq!(
+        common::entries(dir.path()),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_bf16_run_records_keeps_and_shows_its_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tiny_mnist(&data);
+    if let Err(why) = bf16::kernel() {
+        // this CPU has no kernel: each command says so, in the kernel check's words
+        for args in bf16_commands(dir.path(), &data) {
+            let line = assert_clean_error(&run(&args, dir.path()), &["--precision bf16"]);
+            assert!(line.ends_with(&why), "{line}");
+        }
+        return;
+    }
+    let out = dir.path().join("run");
+    assert_ok(&run(
+        &tiny_train(&data, &out, 1, &["--precision", "bf16"]),
+        dir.path(),
+    ));
+    let history = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("history.json")).unwrap()).unwrap()
+    };
+    assert_eq!(history(&out)["config"]["options"]["precision"], "bf16");
+    // the weights are float32, every tensor (the buffers' counter aside)
+    let weights = read_safetensors(&out.join("last.safetensors")).unwrap();
+    for (name, t) in &weights.tensors {
+        let float = matches!(t, StateTensor::F32(_));
+        assert!(
+            float || name.ends_with("num_batches_tracked"),
+            "{name} is not float32"
+        );
+    }
+
+    // resumed: bf16 kept; another --precision refused, naming it
+    let resume = |extra: &[&str]| {
+        let mut v = strings(&["train", "--resume", path_str(&out), "--threads", "2"]);
+        v.extend(strings(&["--quiet", "--data-dir", path_str(&data)]));
+        v.extend(strings(extra));
+        run(&v, dir.path())
+    };
+    let line = assert_clean_error(
+        &resume(&["--precision", "f32"]),
+        &["--resume", "--precision"],
+    );
+    println!("{line}");
+    let o = resume(&["--epochs", "2"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("Epoch[2/2]"), "{}", stdout(&o));
+    let h = history(&out);
+    assert_eq!(h["config"]["options"]["precision"], "bf16");
+    assert_eq!(h["epochs"].as_array().unwrap().len(), 2);
+
+    // the run page says it
+    assert_ok(&run(&strings(&["report", path_str(&out)]), dir.path()));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Precision") && html.contains("bfloat16 operands"));
+
+    // an f32 run records f32, and its page says f32
+    let f32_out = dir.path().join("f32");
+    assert_ok(&run(&tiny_train(&data, &f32_out, 1, &[]), dir.path()));
+    assert_eq!(history(&f32_out)["config"]["options"]["precision"], "f32");
+
+    // evaluation in bf16 of the bf16 run's weights: the test set's 20 images, and an accuracy
+    // close to float32's (20 images: one image apart at most)
+    let eval = |precision: &str| -> serde_json::Value {
+        let w = out.join("last.safetensors");
+        let mut v = strings(&["eval", "--weights", path_str(&w), "--json", "--precision"]);
+        v.extend(strings(&[precision, "--data-dir", path_str(&data)]));
+        let o = run(&v, dir.path());
+        assert_ok(&o);
+        serde_json::from_str(stdout(&o).trim()).unwrap()
+    };
+    let (a16, a32) = (eval("bf16"), eval("f32"));
+    assert_eq!(a16["samples"], 20);
+    let gap = a16["accuracy"].as_f64().unwrap() - a32["accuracy"].as_f64().unwrap();
+    assert!(gap.abs() <= 0.05 + 1e-9, "{a16} against {a32}");
+}
+
+#[test]
+fn summary_says_what_bf16_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = run(&strings(&["summary", "--model", "cnn-bn"]), dir.path());
+    let bf16 = run(
+        &strings(&["summary", "--model", "cnn-bn", "--precision", "bf16"]),
+        dir.path(),
+    );
+    assert_ok(&plain);
+    assert_ok(&bf16);
+    let (plain, bf16) = (stdout(&plain), stdout(&bf16));
+    assert!(
+        !plain.contains("Precision"),
+        "float32 is torchinfo's table alone"
+    );
+    // the same table, then one line
+    let extra = bf16.strip_prefix(&plain).expect("the same table first");
+    assert_eq!(extra.lines().count(), 1, "{extra}");
+    assert!(
+        extra.starts_with("Precision: bf16") && extra.contains("float32"),
+        "{extra}"
+    );
 }

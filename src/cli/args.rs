@@ -101,6 +101,37 @@ impl ModeName {
     }
 }
 
+/// `--precision`: how the matrix products compute (`bnlab::Precision`).
+#[derive(
+    Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionName {
+    /// Float32 operands and sums.
+    #[default]
+    F32,
+    /// bfloat16 operands, float32 sums (PyTorch's autocast split), on AVX512-BF16 or AMX.
+    Bf16,
+}
+
+impl PrecisionName {
+    pub fn precision(self) -> bnlab::Precision {
+        match self {
+            PrecisionName::F32 => bnlab::Precision::F32,
+            PrecisionName::Bf16 => bnlab::Precision::Bf16,
+        }
+    }
+
+    /// Before any work: bf16 on a CPU without a bfloat16 kernel is refused in one line.
+    pub fn check(self) -> bnlab::Result<()> {
+        if self == PrecisionName::Bf16 {
+            bnlab::internal::bf16::kernel()
+                .map_err(|why| bnlab::Error::Invalid(format!("--precision bf16: {why}")))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerName {
@@ -202,6 +233,12 @@ pub struct TrainOptions {
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosine_t_max: Option<usize>,
+    /// Matrix products and convolutions, forward and backward: f32, or bf16 (bfloat16
+    /// operands, float32 sums, on the CPU's AVX512-BF16 or AMX units; refused on a CPU without
+    /// them). Everything else, and the saved weights, stay float32.
+    #[arg(long, value_enum, default_value_t = PrecisionName::F32)]
+    #[serde(default)]
+    pub precision: PrecisionName,
 }
 
 /// What `bnlab train` records of its normalisation layers while it trains.
@@ -307,6 +344,11 @@ pub struct EvalArgs {
     /// Print {"loss", "accuracy", "samples"}.
     #[arg(long)]
     pub json: bool,
+    /// Matrix products and convolutions, forward and backward: f32, or bf16 (bfloat16
+    /// operands, float32 sums, on the CPU's AVX512-BF16 or AMX units; refused on a CPU without
+    /// them). Everything else, and the saved weights, stay float32.
+    #[arg(long, value_enum, default_value_t = PrecisionName::F32)]
+    pub precision: PrecisionName,
 }
 
 /// How `eval` averages the loss.
@@ -343,6 +385,11 @@ pub struct BenchArgs {
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Matrix products and convolutions, forward and backward: f32, or bf16 (bfloat16
+    /// operands, float32 sums, on the CPU's AVX512-BF16 or AMX units; refused on a CPU without
+    /// them). Everything else, and the saved weights, stay float32.
+    #[arg(long, value_enum, default_value_t = PrecisionName::F32)]
+    pub precision: PrecisionName,
 }
 
 #[derive(Args, Debug)]
@@ -359,6 +406,10 @@ pub struct SummaryArgs {
     /// [default: 10].
     #[arg(long)]
     pub outputs: Option<usize>,
+    /// The precision the model would train in: bf16 adds a line under the table saying what
+    /// runs in bfloat16 (torchinfo's sizes stay float32's, as bnlab keeps them).
+    #[arg(long, value_enum, default_value_t = PrecisionName::F32)]
+    pub precision: PrecisionName,
 }
 
 #[derive(Args, Debug)]
@@ -471,6 +522,11 @@ pub struct ExperimentCommon {
     /// Indexed Job of N completions).
     #[arg(long)]
     pub shard: Option<String>,
+    /// Matrix products and convolutions, forward and backward: f32, or bf16 (bfloat16
+    /// operands, float32 sums, on the CPU's AVX512-BF16 or AMX units; refused on a CPU without
+    /// them). Everything else, and the saved weights, stay float32.
+    #[arg(long, value_enum, default_value_t = PrecisionName::F32)]
+    pub precision: PrecisionName,
 }
 
 #[derive(Subcommand, Debug)]

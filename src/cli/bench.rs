@@ -2,7 +2,7 @@
 //! several epochs, on in-memory MNIST. The PyTorch side is ../shared/reference/seed_bn_mnist.py;
 //! scripts/bench.sh runs both and prints the ratios.
 
-use super::args::{BenchArgs, Settings};
+use super::args::{BenchArgs, PrecisionName, Settings};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use bnlab::data::Loader;
@@ -30,6 +30,7 @@ pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()
             "--batch-size and --epochs must be at least 1".into(),
         ));
     }
+    a.precision.check()?;
     let (train, test) = data::load_both(data::parse_kind("mnist")?, settings.data_dir.as_deref())?;
     let mlp_preset = match &model {
         ModelSpec::Preset(p) if !p.is_cnn() => Some(*p),
@@ -47,6 +48,7 @@ pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()
         g = bnlab::Graph::new(1);
         net = bnlab::presets::mlp(&mut g.params, preset, &dims, &mut bnlab::Rng::seed(0))?;
     }
+    g.set_precision(a.precision.precision())?;
     let mut opt = Adam::new(parameters(&net), AdamConfig::default());
     let mut loader = Loader::new(a.batch_size, true, false, 0)?;
     let mut bufs = StepBuffers::default();
@@ -94,15 +96,20 @@ pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()
     if a.json {
         let j = serde_json::json!({
             "model": model.label(), "batch_size": a.batch_size, "threads": threads, "width": a.width,
+            "precision": a.precision.precision().name(),
             "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": train.len as f64 / t,
         });
         writeln!(out, "{j}").map_err(super::stdout_err)?;
     } else {
         writeln!(
             out,
-            "{}, batch {}, {threads} threads: median {t:.3} s per training epoch ({:.0} samples/s), {e:.3} s per test-set evaluation",
+            "{}, batch {}, {threads} threads{}: median {t:.3} s per training epoch ({:.0} samples/s), {e:.3} s per test-set evaluation",
             model.label(),
             a.batch_size,
+            match a.precision {
+                PrecisionName::F32 => String::new(),
+                PrecisionName::Bf16 => ", bf16".to_string(),
+            },
             train.len as f64 / t
         )
         .map_err(super::stdout_err)?;

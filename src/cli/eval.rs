@@ -15,6 +15,7 @@ pub fn run(a: &EvalArgs, settings: &Settings, out: &mut dyn Write) -> Result<()>
     if a.batch_size == 0 {
         return Err(Error::Invalid("--batch-size must be at least 1".into()));
     }
+    a.precision.check()?;
     let binary = a.mode == ModeName::Binary;
     let test = if a.dataset == "csv" {
         let (Some(csv), Some(target)) = (&a.test_csv, &a.target) else {
@@ -34,6 +35,7 @@ pub fn run(a: &EvalArgs, settings: &Settings, out: &mut dyn Write) -> Result<()>
         data::load_test(kind, settings.data_dir.as_deref())?
     };
     let (mut g, mut net) = load(&model, &test, binary, &a.weights)?;
+    g.set_precision(a.precision.precision())?;
     let mean = match a.loss_mean {
         LossMean::Batch => bnlab::train::LossMean::Batch,
         LossMean::Example => bnlab::train::LossMean::Example,

@@ -12,19 +12,20 @@ use bnlab::experiment::shard::{merge, parse_shard, Shard, ShardFile, SHARD};
 use bnlab::experiment::{
     batch_size, ioffe2015, lr_sweep, placement, run_design, smoothness, Design, REPORT, RESULTS,
 };
-use bnlab::{Error, Result};
+use bnlab::{Error, Precision, Result};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The experiment named on the command line, its options checked.
-fn plan(which: &ExperimentName, seed: u64) -> Result<Box<dyn Design>> {
+fn plan(which: &ExperimentName, seed: u64, precision: Precision) -> Result<Box<dyn Design>> {
     Ok(match which {
         ExperimentName::Ioffe2015 { steps, every, .. } => {
             let o = ioffe2015::Options {
                 steps: *steps,
                 every: *every,
                 seed,
+                precision,
                 ..Default::default()
             };
             o.validate()?;
@@ -34,6 +35,7 @@ fn plan(which: &ExperimentName, seed: u64) -> Result<Box<dyn Design>> {
             let mut o = lr_sweep::Options {
                 epochs: *epochs,
                 seed,
+                precision,
                 ..Default::default()
             };
             if let Some(lrs) = lrs {
@@ -50,6 +52,7 @@ fn plan(which: &ExperimentName, seed: u64) -> Result<Box<dyn Design>> {
             let mut o = batch_size::Options {
                 examples: *examples,
                 seed,
+                precision,
                 ..Default::default()
             };
             if let Some(b) = batch_sizes {
@@ -62,6 +65,7 @@ fn plan(which: &ExperimentName, seed: u64) -> Result<Box<dyn Design>> {
             let o = placement::Options {
                 epochs: *epochs,
                 seed,
+                precision,
             };
             o.validate()?;
             Box::new(o)
@@ -74,6 +78,7 @@ fn plan(which: &ExperimentName, seed: u64) -> Result<Box<dyn Design>> {
                 every: *every,
                 lr: *lr,
                 seed,
+                precision,
                 ..Default::default()
             };
             o.validate()?;
@@ -105,7 +110,8 @@ pub fn run(a: &ExperimentArgs, settings: &Settings, out: &mut dyn Write) -> Resu
     };
     // the options first, then the data: nothing is made before both are known good
     let seeds = seeds(common)?;
-    let design = plan(&a.which, seeds[0])?;
+    common.precision.check()?;
+    let design = plan(&a.which, seeds[0], common.precision.precision())?;
     let shard = common
         .shard
         .as_deref()

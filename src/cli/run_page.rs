@@ -73,6 +73,7 @@ fn run_section(page: &mut Page, h: &History) {
     };
     facts.push(("Model".into(), model));
     facts.push(("Dataset".into(), dataset(options)));
+    facts.push(("Precision".into(), precision(options)));
     let planned = options["epochs"].as_u64();
     let mut epochs = match planned {
         Some(n) => format!("{} of {n}", h.epochs.len()),
@@ -135,6 +136,17 @@ fn dataset(options: &serde_json::Value) -> String {
         )),
     }
     parts.join(", ")
+}
+
+/// The run's `--precision`, said in words (a run from before the option trained in float32).
+fn precision(options: &serde_json::Value) -> String {
+    match options["precision"].as_str() {
+        Some("bf16") => "bf16: the matrix products and convolutions took bfloat16 operands and \
+                         summed in float32; everything else, and the saved weights, float32"
+            .to_string(),
+        Some(other) if other != "f32" => other.to_string(),
+        _ => "f32".to_string(),
+    }
 }
 
 /// An option's name as the command line spells it (`batch_size` -> `--batch-size`); the one

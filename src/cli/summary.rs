@@ -1,6 +1,6 @@
 //! `bnlab summary`: torchinfo's table for a preset or a model file.
 
-use super::args::SummaryArgs;
+use super::args::{PrecisionName, SummaryArgs};
 use super::model::{parse_model, ModelSpec};
 use bnlab::{Error, Graph, Result, Rng};
 use std::io::Write;
@@ -76,5 +76,14 @@ pub fn run(a: &SummaryArgs, out: &mut dyn Write) -> Result<()> {
     };
     let table = bnlab::summary::summary(&net, &g.params, &input)
         .map_err(|e| Error::Invalid(format!("--input {given}: {e}")))?;
-    writeln!(out, "{table}").map_err(super::stdout_err)
+    writeln!(out, "{table}").map_err(super::stdout_err)?;
+    if a.precision == PrecisionName::Bf16 {
+        writeln!(out, "{BF16_LINE}").map_err(super::stdout_err)?;
+    }
+    Ok(())
 }
+
+/// What `--precision bf16` changes, under torchinfo's table (whose sizes stay right: bnlab keeps
+/// the parameters and every layer's output in float32).
+pub const BF16_LINE: &str = "Precision: bf16 (Linear and Conv2d products take bfloat16 operands \
+     and sum in float32; parameters, outputs and the sizes above stay float32)";

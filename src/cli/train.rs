@@ -66,7 +66,7 @@ pub fn validate(o: &TrainOptions) -> Result<()> {
             "--augment transforms images (mnist, fashion-mnist, cifar10), not the rows of a csv table".into(),
         );
     }
-    Ok(())
+    o.precision.check()
 }
 
 pub fn build_optimizer(o: &TrainOptions, net: &mut Net) -> Result<Box<dyn Optimizer>> {
@@ -135,6 +135,7 @@ pub fn train_preset(
     mut control: RunControl,
 ) -> Result<(History, Graph, Net)> {
     let (mut g, mut net) = model.build(train, o.seed, o.mode == ModeName::Binary)?;
+    g.set_precision(o.precision.precision())?;
     let mut opt = build_optimizer(o, &mut net)?;
     let checkpoint = out.join(CHECKPOINT);
     let mut resumed_at = None;

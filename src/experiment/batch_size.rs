@@ -13,6 +13,7 @@ use crate::figure::{Figure, Legend, Panel, Series};
 use crate::graph::Graph;
 use crate::nn::{set_training, Net};
 use crate::optim::{Sgd, SgdConfig};
+use crate::precision::Precision;
 use crate::train::{evaluate, run_batch, Mode, StepBuffers};
 use crate::{state_dict, Error, Result};
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct Options {
     pub momentum: f64,
     /// Seeds the initial weights and the data order (default 0).
     pub seed: u64,
+    /// How the matrix products compute (default float32; see [`crate::precision`]).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for Options {
@@ -42,6 +46,7 @@ impl Default for Options {
             base_lr: 0.1,
             momentum: 0.9,
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -140,7 +145,7 @@ fn train_mode_accuracy(net: &mut Net, g: &mut Graph, test: &Dataset, b: usize) -
 }
 
 fn run_one(norm: &str, b: usize, o: &Options, train: &Dataset, test: &Dataset) -> Result<Point> {
-    let (mut g, mut net) = build(&model_text(norm), train, o.seed)?;
+    let (mut g, mut net) = build(&model_text(norm), train, o.seed, o.precision)?;
     let lr = o.lr(b);
     let mut opt = Sgd::new(
         crate::nn::parameters(&net),

@@ -15,6 +15,7 @@ use super::steps::{train_steps, Ended};
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
 use crate::optim::{Sgd, SgdConfig};
+use crate::precision::Precision;
 use crate::stats::{eval_input_values, quantile};
 use crate::train::Mode;
 use crate::{Error, Result, Rng};
@@ -38,6 +39,9 @@ pub struct Options {
     pub init_std: f32,
     /// Seeds the initial weights and the order of the examples (default 0).
     pub seed: u64,
+    /// How the matrix products compute (default float32; see [`crate::precision`]).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             momentum: 0.9,
             init_std: 0.01,
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -115,7 +120,7 @@ fn run_one(
     train: &Dataset,
     test: &Dataset,
 ) -> Result<(Vec<Point>, Ended)> {
-    let (mut g, mut net) = build(&model_text(with_bn), train, o.seed)?;
+    let (mut g, mut net) = build(&model_text(with_bn), train, o.seed, o.precision)?;
     gaussian_linears(
         &mut net,
         &mut g,

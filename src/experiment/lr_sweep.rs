@@ -13,6 +13,7 @@ use super::steps::train_steps;
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
 use crate::optim::{Sgd, SgdConfig};
+use crate::precision::Precision;
 use crate::presets::Preset;
 use crate::train::{evaluate, Mode};
 use crate::{Error, Result};
@@ -30,6 +31,9 @@ pub struct Options {
     pub batch_size: usize,
     /// Seeds the initial weights (the same for every rate) and the data order (default 0).
     pub seed: u64,
+    /// How the matrix products compute (default float32; see [`crate::precision`]).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             epochs: 2,
             batch_size: 64,
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -82,7 +87,7 @@ pub struct Point {
 }
 
 fn run_one(preset: Preset, lr: f64, o: &Options, train: &Dataset, test: &Dataset) -> Result<Point> {
-    let (mut g, mut net) = chapter_preset(preset, o.seed)?;
+    let (mut g, mut net) = chapter_preset(preset, o.seed, o.precision)?;
     let mut opt = Sgd::new(
         crate::nn::parameters(&net),
         SgdConfig {

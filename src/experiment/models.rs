@@ -5,6 +5,7 @@ use crate::data::Dataset;
 use crate::graph::Graph;
 use crate::model_file::ModelFile;
 use crate::nn::{Module, Net};
+use crate::precision::Precision;
 use crate::presets::{mlp, Preset, SEED_DIMS};
 use crate::train::seeded;
 use crate::{Result, Rng};
@@ -31,17 +32,19 @@ pub fn sequential(class: &str, layers: &[String]) -> String {
 }
 
 /// Build `text` for the images of `ds` with PyTorch's initialisation drawn from `seed`; the
-/// graph's own generator (dropout) comes from the same seed.
-pub fn build(text: &str, ds: &Dataset, seed: u64) -> Result<(Graph, Net)> {
+/// graph's own generator (dropout) comes from the same seed; its products in `precision`.
+pub fn build(text: &str, ds: &Dataset, seed: u64, precision: Precision) -> Result<(Graph, Net)> {
     let file = ModelFile::from_text(text.to_string(), std::path::Path::new("<experiment>"))?;
     let (mut g, mut rng) = seeded(seed);
+    g.set_precision(precision)?;
     let net = file.build(&ds.batch_shape(1), &mut g.params, &mut rng)?;
     Ok((g, net))
 }
 
 /// The chapter's 784-256-128-64-10 preset `preset`, seeded as [`build`] seeds a model.
-pub fn chapter_preset(preset: Preset, seed: u64) -> Result<(Graph, Net)> {
+pub fn chapter_preset(preset: Preset, seed: u64, precision: Precision) -> Result<(Graph, Net)> {
     let (mut g, mut rng) = seeded(seed);
+    g.set_precision(precision)?;
     let net = mlp(&mut g.params, preset, &SEED_DIMS, &mut rng)?;
     Ok((g, net))
 }

@@ -10,6 +10,7 @@ use super::seeds::{mean_curve, results_json, seeds_text, Observations};
 use crate::data::Dataset;
 use crate::figure::{Figure, Legend, Panel, Series};
 use crate::optim::{Adam, AdamConfig};
+use crate::precision::Precision;
 use crate::presets::Preset;
 use crate::stats::{eval_input_moments, norm_layers, running_stats};
 use crate::train::{fit, FitOptions, History};
@@ -24,11 +25,18 @@ pub struct Options {
     pub epochs: usize,
     /// Seeds the initial weights, the data order and dropout (default 0).
     pub seed: u64,
+    /// How the matrix products compute (default float32; see [`crate::precision`]).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { epochs: 5, seed: 0 }
+        Options {
+            epochs: 5,
+            seed: 0,
+            precision: Precision::F32,
+        }
     }
 }
 
@@ -87,7 +95,7 @@ struct Run {
 }
 
 fn run_one(preset: Preset, o: &Options, train: &Dataset, test: &Dataset) -> Result<Run> {
-    let (mut g, mut net) = chapter_preset(preset, o.seed)?;
+    let (mut g, mut net) = chapter_preset(preset, o.seed, o.precision)?;
     let mut opt = Adam::new(crate::nn::parameters(&net), AdamConfig::default());
     let opts = FitOptions {
         epochs: o.epochs,

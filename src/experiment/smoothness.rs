@@ -25,6 +25,7 @@ use crate::figure::{Band, Figure, Legend, Panel, Series};
 use crate::graph::Graph;
 use crate::nn::{parameters, set_training, Forward, Layer, Net};
 use crate::optim::{Sgd, SgdConfig};
+use crate::precision::Precision;
 use crate::presets::Preset;
 use crate::train::{evaluate, run_batch, train_step, Mode, StepBuffers};
 use crate::{state_dict, Error, ParamId, Result, Rng, Tensor, Var};
@@ -48,6 +49,9 @@ pub struct Options {
     pub walk: Vec<f64>,
     /// Seeds the initial weights, the data order and the noise (default 0).
     pub seed: u64,
+    /// How the matrix products compute (default float32; see [`crate::precision`]).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             lr: 0.1,
             walk: vec![0.25, 0.5, 1.0, 2.0, 4.0],
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -176,14 +181,14 @@ impl Forward for NoisyShift {
 
 /// Arm `arm`'s model from `seed` (the same initial weights for all three), and for the noisy
 /// arm the counter its noise reads the step from.
-fn model(arm: usize, seed: u64) -> Result<(Graph, Net, Arc<AtomicU64>)> {
+fn model(arm: usize, seed: u64, precision: Precision) -> Result<(Graph, Net, Arc<AtomicU64>)> {
     let step = Arc::new(AtomicU64::new(0));
     let preset = if ARMS[arm].0 == "plain" {
         Preset::Plain
     } else {
         Preset::Bn
     };
-    let (g, mut net) = chapter_preset(preset, seed)?;
+    let (g, mut net) = chapter_preset(preset, seed, precision)?;
     if ARMS[arm].0 == "noisy_bn" {
         for (_, block) in &mut net.blocks {
             if let Layer::Sequential(seq) = block {
@@ -291,7 +296,7 @@ fn walk(
 }
 
 fn run_one(o: &Options, arm: usize, train: &Dataset, test: &Dataset) -> Result<Run> {
-    let (mut g, mut net, noise_step) = model(arm, o.seed)?;
+    let (mut g, mut net, noise_step) = model(arm, o.seed, o.precision)?;
     let ids = parameters(&net);
     let mut opt = Sgd::new(
         ids.clone(),
