@@ -29,13 +29,15 @@ impl Gen {
     }
 }
 
-/// How an operand is stored: row-major, transposed (the view is `.t()` of the stored matrix), or
-/// a strided sub-view of a larger buffer (rows `extra` elements longer, every other column).
+/// How an operand is stored: row-major, transposed (the view is `.t()` of the stored matrix), a
+/// strided sub-view of a larger buffer (rows 3 elements apart beyond twice their length, every
+/// other column), or the transpose of such a sub-view.
 #[derive(Clone, Copy, Debug)]
 enum Layout {
     RowMajor,
     Transposed,
     Strided,
+    StridedTransposed,
 }
 
 /// A (rows, cols) view over `buf` in `layout`; `buf` is made large enough by `storage`.
@@ -43,6 +45,7 @@ fn storage(rows: usize, cols: usize, layout: Layout) -> usize {
     match layout {
         Layout::RowMajor | Layout::Transposed => rows * cols,
         Layout::Strided => rows * (2 * cols + 3) + 1,
+        Layout::StridedTransposed => storage(cols, rows, Layout::Strided),
     }
 }
 
@@ -57,6 +60,7 @@ fn view(buf: &[f32], rows: usize, cols: usize, layout: Layout) -> Mat<'_> {
             row_stride: 2 * cols + 3,
             col_stride: 2,
         },
+        Layout::StridedTransposed => view(buf, cols, rows, Layout::Strided).t(),
     }
 }
 
@@ -109,6 +113,7 @@ fn check_shape(
         (Transposed, RowMajor),
         (RowMajor, Transposed),
         (Strided, Strided),
+        (StridedTransposed, StridedTransposed),
         (Transposed, Strided),
     ] {
         let abuf = g.vec(storage(m, k, la), scale);

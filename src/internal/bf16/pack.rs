@@ -120,16 +120,36 @@ fn pack_panel(m: Mat, j0: usize, cols: usize, panel: &mut [u32], width: usize) {
             }
         }
     } else {
-        // a transposed view: each column's run along k is the short stride
+        // a transposed view: each column's run along k is the short stride; its pairs are made
+        // in a row (vectorised when the run is contiguous), then stored down the panel
+        let mut run = vec![0u32; k.div_ceil(2)];
         for c in 0..cols {
             let col = &m.data[(j0 + c) * cs..];
-            for q in 0..k / 2 {
-                panel[q * width + c] = pair(col[2 * q * rs], col[(2 * q + 1) * rs]);
-            }
-            if k % 2 == 1 {
-                panel[(k / 2) * width + c] = pair(col[(k - 1) * rs], 0.0);
-            }
+            pairs_of_run(col, k, rs, &mut run);
+            panel[c..]
+                .iter_mut()
+                .step_by(width)
+                .zip(&run)
+                .for_each(|(o, &v)| *o = v);
         }
+    }
+}
+
+/// `out[q] = pair(src[2q * stride], src[(2q + 1) * stride])` for the k values of a run (the last
+/// pair's high half zero when k is odd).
+#[inline(always)]
+fn pairs_of_run(src: &[f32], k: usize, stride: usize, out: &mut [u32]) {
+    if stride == 1 {
+        out.iter_mut()
+            .zip(src[..k - k % 2].chunks_exact(2))
+            .for_each(|(o, xy)| *o = pair(xy[0], xy[1]));
+    } else {
+        for (q, o) in out.iter_mut().enumerate().take(k / 2) {
+            *o = pair(src[2 * q * stride], src[(2 * q + 1) * stride]);
+        }
+    }
+    if k % 2 == 1 {
+        out[k / 2] = pair(src[(k - 1) * stride], 0.0);
     }
 }
 
@@ -186,15 +206,38 @@ fn pack_a_block(a: Mat, i0: usize, rows: usize, block: &mut [u32]) {
             }
         }
     } else {
-        // a transposed view: each k's run along the rows is the short stride
+        // a transposed view: each k's run along the rows is the short stride; a pair of runs
+        // (k = 2q and 2q + 1) gives pair q of every row (vectorised when contiguous), stored
+        // down the tile's column q
         let base = &a.data[i0 * rs..];
+        let mut run = vec![0u32; rows];
         for q in 0..k.div_ceil(2) {
             let lo = &base[2 * q * cs..];
-            let hi = (2 * q + 1 < k).then(|| &base[(2 * q + 1) * cs..]);
-            for r in 0..rows {
-                let y = hi.map_or(0.0, |hi| hi[r * rs]);
-                block[at(r, q)] = pair(lo[r * rs], y);
+            match (2 * q + 1 < k, rs) {
+                (true, 1) => {
+                    let hi = &base[(2 * q + 1) * cs..];
+                    run.iter_mut()
+                        .zip(&lo[..rows])
+                        .zip(&hi[..rows])
+                        .for_each(|((o, &x), &y)| *o = pair(x, y));
+                }
+                (true, _) => {
+                    let hi = &base[(2 * q + 1) * cs..];
+                    for (r, o) in run.iter_mut().enumerate() {
+                        *o = pair(lo[r * rs], hi[r * rs]);
+                    }
+                }
+                (false, _) => {
+                    for (r, o) in run.iter_mut().enumerate() {
+                        *o = pair(lo[r * rs], 0.0);
+                    }
+                }
             }
+            block[at(0, q)..]
+                .iter_mut()
+                .step_by(GROUP)
+                .zip(&run)
+                .for_each(|(o, &v)| *o = v);
         }
     }
 }
