@@ -34,7 +34,14 @@ const SHAPES: [(&str, usize, usize, usize, bool, bool); 9] = [
     ("batch 32: 32 x 784 x 256", 32, 784, 256, false, true),
     // the seed's model with hidden layers 4x wider, batch 1024: layer 2's three products
     ("4x x W2^T: 1024 x 1024 x 512", 1024, 1024, 512, false, true),
-    ("4x dy^T x: 512 x 1024 x 1024 (A^T B)", 512, 1024, 1024, true, false),
+    (
+        "4x dy^T x: 512 x 1024 x 1024 (A^T B)",
+        512,
+        1024,
+        1024,
+        true,
+        false,
+    ),
     ("4x dy W2: 1024 x 512 x 1024", 1024, 512, 1024, false, false),
     // the size PyTorch's rate is quoted at (issue 23: 331 GFLOP/s on 2 Xeon cores)
     ("square: 2048 x 2048 x 2048", 2048, 2048, 2048, false, false),

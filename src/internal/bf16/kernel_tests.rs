@@ -1,9 +1,11 @@
 //! Every fast kernel this CPU has, against the emulation ([`matmul_emulated`]), and the choice of
-//! kernel against the CPU's capabilities.
+//! kernel against the CPU's capabilities. The emulation runs through the same shape tests on
+//! every CPU (on one without a fast kernel it is all they test), against the exact sum.
 //!
 //! Tolerance: the kernels add the same exact products (a product of two bfloat16s is exact in
 //! float32) in another order, so they differ from the emulation by float32 summation error:
-//! `|fast - emu| <= 2 (k + 1) 2^-24 (|dst before| + sum_p |a_bf(i,p) b_bf(p,j)|)`.
+//! `|fast - emu| <= 2 (k + 1) 2^-24 (|dst before| + sum_p |a_bf(i,p) b_bf(p,j)|)`; and both
+//! differ from the exact sum of those terms (in float64) by no more than that bound either.
 //!
 //! Denormals: `VDPBF16PS` and `TDPBF16PS` treat denormal inputs as zero and flush denormal
 //! results; the emulation does not. The shapes' values keep every product and partial sum far
@@ -64,7 +66,24 @@ fn view(buf: &[f32], rows: usize, cols: usize, layout: Layout) -> Mat<'_> {
     }
 }
 
-/// Checks `fast` against the emulation element by element, with the bound above (+ `floor`).
+/// What a test runs: a fast kernel, or the emulation itself.
+#[derive(Clone, Copy, Debug)]
+enum Under {
+    Kernel(Bf16Kernel),
+    Emulation,
+}
+
+impl Under {
+    fn run(self, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool: bool) {
+        match self {
+            Under::Kernel(k) => matmul_on(k, dst, a, b, accumulate, on_pool),
+            Under::Emulation => matmul_emulated(dst, a, b, accumulate),
+        }
+    }
+}
+
+/// Checks `fast` against the emulation and the exact (float64) sum element by element, with
+/// the bound above (+ `floor`).
 fn assert_close(
     fast: &[f32],
     a: Mat,
@@ -79,21 +98,23 @@ fn assert_close(
     matmul_emulated(&mut emu, a, b, accumulate);
     for i in 0..m {
         for j in 0..n {
-            let mut mag = if accumulate {
-                before[i * n + j].abs() as f64
+            let start = if accumulate {
+                before[i * n + j] as f64
             } else {
                 0.0
             };
+            let (mut exact, mut mag) = (start, start.abs());
             for p in 0..k {
                 let x = round_bf16(a.data[i * a.row_stride + p * a.col_stride]) as f64;
                 let y = round_bf16(b.data[p * b.row_stride + j * b.col_stride]) as f64;
+                exact += x * y;
                 mag += (x * y).abs();
             }
             let bound = 2.0 * (k + 1) as f64 * 2f64.powi(-24) * mag + floor;
             let (f, e) = (fast[i * n + j] as f64, emu[i * n + j] as f64);
             assert!(
-                (f - e).abs() <= bound,
-                "{what}: ({i}, {j}) fast {f} emulated {e} bound {bound}"
+                (f - e).abs() <= bound && (f - exact).abs() <= bound,
+                "{what}: ({i}, {j}) fast {f} emulated {e} exact {exact} bound {bound}"
             );
         }
     }
@@ -101,7 +122,7 @@ fn assert_close(
 
 /// One product on `kernel` against the emulation, every combination of layouts and both modes.
 fn check_shape(
-    kernel: Bf16Kernel,
+    kernel: Under,
     on_pool: bool,
     (m, k, n): (usize, usize, usize),
     scale: f32,
@@ -122,17 +143,17 @@ fn check_shape(
         for accumulate in [false, true] {
             let before = g.vec(m * n, scale * scale);
             let mut fast = before.clone();
-            matmul_on(kernel, &mut fast, a, b, accumulate, on_pool);
+            kernel.run(&mut fast, a, b, accumulate, on_pool);
             let what = format!(
-                "{kernel} pool={on_pool} {m}x{k}x{n} {la:?}/{lb:?} acc={accumulate} scale={scale}"
+                "{kernel:?} pool={on_pool} {m}x{k}x{n} {la:?}/{lb:?} acc={accumulate} scale={scale}"
             );
             assert_close(&fast, a, b, &before, accumulate, 0.0, &what);
         }
     }
 }
 
-/// The kernels this CPU runs, printed so that a run shows which were tested.
-fn kernels_under_test() -> Vec<Bf16Kernel> {
+/// The kernels this CPU runs, then the emulation, printed so that a run shows what was tested.
+fn kernels_under_test() -> Vec<Under> {
     let kernels = cpu_kernels();
     if kernels.is_empty() {
         println!(
@@ -140,9 +161,13 @@ fn kernels_under_test() -> Vec<Bf16Kernel> {
             kernel().unwrap_err()
         );
     } else {
-        println!("bf16: testing {kernels:?} against the emulation");
+        println!("bf16: testing {kernels:?} and the emulation");
     }
     kernels
+        .into_iter()
+        .map(Under::Kernel)
+        .chain([Under::Emulation])
+        .collect()
 }
 
 #[test]
@@ -197,27 +222,13 @@ fn every_kernel_handles_an_empty_inner_dimension() {
     for kernel in kernels_under_test() {
         let (a, b) = (vec![0.0f32; 0], vec![0.0f32; 0]);
         let mut d = vec![3.0f32; 6];
-        matmul_on(
-            kernel,
-            &mut d,
-            Mat::new(&a, 2, 0),
-            Mat::new(&b, 0, 3),
-            true,
-            false,
-        );
-        assert_eq!(d, vec![3.0; 6], "{kernel}: k = 0 accumulates nothing");
-        matmul_on(
-            kernel,
-            &mut d,
-            Mat::new(&a, 2, 0),
-            Mat::new(&b, 0, 3),
-            false,
-            true,
-        );
+        kernel.run(&mut d, Mat::new(&a, 2, 0), Mat::new(&b, 0, 3), true, false);
+        assert_eq!(d, vec![3.0; 6], "{kernel:?}: k = 0 accumulates nothing");
+        kernel.run(&mut d, Mat::new(&a, 2, 0), Mat::new(&b, 0, 3), false, true);
         assert_eq!(
             d,
             vec![0.0; 6],
-            "{kernel}: k = 0 without accumulate is zero"
+            "{kernel:?}: k = 0 without accumulate is zero"
         );
     }
 }
@@ -235,14 +246,7 @@ fn denormal_inputs_lose_at_most_their_own_size() {
     }
     for kernel in kernels_under_test() {
         let mut d = vec![0.0; m * n];
-        matmul_on(
-            kernel,
-            &mut d,
-            Mat::new(&a, m, k),
-            Mat::new(&b, k, n),
-            false,
-            false,
-        );
+        kernel.run(&mut d, Mat::new(&a, m, k), Mat::new(&b, k, n), false, false);
         let floor = k as f64 * 2f64.powi(-126);
         assert_close(
             &d,
