@@ -1,5 +1,5 @@
-//! The AMX kernel: `TDPBF16PS` on 2 x 2 blocks of 16 x 16 float32 tiles, through `asm!` (stable
-//! Rust has no AMX intrinsics).
+//! The AMX kernel: `TDPBF16PS` on 2 x 2 blocks of 16 x 16 float32 tiles (1 x 2, 2 x 1 or 1 x 1 at
+//! the matrix's bottom and right edges), through `asm!` (stable Rust has no AMX intrinsics).
 //!
 //! AMX has eight tile registers `tmm0..tmm7` of up to 16 rows x 64 bytes, shaped by a 64-byte
 //! configuration (`LDTILECFG`, palette 1). Here every tile is 16 rows x 64 bytes:
@@ -106,9 +106,9 @@ fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: b
             let bp = &pb[(j / NR) * pairs * NR + q0 * NR..][..kq * NR];
             for i in (blk.i0..blk.i1).step_by(MR) {
                 let ap = &pa[(i / MR) * pairs * MR + q0 * MR..][..kq * MR];
-                // SAFETY: the tiles are configured (see `matmul`); ap and bp hold kq pairs
-                unsafe { micro_2x2(ap, bp, kq / GROUP, &mut c) };
                 let (rows, cols) = (MR.min(blk.i1 - i), NR.min(blk.j1 - j));
+                // SAFETY: the tiles are configured (see `matmul`); ap and bp hold kq pairs
+                unsafe { micro(ap, bp, kq / GROUP, &mut c, rows, cols) };
                 for r in 0..rows {
                     let src = &c.0[r * NR..r * NR + cols];
                     // SAFETY: (i + r, j..j + cols) lies in this task's block of dst
@@ -128,22 +128,25 @@ fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: b
 #[repr(C, align(64))]
 struct Tile32([f32; MR * NR]);
 
-/// `c = a . b` over `groups` groups of 16 pairs:
+/// `c = a . b` over `groups` groups of 16 pairs, on the tiles that hold output: all four when
+/// the block has more than 16 rows and columns, else only the top row of tiles (`rows <= 16`)
+/// and/or the left column (`cols <= 16`), so an edge block does no work for its padding.
 ///
 /// ```text
 /// a: (groups, 32, 16) pairs   (two A tiles per group: rows 0..16, rows 16..32)
 /// b: (groups * 16, 32) pairs  (B0 = columns 0..16, B1 = columns 16..32 of each row)
-/// c: 32 x 32 float32, row-major
+/// c: 32 x 32 float32, row-major (only the tiles computed are written)
 /// ```
 ///
 /// Reference, per element: `for q in 0..16 groups { s += a[r][q].lo * b[q][c].lo + a[r][q].hi * b[q][c].hi }`.
 ///
 /// # Safety
 /// The tile configuration `CONFIG` must be loaded on this thread.
-unsafe fn micro_2x2(a: &[u32], b: &[u32], groups: usize, c: &mut Tile32) {
+unsafe fn micro(a: &[u32], b: &[u32], groups: usize, c: &mut Tile32, rows: usize, cols: usize) {
     assert!(a.len() >= groups * GROUP * MR && b.len() >= groups * GROUP * NR);
+    let (two_rows, two_cols) = (rows > 16, cols > 16);
     // SAFETY (every block below): the tiles are configured; each load reads 16 rows of 64
-    // bytes inside `a` or `b` (checked above); the store writes 16 rows of 64 bytes inside `c`
+    // bytes inside `a` or `b` (checked above); each store writes 16 rows of 64 bytes inside `c`
     unsafe {
         asm!(
             "tilezero tmm0",
@@ -155,24 +158,53 @@ unsafe fn micro_2x2(a: &[u32], b: &[u32], groups: usize, c: &mut Tile32) {
         for g in 0..groups {
             let ag = a.as_ptr().add(g * GROUP * MR);
             let bg = b.as_ptr().add(g * GROUP * NR);
-            asm!(
-                "tileloadd tmm4, [{a0} + {sa}*1]",
-                "tileloadd tmm5, [{a1} + {sa}*1]",
-                "tileloadd tmm6, [{b0} + {sb}*1]",
-                "tileloadd tmm7, [{b1} + {sb}*1]",
-                "tdpbf16ps tmm0, tmm4, tmm6",
-                "tdpbf16ps tmm1, tmm4, tmm7",
-                "tdpbf16ps tmm2, tmm5, tmm6",
-                "tdpbf16ps tmm3, tmm5, tmm7",
-                a0 = in(reg) ag,
-                a1 = in(reg) ag.add(GROUP * 16),
-                b0 = in(reg) bg,
-                b1 = in(reg) bg.add(16),
-                sa = in(reg) GROUP * 4,
-                sb = in(reg) NR * 4,
-                options(nostack, readonly)
-            );
+            let (a0, a1, b0, b1) = (ag, ag.add(GROUP * 16), bg, bg.add(16));
+            let (sa, sb) = (GROUP * 4, NR * 4);
+            match (two_rows, two_cols) {
+                (true, true) => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
+                    sa = in(reg) sa, sb = in(reg) sb,
+                    options(nostack, readonly)
+                ),
+                (false, true) => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    a0 = in(reg) a0, b0 = in(reg) b0, b1 = in(reg) b1,
+                    sa = in(reg) sa, sb = in(reg) sb,
+                    options(nostack, readonly)
+                ),
+                (true, false) => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0,
+                    sa = in(reg) sa, sb = in(reg) sb,
+                    options(nostack, readonly)
+                ),
+                (false, false) => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    a0 = in(reg) a0, b0 = in(reg) b0,
+                    sa = in(reg) sa, sb = in(reg) sb,
+                    options(nostack, readonly)
+                ),
+            }
         }
+        // the tiles not computed are still zero: storing them costs little and keeps one store
         let p = c.0.as_mut_ptr();
         asm!(
             "tilestored [{c00} + {s}*1], tmm0",
