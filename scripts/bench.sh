@@ -2,7 +2,16 @@
 # bnlab and PyTorch side by side, one after the other on the same machine, as ratios.
 #   scripts/bench.sh [EPOCHS]        (needs `pip install torch numpy`; takes several minutes)
 #   ROUNDS=R (default 3): each setting is measured R times, bnlab then PyTorch in each round;
-#   CNN=1 adds the cnn-bn preset (one round: about 3 minutes).
+#   CNN=1 adds the cnn-bn preset, against PyTorch's default (NCHW) and channels_last (one round
+#   each: about 3 minutes each);
+#   BF16=0 leaves out the bfloat16 rows, which run by default on a CPU with AVX512-BF16 or AMX:
+#   `bnlab bench --precision bf16` against PyTorch's torch.autocast("cpu", dtype=torch.bfloat16)
+#   (and, for cnn-bn with CNN=1, autocast + channels_last, PyTorch's fastest CNN setting).
+# The evaluation columns are the test set at each row's batch size: the 4x-wide row's is the
+# 4x-wide model's evaluation at batch 1024.
+# The "csv table" row is MNIST written out as a CSV table (scripts/mnist_csv.py, made once into
+# ${TMPDIR:-/tmp}/bnlab-bench-csv): a table has no zeros to skip once standardised, so it times
+# bnlab's dense first layer, which MNIST's images never use.
 # For each setting: median seconds per training epoch and per test-set evaluation, both sides
 # measured the same way (scripts/torch_bench.py mirrors `bnlab bench`). The speed of these
 # machines drifts by 10-30% within minutes, so a ratio is taken within each round (the two
@@ -45,8 +54,35 @@ run "bn, batch 256" "$rounds" "--batch-size 256" "--batch 256"
 run "bn, batch 1024" "$rounds" "--batch-size 1024" "--batch 1024"
 run "bn x2 wide, batch 1024" "$rounds" "--batch-size 1024 --width 2" "--batch 1024 --width 2"
 run "bn x4 wide, batch 1024" "$rounds" "--batch-size 1024 --width 4" "--batch 1024 --width 4"
+csv_dir=${TMPDIR:-/tmp}/bnlab-bench-csv
+if [ ! -f "$csv_dir/mnist_test.csv" ]; then
+  python3 scripts/mnist_csv.py "$data" "$csv_dir" > /dev/null
+fi
+csv="--train-csv $csv_dir/mnist_train.csv --test-csv $csv_dir/mnist_test.csv --target label"
+run "csv table, batch 256" "$rounds" "--batch-size 256 $csv" "--batch 256 $csv"
 if [ "${CNN:-0}" = 1 ]; then
   run "cnn-bn, batch 256" 1 "--model cnn-bn --batch-size 256" "--model cnn-bn --batch 256"
+  run "cnn-bn, torch NHWC" 1 "--model cnn-bn --batch-size 256" \
+    "--model cnn-bn --batch 256 --channels-last"
+fi
+if [ "${BF16:-1}" = 1 ]; then
+  if grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+    echo "bfloat16: bnlab --precision bf16 against PyTorch's autocast bf16"
+    run "bn, batch 256, bf16" "$rounds" "--batch-size 256 --precision bf16" \
+      "--batch 256 --autocast bf16"
+    run "bn x4 wide b1024 bf16" "$rounds" "--batch-size 1024 --width 4 --precision bf16" \
+      "--batch 1024 --width 4 --autocast bf16"
+    run "csv table, bf16" "$rounds" "--batch-size 256 --precision bf16 $csv" \
+      "--batch 256 --autocast bf16 $csv"
+    if [ "${CNN:-0}" = 1 ]; then
+      run "cnn-bn, bf16" 1 "--model cnn-bn --batch-size 256 --precision bf16" \
+        "--model cnn-bn --batch 256 --autocast bf16"
+      run "cnn-bn bf16 torch NHWC" 1 "--model cnn-bn --batch-size 256 --precision bf16" \
+        "--model cnn-bn --batch 256 --autocast bf16 --channels-last"
+    fi
+  else
+    echo "bfloat16 rows left out: this CPU has neither AVX512-BF16 nor AMX-BF16"
+  fi
 fi
 
 echo

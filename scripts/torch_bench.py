@@ -3,10 +3,18 @@
 Median seconds per training epoch (the seed's model, Adam, cross entropy, in-memory MNIST
 shuffled into batches each epoch) and per evaluation of the 10k test set, and peak memory.
 usage: python3 scripts/torch_bench.py DATA_DIR [--batch B] [--epochs E] [--threads T]
-       [--width W] [--model bn|cnn-bn] [--model-file FILE]
+       [--width W] [--model bn|cnn-bn] [--model-file FILE] [--autocast bf16] [--channels-last]
+       [--train-csv FILE --test-csv FILE --target COLUMN]
+--autocast bf16: forward and loss inside torch.autocast("cpu", dtype=torch.bfloat16), as PyTorch
+users write it (the backward follows the forward's types), for training and evaluation alike:
+the counterpart of `bnlab bench --precision bf16`.
+--channels-last: the CNN and each batch in torch.channels_last (NHWC), oneDNN's fast layout.
+--train-csv: a table instead of MNIST (DATA_DIR is then unused), standardised as bnlab does
+(the training rows' mean and population standard deviation), the MLP sized to its columns and
+classes: the counterpart of `bnlab bench --train-csv`.
 Prints one JSON line like `bnlab bench --json`. Needs torch and numpy (never run by the tests).
 """
-import argparse, gzip, json, os, resource, statistics, time
+import argparse, contextlib, gzip, json, os, resource, statistics, time
 
 import numpy as np
 import torch
@@ -27,10 +35,30 @@ def load(d, split):
     return torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
 
 
-def mlp(width):
-    dims = [784, 256 * width, 128 * width, 64 * width]
+def load_csv(path, target):
+    """(features, labels) of a CSV table with a header row and numeric columns."""
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
+    t = header.index(target)
+    return np.delete(table, t, axis=1), table[:, t].astype(np.int64)
+
+
+def load_tables(a):
+    """The training and test tables as tensors, standardised with the training rows' statistics."""
+    xtr, ytr = load_csv(a.train_csv, a.target)
+    xte, yte = load_csv(a.test_csv, a.target)
+    mean = xtr.astype(np.float64).mean(axis=0)
+    std = xtr.astype(np.float64).std(axis=0)
+    std[std == 0] = 1.0
+    norm = lambda x: torch.from_numpy(((x - mean) / std).astype(np.float32))
+    return norm(xtr), torch.from_numpy(ytr), norm(xte), torch.from_numpy(yte)
+
+
+def mlp(width, features=784, classes=10):
+    dims = [features, 256 * width, 128 * width, 64 * width]
     blocks = [nn.Sequential(nn.Linear(i, o), nn.BatchNorm1d(o), nn.ReLU()) for i, o in zip(dims, dims[1:])]
-    return nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1], 10))
+    return nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1], classes))
 
 
 def cnn():
@@ -49,12 +77,24 @@ def main():
     ap.add_argument("--width", type=int, default=1)
     ap.add_argument("--model", default="bn", choices=["bn", "cnn-bn"])
     ap.add_argument("--model-file", help="a model file, built as scripts/model_file_check.py does")
+    ap.add_argument("--autocast", choices=["bf16"], help="forward and loss under torch.autocast")
+    ap.add_argument("--channels-last", action="store_true", help="the CNN and its input in NHWC")
+    ap.add_argument("--train-csv", help="a table to train on instead of MNIST")
+    ap.add_argument("--test-csv", help="with --train-csv: the table to evaluate on")
+    ap.add_argument("--target", help="with --train-csv: the column to predict")
     a = ap.parse_args()
+    if a.train_csv and not (a.test_csv and a.target):
+        ap.error("--train-csv needs --test-csv and --target")
+    if a.channels_last and a.model != "cnn-bn":
+        ap.error("--channels-last applies to --model cnn-bn")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    xtr, ytr = load(a.data_dir, "train")
-    xte, yte = load(a.data_dir, "t10k")
+    if a.train_csv:
+        xtr, ytr, xte, yte = load_tables(a)
+    else:
+        xtr, ytr = load(a.data_dir, "train")
+        xte, yte = load(a.data_dir, "t10k")
     if a.model_file:
         import sys
         sys.path.insert(0, os.path.dirname(__file__))
@@ -62,8 +102,17 @@ def main():
         lines = [l for l in open(a.model_file).read().splitlines() if l.strip()]
         model = parse(lines, 0)[0]
         a.model = a.model_file
+    elif a.model == "cnn-bn":
+        model = cnn()
     else:
-        model = cnn() if a.model == "cnn-bn" else mlp(a.width)
+        classes = int(max(ytr.max(), yte.max())) + 1
+        model = mlp(a.width, xtr.shape[1] if a.train_csv else 784, classes)
+    # the batches take NHWC strides as they are sliced (a copy per batch, as a DataLoader's
+    # collate makes one anyway)
+    layout = torch.channels_last if a.channels_last else torch.contiguous_format
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    cast = lambda: (torch.autocast("cpu", dtype=torch.bfloat16) if a.autocast else contextlib.nullcontext())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     train_s, eval_s = [], []
@@ -73,7 +122,9 @@ def main():
         idx = torch.randperm(len(xtr))
         for i in range(0, len(xtr), a.batch):
             j = idx[i:i + a.batch]
-            loss = loss_fn(model(xtr[j]), ytr[j])
+            x = xtr[j].contiguous(memory_format=layout) if a.channels_last else xtr[j]
+            with cast():
+                loss = loss_fn(model(x), ytr[j])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -82,10 +133,14 @@ def main():
         t0 = time.perf_counter()
         with torch.no_grad():
             for i in range(0, len(xte), a.batch):
-                loss_fn(model(xte[i:i + a.batch]), yte[i:i + a.batch]).item()
+                x = xte[i:i + a.batch]
+                x = x.contiguous(memory_format=layout) if a.channels_last else x
+                with cast():
+                    loss_fn(model(x), yte[i:i + a.batch]).item()
         eval_s.append(time.perf_counter() - t0)
     t, e = statistics.median(train_s), statistics.median(eval_s)
     print(json.dumps({"model": a.model, "batch_size": a.batch, "threads": torch.get_num_threads(), "width": a.width,
+                      "precision": a.autocast or "f32", "channels_last": a.channels_last,
                       "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": len(xtr) / t,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "torch": torch.__version__}))

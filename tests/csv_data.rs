@@ -275,3 +275,42 @@ fn a_table_that_does_not_fit_the_model_is_refused_before_training() {
         assert!(!dir.path().join(d).join("last.safetensors").exists());
     }
 }
+
+/// `bnlab bench` times a table as `train` loads it: the MLP preset sized to its columns and
+/// classes (also 2x wide), in one JSON line; an image model and a half-named table are refused
+/// in one line.
+#[test]
+fn bench_times_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("three.csv");
+    common::write_three_class_table(&table, 60);
+    let t = path_str(&table);
+    let bench = |extra: &[&str]| {
+        let mut a = strings(&["bench", "--epochs", "1", "--threads", "2", "--json"]);
+        a.extend(strings(&[
+            "--batch-size",
+            "16",
+            "--train-csv",
+            t,
+            "--target",
+            "cls",
+        ]));
+        a.extend(strings(extra));
+        run(&a, dir.path())
+    };
+    for width in ["1", "2"] {
+        let o = bench(&["--test-csv", t, "--width", width]);
+        assert_ok(&o);
+        let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(j["width"], width.parse::<u64>().unwrap());
+        // 60 rows trained in the epoch timed
+        let (secs, rate) = (
+            j["train_epoch_seconds"].as_f64().unwrap(),
+            j["train_samples_per_second"].as_f64().unwrap(),
+        );
+        assert!((secs * rate - 60.0).abs() < 1e-6, "{j}");
+    }
+    assert_clean_error(&bench(&["--model", "cnn-bn"]), &["--model cnn-bn", "table"]);
+    let o = run(&strings(&["bench", "--test-csv", t]), dir.path());
+    assert_clean_error(&o, &["--train-csv"]);
+}

@@ -58,7 +58,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Train several models with the same seed and data order; a table and one plot.
     Compare(CompareArgs),
-    /// Median seconds per training epoch and per test-set evaluation on in-memory MNIST.
+    /// Median seconds per training epoch and per test-set evaluation on in-memory MNIST (or a
+    /// CSV table).
     Bench(BenchArgs),
     /// Fold eval-mode BatchNorms into the layers beside them: a state dict and a model file.
     Fold(FoldArgs),
@@ -264,6 +265,15 @@ pub struct WatchOptions {
     pub tensorboard: Option<PathBuf>,
 }
 
+impl TrainOptions {
+    /// Every option at its command-line default (MNIST, ten epochs, ...).
+    pub fn defaults() -> TrainOptions {
+        let cmd = TrainOptions::augment_args(clap::Command::new("defaults"));
+        let matches = cmd.get_matches_from(["defaults"]);
+        clap::FromArgMatches::from_arg_matches(&matches).expect("every option has a default")
+    }
+}
+
 impl WatchOptions {
     /// The default number of steps between two statistics records.
     pub const DEFAULT_EVERY: usize = 50;
@@ -385,6 +395,16 @@ pub struct BenchArgs {
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Time a table instead of MNIST: the training table (a header row, numeric columns; the
+    /// MLP presets only, sized to its columns).
+    #[arg(long, requires = "target")]
+    pub train_csv: Option<PathBuf>,
+    /// With --train-csv: the test table (same columns) [default: a seeded fifth of the rows].
+    #[arg(long, requires = "train_csv")]
+    pub test_csv: Option<PathBuf>,
+    /// With --train-csv: the column to predict.
+    #[arg(long, requires = "train_csv")]
+    pub target: Option<String>,
     /// Matrix products and convolutions, forward and backward: f32, or bf16 (bfloat16
     /// operands, float32 sums, on the CPU's AVX512-BF16 or AMX units; refused on a CPU without
     /// them). Everything else, and the saved weights, stay float32.

@@ -1,8 +1,8 @@
 //! `bnlab bench`: seconds per training epoch and per evaluation of the test set, median of
-//! several epochs, on in-memory MNIST. The PyTorch side is ../shared/reference/seed_bn_mnist.py;
+//! several epochs, on in-memory MNIST (or a CSV table, `--train-csv`). The PyTorch side is ../shared/reference/seed_bn_mnist.py;
 //! scripts/bench.sh runs both and prints the ratios.
 
-use super::args::{BenchArgs, PrecisionName, Settings};
+use super::args::{BenchArgs, PrecisionName, Settings, TrainOptions};
 use super::data;
 use super::model::{parse_model, ModelSpec};
 use bnlab::data::Loader;
@@ -31,7 +31,21 @@ pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()
         ));
     }
     a.precision.check()?;
-    let (train, test) = data::load_both(data::parse_kind("mnist")?, settings.data_dir.as_deref())?;
+    let (train, test) = match &a.train_csv {
+        // a table, loaded and standardised as `bnlab train --dataset csv` loads it
+        Some(path) => {
+            let opts = TrainOptions {
+                dataset: "csv".into(),
+                train_csv: Some(path.clone()),
+                test_csv: a.test_csv.clone(),
+                target: a.target.clone(),
+                ..TrainOptions::defaults()
+            };
+            let run = data::load_run_data(&opts, settings.data_dir.as_deref())?;
+            (run.train, run.test)
+        }
+        None => data::load_both(data::parse_kind("mnist")?, settings.data_dir.as_deref())?,
+    };
     let mlp_preset = match &model {
         ModelSpec::Preset(p) if !p.is_cnn() => Some(*p),
         _ => None,
@@ -44,7 +58,13 @@ pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()
     let (mut g, mut net) = model.build(&train, 0, false)?;
     if let (true, Some(preset)) = (a.width != 1, mlp_preset) {
         let w = a.width;
-        let dims = [train.item_size(), 256 * w, 128 * w, 64 * w, 10];
+        let dims = [
+            train.item_size(),
+            256 * w,
+            128 * w,
+            64 * w,
+            train.num_classes,
+        ];
         g = bnlab::Graph::new(1);
         net = bnlab::presets::mlp(&mut g.params, preset, &dims, &mut bnlab::Rng::seed(0))?;
     }
