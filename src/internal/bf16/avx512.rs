@@ -1,4 +1,5 @@
-//! The AVX512-BF16 kernel: `VDPBF16PS` (`_mm512_dpbf16_ps`) on register blocks of 8 x 32.
+//! The AVX512-BF16 kernel: `VDPBF16PS` (`_mm512_dpbf16_ps`) on register blocks of 8 x 32 (8 x 16 at
+//! the right edge).
 //!
 //! `VDPBF16PS acc, x, y` treats `x` and `y` as 16 lanes of bfloat16 PAIRS and does, per lane,
 //!
@@ -64,25 +65,32 @@ fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: b
                 let (rows, cols) = (MR.min(blk.i1 - i), NR.min(blk.j1 - j));
                 // SAFETY: the caller checked that this CPU has AVX512-BF16; (i, j) and the
                 // rows x cols block lie inside dst's block, which only this task writes.
-                unsafe { micro_8x32(ap, bp, kq, d.at(i, j), d.ld, rows, cols, add) };
+                unsafe {
+                    if cols > 16 {
+                        micro::<2>(ap, bp, kq, d.at(i, j), d.ld, rows, cols, add)
+                    } else {
+                        micro::<1>(ap, bp, kq, d.at(i, j), d.ld, rows, cols, add)
+                    }
+                };
             }
         }
     }
 }
 
-/// `c[r][c] (+)= sum_q a[q][r] . b[q][c]` for r < rows <= 8, c < cols <= 32, where `.` is the
-/// pair product `lo*lo + hi*hi`:
+/// `c[r][c] (+)= sum_q a[q][r] . b[q][c]` for r < rows <= 8, c < cols <= 16 H, where `.` is
+/// the pair product `lo*lo + hi*hi`; H = 2 register columns (32 columns of output), or 1 at the
+/// matrix's right edge when at most 16 columns are left (no work for the padding):
 ///
 /// ```text
 /// a: (kq, 8) pairs      (A's rows, transposed)
-/// b: (kq, 32) pairs     (B's columns)
+/// b: (kq, 32) pairs     (B's columns; the first 16 H used)
 /// c: rows x cols f32 at `c`, rows `ldc` apart
 /// ```
 ///
 /// Reference, per element: `for q in 0..kq { s += a[q][r].lo * b[q][c].lo + a[q][r].hi * b[q][c].hi }`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn micro_8x32(
+unsafe fn micro<const H: usize>(
     a: &[u32],
     b: &[u32],
     kq: usize,
@@ -92,43 +100,39 @@ unsafe fn micro_8x32(
     cols: usize,
     add: bool,
 ) {
-    assert!(a.len() >= kq * MR && b.len() >= kq * NR);
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    assert!(a.len() >= kq * MR && b.len() >= kq * NR && H <= 2);
+    let mut acc = [[_mm512_setzero_ps(); H]; MR];
+    let mut bq = [as_bh(_mm512_setzero_si512()); H];
     for q in 0..kq {
-        // SAFETY: q * 32 + 32 <= b.len(), checked above
-        let (b0, b1) = unsafe {
-            let p = b.as_ptr().add(q * NR) as *const __m512i;
-            (
-                as_bh(_mm512_loadu_si512(p)),
-                as_bh(_mm512_loadu_si512(p.add(1))),
-            )
-        };
+        for h in 0..H {
+            // SAFETY: q * 32 + 16 h + 16 <= b.len(), checked above
+            bq[h] = as_bh(unsafe { _mm512_loadu_si512(b.as_ptr().add(q * NR + 16 * h).cast()) });
+        }
         let ar = &a[q * MR..q * MR + MR];
         for r in 0..MR {
             let x = as_bh(_mm512_set1_epi32(ar[r] as i32));
-            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
-            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+            for h in 0..H {
+                acc[r][h] = _mm512_dpbf16_ps(acc[r][h], x, bq[h]);
+            }
         }
     }
-    // columns 0..16 and 16..32 of the block, masked at the matrix's right edge
-    let mask = |from: usize| -> __mmask16 {
-        let w = cols.saturating_sub(from).min(16);
-        ((1u32 << w) - 1) as __mmask16
-    };
-    let (m0, m1) = (mask(0), mask(16));
     for (r, row) in acc.iter().enumerate().take(rows) {
-        // SAFETY: the caller guarantees rows x cols floats at c, rows ldc apart; masked lanes
-        // are neither read nor written
-        unsafe {
-            // wrapping: with cols <= 16 the second half's address may lie past the buffer
-            let (p0, p1) = (c.add(r * ldc), c.add(r * ldc).wrapping_add(16));
-            let (mut v0, mut v1) = (row[0], row[1]);
-            if add {
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, p0));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, p1));
+        for (h, &v) in row.iter().enumerate() {
+            // columns 16 h .. 16 h + 16 of the block, masked at the matrix's right edge
+            let w = cols.saturating_sub(16 * h).min(16);
+            let mask = ((1u32 << w) - 1) as __mmask16;
+            // SAFETY: the caller guarantees rows x cols floats at c, rows ldc apart; masked
+            // lanes are neither read nor written (wrapping: with cols <= 16 the second half's
+            // address may lie past the buffer)
+            unsafe {
+                let p = c.add(r * ldc).wrapping_add(16 * h);
+                let v = if add {
+                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p))
+                } else {
+                    v
+                };
+                _mm512_mask_storeu_ps(p, mask, v);
             }
-            _mm512_mask_storeu_ps(p0, m0, v0);
-            _mm512_mask_storeu_ps(p1, m1, v1);
         }
     }
 }
