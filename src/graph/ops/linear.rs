@@ -3,6 +3,7 @@
 
 use super::{shape_err, Op};
 use crate::graph::{fit_len, Graph, ParamId, Var, VarKind};
+use crate::internal::bf16;
 use crate::kernels::linear;
 use crate::kernels::sparse_linear::{self, Compressed};
 use crate::precision::Precision;
@@ -99,7 +100,7 @@ impl Graph {
         let rg = self.requires_grad(x)
             || self.requires_grad(w)
             || b.is_some_and(|b| self.requires_grad(b));
-        let sparse = self.sparse_source(x, n, i);
+        let sparse = self.sparse_source(x, n, i, o);
         let op = Linear {
             x,
             w,
@@ -159,13 +160,17 @@ impl Graph {
     /// with: x's own (given with it), or `Some(the new node's)` to make one; None for the
     /// dense kernels. This is the one place that decides whether an input is sparse: on each
     /// batch's own density, whoever built the model and whatever fed the batch.
-    fn sparse_source(&mut self, x: Var, n: usize, i: usize) -> Option<usize> {
+    fn sparse_source(&mut self, x: Var, n: usize, i: usize, o: usize) -> Option<usize> {
         // only model inputs (leaves needing no gradient, or views of them such as a flatten):
         // intermediate values (a ReLU's output in eval mode, say) are rarely sparse enough for
         // the sparse kernels to beat the GEMM
         let VarKind::Node(j) = x.0 else { return None };
         let src = self.nodes[j].storage;
         if self.requires_grad(x) || !matches!(self.nodes[src].op, Op::Leaf) {
+            return None;
+        }
+        if self.dense_bf16_beats_sparse(o) {
+            (self.input_went_sparse, self.input_read) = (false, true);
             return None;
         }
         let given = &self.slots[src].sparse;
@@ -184,6 +189,29 @@ impl Graph {
         }
     }
 }
+
+impl Graph {
+    /// Whether a Linear with `o` outputs reading a model input runs faster as a dense bfloat16
+    /// product than on the float32 sparse kernels: under bfloat16, on AMX, from
+    /// [`AMX_DENSE_OUTPUTS`] outputs. `perf` of the seed's model 4x wider under
+    /// `--precision bf16` at batch 1024 (Intel Xeon, Emerald Rapids): the sparse first layer
+    /// was 41% of an epoch (its weight gradient 27%, its forward 14%) beside 10% for every
+    /// AMX product of the other layers. AMX multiplies a 1024 x 1024 x 512 product at 558
+    /// GFLOP/s (`cargo bench --bench bf16_matmul`), while the sparse kernels, at MNIST's 19%
+    /// nonzeros, do the work of a dense product at about 220 GFLOP/s at 1024 outputs. At 256
+    /// outputs (the seed's model) AMX runs a 256 x 784 x 256 product at only 208 GFLOP/s and
+    /// the sparse kernels stay ahead. AVX512-BF16 is no faster than the float32 GEMM, so it
+    /// never takes a sparse input densely.
+    fn dense_bf16_beats_sparse(&self, o: usize) -> bool {
+        self.precision == Precision::Bf16
+            && o >= AMX_DENSE_OUTPUTS
+            && matches!(bf16::kernel(), Ok(bf16::Bf16Kernel::Amx))
+    }
+}
+
+/// Outputs from which a Linear under bfloat16 on AMX reads even a sparse input as a dense
+/// bfloat16 product (see `Graph::dense_bf16_beats_sparse`).
+const AMX_DENSE_OUTPUTS: usize = 512;
 
 /// Whether an input with `nonzeros` of its `values` nonzero takes the sparse kernels.
 fn sparse_enough(nonzeros: usize, values: usize) -> bool {
