@@ -1,7 +1,8 @@
 //! The fused BatchNorm2d -> ReLU -> MaxPool2d(2, 2) op against its oracle: the three ops one
 //! after the other (each checked against PyTorch and finite differences elsewhere). The
 //! forward must give the same values bit for bit (the same arithmetic); gradients may differ
-//! only by summation order.
+//! only by summation order. Under `Precision::Bf16` the same holds: both paths run the same
+//! bfloat16 products (on a CPU without a bfloat16 kernel that test checks the refusal instead).
 //!
 //! (Longer than 400 lines on purpose: one subject's tests share one test binary, since each
 //! file under tests/ is compiled and linked on its own, which costs CI time; the tests in it are
@@ -10,7 +11,7 @@
 use bnlab::nn::{
     set_training, BatchNorm, Conv2d, Conv2dConfig, Forward, Layer, MaxPool2d, ReLU, Sequential,
 };
-use bnlab::{BnStats, ConvArgs, Graph, Rng, Tensor, Var};
+use bnlab::{BnStats, ConvArgs, Graph, Precision, Rng, Tensor, Var};
 
 struct Case {
     shape: [usize; 4],
@@ -252,7 +253,14 @@ struct ConvCase {
 }
 
 /// Output, then the gradients of x, conv weight, conv bias, bn weight, bn bias; and the batch mean.
-fn run_conv(case: &ConvCase, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>, Option<Vec<f32>>) {
+type ConvRun = (Vec<f32>, Vec<Vec<f32>>, Option<Vec<f32>>);
+
+fn run_conv(case: &ConvCase, fused: bool) -> ConvRun {
+    run_conv_in(case, fused, Precision::F32)
+}
+
+/// [`run_conv`] with the convolution's products in `precision`.
+fn run_conv_in(case: &ConvCase, fused: bool, precision: Precision) -> ConvRun {
     let [n, cin, h, w] = case.x;
     let (c, k) = (case.cout, case.kernel);
     let mut rng = Rng::seed(case.seed);
@@ -268,6 +276,7 @@ fn run_conv(case: &ConvCase, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>, Option<Ve
         random(&mut rng, c, 0.5, 2.0),
     );
     let mut g = Graph::new(0);
+    g.set_precision(precision).unwrap();
     let x = g.input(&Tensor::new(&case.x, xs).unwrap(), true).unwrap();
     let param = |g: &mut Graph, shape: &[usize], v: Vec<f32>| {
         let id = g.params.add(Tensor::new(shape, v).unwrap()).unwrap();
@@ -315,7 +324,15 @@ fn run_conv(case: &ConvCase, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>, Option<Ve
 }
 
 fn check_conv(case: ConvCase) {
-    let ((fy, fg, fm), (sy, sg, sm)) = (run_conv(&case, true), run_conv(&case, false));
+    check_conv_in(case, Precision::F32)
+}
+
+fn check_conv_in(case: ConvCase, precision: Precision) {
+    let (fused, separate) = (
+        run_conv_in(&case, true, precision),
+        run_conv_in(&case, false, precision),
+    );
+    let ((fy, fg, fm), (sy, sg, sm)) = (fused, separate);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&fy), bits(&sy), "forward values differ");
     assert_eq!(fm, sm, "statistics differ");
@@ -384,6 +401,33 @@ fn conv_block_at_the_cnn_presets_size_over_many_chunks() {
         running: false,
         seed: 14,
     });
+}
+
+/// In bfloat16 the fused block's convolution runs the same bfloat16 products as Conv2d alone:
+/// the same values, and not float32's.
+#[test]
+fn conv_block_in_bfloat16_is_the_separate_layers_in_bfloat16() {
+    let case = || ConvCase {
+        x: [5, 3, 10, 10],
+        cout: 6,
+        kernel: 3,
+        pad: 1,
+        conv_bias: true,
+        running: false,
+        seed: 15,
+    };
+    if let Err(why) = bnlab::internal::bf16::kernel() {
+        let e = Graph::new(0).set_precision(Precision::Bf16).unwrap_err();
+        assert_eq!(e.to_string(), format!("precision bf16: {why}"));
+        return;
+    }
+    check_conv_in(case(), Precision::Bf16);
+    let (y16, _, _) = run_conv_in(&case(), true, Precision::Bf16);
+    let (y32, _, _) = run_conv_in(&case(), true, Precision::F32);
+    assert!(
+        y16.iter().zip(&y32).any(|(a, b)| a != b),
+        "the products were rounded"
+    );
 }
 
 /// Conv2d(cin, cout, 3, padding 1) -> BatchNorm2d -> ReLU -> MaxPool2d(2), in training mode.
