@@ -8,8 +8,9 @@
 //! stays float32 as under autocast: BatchNorm and the other normalisations, activations,
 //! pooling, losses, the optimizer and the parameters themselves (the master weights, saved as
 //! float32). A Linear reading a mostly-zero model input (`kernels::sparse_linear`, MNIST's first
-//! layer) stays float32 too: its kernels add up rows of the weight by the input's nonzeros,
-//! which is not a product the bfloat16 units run, and is exact as it is.
+//! layer) keeps its float32 sparse kernels, which add up rows of the weight by the input's
+//! nonzeros exactly, except on AMX from 512 outputs: there the dense bfloat16 product is
+//! faster, and it is taken, as autocast does (`Graph::linear`'s decision).
 //!
 //! Set it with [`crate::Graph::set_precision`], which refuses bfloat16 on a CPU without a
 //! bfloat16 kernel (AVX512-BF16 or AMX) in one line, rather than run slowly.

@@ -25,7 +25,8 @@ pub(in crate::graph) struct Linear {
     sparse: Option<usize>,
     /// w is given as W^T (I, O) (`Graph::linear_wt`).
     transposed: bool,
-    /// The dense products' precision, forward and backward (the sparse kernels are float32).
+    /// The dense products' precision, forward and backward (the sparse kernels are float32;
+    /// see `Graph::dense_bf16_beats_sparse` for when a sparse input goes dense under bf16).
     precision: Precision,
 }
 
