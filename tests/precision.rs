@@ -632,6 +632,26 @@ fn a_bf16_run_records_keeps_and_shows_its_precision() {
     assert_eq!(a16["samples"], 20);
     let gap = a16["accuracy"].as_f64().unwrap() - a32["accuracy"].as_f64().unwrap();
     assert!(gap.abs() <= 0.05 + 1e-9, "{a16} against {a32}");
+
+    // every kernel this CPU has (AMX and AVX512-BF16 on an Intel Xeon), forced one at a time:
+    // the same evaluation within one image of each other
+    for k in bf16::cpu_kernels() {
+        let name = match k {
+            bf16::Bf16Kernel::Amx => "amx",
+            bf16::Bf16Kernel::Avx512Bf16 => "avx512",
+        };
+        let w = out.join("last.safetensors");
+        let mut v = strings(&["eval", "--weights", path_str(&w), "--json", "--precision"]);
+        v.extend(strings(&["bf16", "--data-dir", path_str(&data)]));
+        let o = command(&v, dir.path())
+            .env(bf16::KERNEL_ENV, name)
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let gap = j["accuracy"].as_f64().unwrap() - a16["accuracy"].as_f64().unwrap();
+        assert!(gap.abs() <= 0.05 + 1e-9, "{name}: {j} against {a16}");
+    }
 }
 
 #[test]
