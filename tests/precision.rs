@@ -633,6 +633,24 @@ fn a_bf16_run_records_keeps_and_shows_its_precision() {
     let gap = a16["accuracy"].as_f64().unwrap() - a32["accuracy"].as_f64().unwrap();
     assert!(gap.abs() <= 0.05 + 1e-9, "{a16} against {a32}");
 
+    // an experiment in bf16 says so in results.json and its report
+    let exp = dir.path().join("placement");
+    let mut v = strings(&["experiment", "placement", "--epochs", "1", "--threads", "2"]);
+    v.extend(strings(&[
+        "--quiet",
+        "--data-dir",
+        path_str(&data),
+        "--out",
+        path_str(&exp),
+    ]));
+    v.extend(strings(&["--precision", "bf16"]));
+    assert_ok(&run(&v, dir.path()));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(exp.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["precision"], "bf16");
+    let report = std::fs::read_to_string(exp.join("report.html")).unwrap();
+    assert!(report.contains("--precision bf16"));
+
     // every kernel this CPU has (AMX and AVX512-BF16 on an Intel Xeon), forced one at a time:
     // the same evaluation within one image of each other
     for k in bf16::cpu_kernels() {

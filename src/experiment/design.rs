@@ -130,7 +130,26 @@ pub fn assemble(
             "{extra} is not part of this experiment's runs"
         )));
     }
-    d.outcome(seeds, &grid, seconds)
+    let mut outcome = d.outcome(seeds, &grid, seconds)?;
+    say_precision(d, &mut outcome);
+    Ok(outcome)
+}
+
+/// An experiment run in bfloat16 says so, in results.json (`"precision": "bf16"`) and in its
+/// report's protocol. Float32, the default, adds nothing (its options leave the precision out),
+/// so its files are as they always were.
+fn say_precision(d: &dyn Design, o: &mut Outcome) {
+    if d.options()["precision"] != "bf16" {
+        return;
+    }
+    if let Some(results) = o.results.as_object_mut() {
+        results.insert("precision".into(), "bf16".into());
+    }
+    o.protocol.push(
+        "Every run's matrix products and convolutions took bfloat16 operands and summed in \
+         float32 (--precision bf16, PyTorch's autocast split); everything else was float32."
+            .into(),
+    );
 }
 
 /// Run every run of `d` at every seed and make its outcome; `done(finished, of)` after each.
