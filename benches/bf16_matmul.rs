@@ -9,20 +9,9 @@
 
 use bnlab::internal::bf16::{self, Bf16Kernel};
 use bnlab::internal::matmul::{self, Mat};
-use std::time::Instant;
-
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[reps / 2]
-}
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_secs;
 
 /// A product: its name, (m, k, n), whether a and b are stored transposed, whether it runs on
 /// the pool (else on the calling thread, as the conv kernel does).

@@ -3,20 +3,9 @@
 //!   MATMUL_NUM_THREADS=2 cargo bench --bench gemm_choice
 //! Prints GFLOP/s (median of repeated runs) for each library and shape.
 
-use std::time::Instant;
-
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[reps / 2]
-}
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_secs;
 
 /// (name, m, k, n, a transposed, b transposed)
 const SHAPES: [(&str, usize, usize, usize, bool, bool); 9] = [

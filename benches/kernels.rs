@@ -4,19 +4,13 @@
 
 use bnlab::internal::kernels::{linear, sparse_linear};
 use bnlab::{Precision, Rng};
-use std::time::Instant;
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_secs;
 
-fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[reps / 2]
+/// The median of `reps` runs of `f`, in microseconds.
+fn median_us(reps: usize, f: impl FnMut()) -> f64 {
+    median_secs(reps, f) * 1e6
 }
 
 fn main() {

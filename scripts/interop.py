@@ -7,26 +7,20 @@ usage: python3 scripts/interop.py BNLAB_WEIGHTS.safetensors OUT_TORCH_WEIGHTS.sa
 2. trains the seed's BNModel in PyTorch for one epoch, saves it with safetensors, and prints its
    test accuracy (compare with `bnlab eval --weights OUT_TORCH_WEIGHTS.safetensors --json`).
 """
-import gzip, json, os, sys
+import json, os, sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from mnist_idx import read_split
+
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "mnist")
 
 
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(data[3])]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * data[3]).reshape(dims)
-
-
 def load(split):
-    x = read_idx(os.path.join(DATA, f"{split}-images-idx3-ubyte.gz"))
-    y = read_idx(os.path.join(DATA, f"{split}-labels-idx1-ubyte.gz"))
+    x, y = read_split(DATA, split)
     return torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
 
 

@@ -11,22 +11,16 @@ each split (for a quick check). Train on them with
 --target label`, or time them with `bnlab bench --train-csv ... --test-csv ... --target label`.
 Needs numpy (never run by the tests).
 """
-import argparse, gzip, os
+import argparse, os
 
 import numpy as np
 
-
-def read_idx(path):
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from mnist_idx import read_split
 
 
 def write(data_dir, split, path, rows):
-    x = read_idx(os.path.join(data_dir, f"{split}-images-idx3-ubyte.gz"))[:rows]
-    y = read_idx(os.path.join(data_dir, f"{split}-labels-idx1-ubyte.gz"))[:rows]
+    x, y = read_split(data_dir, split)
+    x, y = x[:rows], y[:rows]
     table = np.concatenate([y[:, None], x.reshape(len(x), -1)], axis=1).astype(np.int64)
     header = ",".join(["label"] + [f"px{i}" for i in range(x.shape[1] * x.shape[2])])
     tmp = path + ".part"

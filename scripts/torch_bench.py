@@ -14,24 +14,17 @@ the counterpart of `bnlab bench --precision bf16`.
 classes: the counterpart of `bnlab bench --train-csv`.
 Prints one JSON line like `bnlab bench --json`. Needs torch and numpy (never run by the tests).
 """
-import argparse, contextlib, gzip, json, os, resource, statistics, time
+import argparse, contextlib, json, os, resource, statistics, time
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-
-def read_idx(path):
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from mnist_idx import read_split
 
 
 def load(d, split):
-    x = read_idx(os.path.join(d, f"{split}-images-idx3-ubyte.gz"))
-    y = read_idx(os.path.join(d, f"{split}-labels-idx1-ubyte.gz"))
+    x, y = read_split(d, split)
     return torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
 
 
