@@ -4,6 +4,7 @@
 #   ROUNDS=R (default 3): each setting is measured R times, bnlab then PyTorch in each round;
 #   CNN=1 adds the cnn-bn preset, against PyTorch's default (NCHW) and channels_last (one round
 #   each: about 3 minutes each);
+#   F32=0 leaves out the float32 rows and the ten-epoch fits (to time the bfloat16 rows alone);
 #   BF16=0 leaves out the bfloat16 rows, which run by default on a CPU with AVX512-BF16 or AMX:
 #   `bnlab bench --precision bf16` against PyTorch's torch.autocast("cpu", dtype=torch.bfloat16)
 #   (and, for cnn-bn with CNN=1, autocast + channels_last, PyTorch's fastest CNN setting).
@@ -49,21 +50,23 @@ def col(key):
 print(f"{name:<22} {col('train_epoch_seconds')} {col('eval_seconds')}")
 PY
 }
-run "bn, batch 32" "$rounds" "--batch-size 32" "--batch 32"
-run "bn, batch 256" "$rounds" "--batch-size 256" "--batch 256"
-run "bn, batch 1024" "$rounds" "--batch-size 1024" "--batch 1024"
-run "bn x2 wide, batch 1024" "$rounds" "--batch-size 1024 --width 2" "--batch 1024 --width 2"
-run "bn x4 wide, batch 1024" "$rounds" "--batch-size 1024 --width 4" "--batch 1024 --width 4"
 csv_dir=${TMPDIR:-/tmp}/bnlab-bench-csv
 if [ ! -f "$csv_dir/mnist_test.csv" ]; then
   python3 scripts/mnist_csv.py "$data" "$csv_dir" > /dev/null
 fi
 csv="--train-csv $csv_dir/mnist_train.csv --test-csv $csv_dir/mnist_test.csv --target label"
-run "csv table, batch 256" "$rounds" "--batch-size 256 $csv" "--batch 256 $csv"
-if [ "${CNN:-0}" = 1 ]; then
-  run "cnn-bn, batch 256" 1 "--model cnn-bn --batch-size 256" "--model cnn-bn --batch 256"
-  run "cnn-bn, torch NHWC" 1 "--model cnn-bn --batch-size 256" \
-    "--model cnn-bn --batch 256 --channels-last"
+if [ "${F32:-1}" = 1 ]; then
+  run "bn, batch 32" "$rounds" "--batch-size 32" "--batch 32"
+  run "bn, batch 256" "$rounds" "--batch-size 256" "--batch 256"
+  run "bn, batch 1024" "$rounds" "--batch-size 1024" "--batch 1024"
+  run "bn x2 wide, batch 1024" "$rounds" "--batch-size 1024 --width 2" "--batch 1024 --width 2"
+  run "bn x4 wide, batch 1024" "$rounds" "--batch-size 1024 --width 4" "--batch 1024 --width 4"
+  run "csv table, batch 256" "$rounds" "--batch-size 256 $csv" "--batch 256 $csv"
+  if [ "${CNN:-0}" = 1 ]; then
+    run "cnn-bn, batch 256" 1 "--model cnn-bn --batch-size 256" "--model cnn-bn --batch 256"
+    run "cnn-bn, torch NHWC" 1 "--model cnn-bn --batch-size 256" \
+      "--model cnn-bn --batch 256 --channels-last"
+  fi
 fi
 if [ "${BF16:-1}" = 1 ]; then
   if grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
@@ -85,10 +88,12 @@ if [ "${BF16:-1}" = 1 ]; then
   fi
 fi
 
-echo
-echo "Ten epochs of the course's fit (both sets re-evaluated each epoch), and peak memory:"
-/usr/bin/time -f "bnlab train: %e s wall, %M KB peak RSS" $bnlab train --threads 2 --quiet --out /tmp/bnlab-bench-run --overwrite > /dev/null
-/usr/bin/time -f "PyTorch reference (slice loader): %e s wall, %M KB peak RSS" \
-  python3 ../shared/reference/seed_bn_mnist.py ../shared/data/mnist --loader slice > /dev/null
-/usr/bin/time -f "PyTorch reference (DataLoader): %e s wall, %M KB peak RSS" \
-  python3 ../shared/reference/seed_bn_mnist.py ../shared/data/mnist > /dev/null
+if [ "${F32:-1}" = 1 ]; then
+  echo
+  echo "Ten epochs of the course's fit (both sets re-evaluated each epoch), and peak memory:"
+  /usr/bin/time -f "bnlab train: %e s wall, %M KB peak RSS" $bnlab train --threads 2 --quiet --out /tmp/bnlab-bench-run --overwrite > /dev/null
+  /usr/bin/time -f "PyTorch reference (slice loader): %e s wall, %M KB peak RSS" \
+    python3 ../shared/reference/seed_bn_mnist.py ../shared/data/mnist --loader slice > /dev/null
+  /usr/bin/time -f "PyTorch reference (DataLoader): %e s wall, %M KB peak RSS" \
+    python3 ../shared/reference/seed_bn_mnist.py ../shared/data/mnist > /dev/null
+fi
