@@ -26,6 +26,29 @@ fn a_table_reads_with_its_header_and_target() {
 }
 
 #[test]
+fn every_row_keeps_its_own_line_through_blank_lines_and_crlf() {
+    // rows at known lines, blank lines and CRLF endings between them; the oracle is the text's
+    // own line numbering
+    let mut text = String::from("a,y\r\n");
+    let mut want = Vec::new();
+    for r in 0..500u32 {
+        if r % 7 == 3 {
+            text.push_str("\r\n");
+        }
+        if r % 11 == 5 {
+            text.push('\n');
+        }
+        want.push((f64::from(r % 3), text.matches('\n').count() as u64 + 1));
+        text.push_str(&format!(
+            "{r},{}{}",
+            r % 3,
+            if r % 2 == 0 { "\r\n" } else { "\n" }
+        ));
+    }
+    assert_eq!(table(&text).unwrap().targets, want);
+}
+
+#[test]
 fn every_bad_table_is_one_line_naming_the_file_line_and_column() {
     let err = |text: &str| table(text).unwrap_err().to_string();
     assert_eq!(

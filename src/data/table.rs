@@ -96,20 +96,20 @@ pub fn parse_csv(bytes: &[u8], path: &Path, target: &str) -> Result<Table> {
         targets: Vec::new(),
     };
     // the line a byte offset is on, counted here: the reader's own count skips blank lines
-    let line_at = |byte: u64| {
-        let mut end = (byte as usize).min(bytes.len());
-        // a record's position is where the reader resumed: skip the blank lines it passed
-        while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
-            end += 1;
-        }
-        1 + bytes[..end].iter().filter(|&&b| b == b'\n').count() as u64
+    let mut lines = LineCounter {
+        bytes,
+        counted_to: 0,
+        line: 1,
     };
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| line_at(p.byte()));
-            bad(format!("line {line}: not readable as CSV ({e})"))
-        })?;
-        let line = record.position().map_or(0, |p| line_at(p.byte()));
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
+                return Err(bad(format!("line {line}: not readable as CSV ({e})")));
+            }
+        };
+        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         if record.len() == 1 && record.get(0) == Some("") {
             continue; // a blank line
         }
@@ -153,6 +153,36 @@ pub fn parse_csv(bytes: &[u8], path: &Path, target: &str) -> Result<Table> {
         return Err(bad("has a header but no rows".into()));
     }
     Ok(table)
+}
+
+/// Line numbers of byte offsets that come in increasing order (the records of one file), each
+/// newline counted once: counting from the file's start for every record took minutes for
+/// MNIST as a 110 MB table (60,000 records).
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// Newlines before this offset are counted in `line`.
+    counted_to: usize,
+    line: u64,
+}
+
+impl LineCounter<'_> {
+    /// The 1-based line of the record the reader resumed at `byte` (after any blank lines).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let bytes = self.bytes;
+        let mut end = (byte as usize).min(bytes.len());
+        // a record's position is where the reader resumed: skip the blank lines it passed
+        while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
+            end += 1;
+        }
+        if end < self.counted_to {
+            // an offset behind the last one (not expected): count again from the start
+            (self.counted_to, self.line) = (0, 1);
+        }
+        let newlines = bytes[self.counted_to..end].iter().filter(|&&b| b == b'\n');
+        self.line += newlines.count() as u64;
+        self.counted_to = end;
+        self.line
+    }
 }
 
 /// Per-column mean and standard deviation (the population's, as scikit-learn's StandardScaler
