@@ -24,11 +24,14 @@
 //! order. Like `VDPBF16PS`, the instruction treats denormal inputs as zero and flushes
 //! denormal results.
 //!
+//! Whole output tiles go straight between dst and the accumulator tiles (`TILELOADD`/
+//! `TILESTORED` at dst's row stride); only the tiles at the matrix's edge pass through a buffer.
+//!
 //! Each task loads the configuration on its own thread (tile state is per thread) and releases
 //! the tiles when done, so a thread that runs other work keeps no 8 KiB tile state.
 
 use super::blocks::{block_shape, for_each_block, Block, Dst};
-use super::pack::{pack_a_tiles, pack_panels, padded_pairs};
+use super::pack::{pack_a_tiles, pack_panels, padded_pairs, with_scratch};
 use crate::matmul::Mat;
 use std::arch::asm;
 
@@ -76,29 +79,32 @@ const CONFIG: TileConfig = {
 pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let pairs = padded_pairs(k, GROUP);
-    // pa[ip][g][r][qq]: row (ip*32 + r)'s pair (16g + qq)
-    let pa = pack_a_tiles(a, pairs, on_pool);
-    // pb[jp][q][c]: column (jp*32 + c)'s pair q
-    let pb = pack_panels(b, NR, pairs, on_pool);
-    let threads = if on_pool {
-        crate::runtime::threads()
-    } else {
-        1
-    };
-    let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
-    for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
-        // SAFETY: the caller checked that this process may use the tiles; the configuration
-        // is 64 aligned bytes of palette 1
-        unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
-        block(d, blk, &pa, &pb, pairs, accumulate);
-        // SAFETY: releases this thread's tile state (loaded above)
-        unsafe { asm!("tilerelease", options(nostack, nomem)) };
-    });
+    with_scratch(|s| {
+        // pa[ip][g][r][qq]: row (ip*32 + r)'s pair (16g + qq)
+        let pa = pack_a_tiles(a, pairs, on_pool, &mut s.a);
+        // pb[jp][q][c]: column (jp*32 + c)'s pair q
+        let pb = pack_panels(b, NR, pairs, on_pool, &mut s.b);
+        let threads = if on_pool {
+            crate::runtime::threads()
+        } else {
+            1
+        };
+        let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
+        for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
+            // SAFETY: the caller checked that this process may use the tiles; the configuration
+            // is 64 aligned bytes of palette 1
+            unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+            block(d, blk, pa, pb, pairs, accumulate);
+            // SAFETY: releases this thread's tile state (loaded above)
+            unsafe { asm!("tilerelease", options(nostack, nomem)) };
+        });
+    })
 }
 
 /// One block of the output, K in slices of `KC` pairs; every slice after the first adds.
 fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: bool) {
-    let mut c = Tile32([0.0; MR * NR]);
+    // where edge tiles are stored before their live part is copied to dst
+    let mut edge = Tile32([0.0; MR * NR]);
     for q0 in (0..pairs).step_by(KC) {
         let kq = KC.min(pairs - q0);
         let add = accumulate || q0 > 0;
@@ -107,18 +113,9 @@ fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: b
             for i in (blk.i0..blk.i1).step_by(MR) {
                 let ap = &pa[(i / MR) * pairs * MR + q0 * MR..][..kq * MR];
                 let (rows, cols) = (MR.min(blk.i1 - i), NR.min(blk.j1 - j));
-                // SAFETY: the tiles are configured (see `matmul`); ap and bp hold kq pairs
-                unsafe { micro(ap, bp, kq / GROUP, &mut c, rows, cols) };
-                for r in 0..rows {
-                    let src = &c.0[r * NR..r * NR + cols];
-                    // SAFETY: (i + r, j..j + cols) lies in this task's block of dst
-                    let out = unsafe { std::slice::from_raw_parts_mut(d.at(i + r, j), cols) };
-                    if add {
-                        out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
-                    } else {
-                        out.copy_from_slice(src);
-                    }
-                }
+                // SAFETY: the tiles are configured (see `matmul`); ap and bp hold kq pairs;
+                // (i..i + rows, j..j + cols) lies in this task's block of dst
+                unsafe { micro(ap, bp, kq / GROUP, d, (i, j), (rows, cols), add, &mut edge) };
             }
         }
     }
@@ -128,33 +125,64 @@ fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: b
 #[repr(C, align(64))]
 struct Tile32([f32; MR * NR]);
 
-/// `c = a . b` over `groups` groups of 16 pairs, on the tiles that hold output: all four when
-/// the block has more than 16 rows and columns, else only the top row of tiles (`rows <= 16`)
-/// and/or the left column (`cols <= 16`), so an edge block does no work for its padding.
+/// The output's `rows x cols` block at (i, j) `=` (or `+=` when `add`) `a . b` over `groups`
+/// groups of 16 pairs, on the tiles that hold output: all four when the block has more than 16
+/// rows and columns, else only the top row of tiles (`rows <= 16`) and/or the left column
+/// (`cols <= 16`), so an edge block does no work for its padding.
 ///
 /// ```text
 /// a: (groups, 32, 16) pairs   (two A tiles per group: rows 0..16, rows 16..32)
 /// b: (groups * 16, 32) pairs  (B0 = columns 0..16, B1 = columns 16..32 of each row)
-/// c: 32 x 32 float32, row-major (only the tiles computed are written)
 /// ```
 ///
-/// Reference, per element: `for q in 0..16 groups { s += a[r][q].lo * b[q][c].lo + a[r][q].hi * b[q][c].hi }`.
+/// A tile wholly inside the output is loaded from dst (`add`) or zeroed, and stored back to dst
+/// at dst's row stride: no copy. A tile at the matrix's edge is zeroed, stored to `edge`, and
+/// its live part added or copied to dst. So a whole tile sums `dst + products`, an edge tile
+/// `dst + (products)`: the same exact terms, in orders both within float32 summation error of
+/// the emulation. (Loading dst into the accumulator, `TDPBF16PS` may flush a denormal dst value
+/// to zero: a change below 2^-126.)
+///
+/// Reference, per element: `s = dst or 0; for q in 0..16 groups { s += a[r][q].lo * b[q][c].lo + a[r][q].hi * b[q][c].hi }`.
 ///
 /// # Safety
-/// The tile configuration `CONFIG` must be loaded on this thread.
-unsafe fn micro(a: &[u32], b: &[u32], groups: usize, c: &mut Tile32, rows: usize, cols: usize) {
+/// The tile configuration `CONFIG` must be loaded on this thread; (i..i + rows, j..j + cols)
+/// must lie in dst, written by no other thread meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro(
+    a: &[u32],
+    b: &[u32],
+    groups: usize,
+    d: Dst,
+    (i, j): (usize, usize),
+    (rows, cols): (usize, usize),
+    add: bool,
+    edge: &mut Tile32,
+) {
     assert!(a.len() >= groups * GROUP * MR && b.len() >= groups * GROUP * NR);
     let (two_rows, two_cols) = (rows > 16, cols > 16);
-    // SAFETY (every block below): the tiles are configured; each load reads 16 rows of 64
-    // bytes inside `a` or `b` (checked above); each store writes 16 rows of 64 bytes inside `c`
+    // tile t = 2 ti + tj covers rows 16 ti.., columns 16 tj.. of the block
+    let computed = |t: usize| (t / 2 == 0 || two_rows) && (t % 2 == 0 || two_cols);
+    let live = |t: usize| {
+        let (ti, tj) = (t / 2, t % 2);
+        (
+            rows.saturating_sub(16 * ti).min(16),
+            cols.saturating_sub(16 * tj).min(16),
+        )
+    };
+    let whole = |t: usize| live(t) == (16, 16);
+    let at = |t: usize| d.at(i + 16 * (t / 2), j + 16 * (t % 2));
+    let ld = d.ld * 4;
+    // SAFETY (every block below): the tiles are configured; each A or B load reads 16 rows of
+    // 64 bytes inside `a` or `b` (checked above); dst loads and stores touch a whole tile's 16
+    // rows of 16 floats, inside the block (the caller's promise); `edge` stores stay in `edge`
     unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        for t in (0..4).filter(|&t| computed(t)) {
+            if add && whole(t) {
+                tile_load(t, at(t), ld);
+            } else {
+                tile_zero(t);
+            }
+        }
         for g in 0..groups {
             let ag = a.as_ptr().add(g * GROUP * MR);
             let bg = b.as_ptr().add(g * GROUP * NR);
@@ -204,19 +232,71 @@ unsafe fn micro(a: &[u32], b: &[u32], groups: usize, c: &mut Tile32, rows: usize
                 ),
             }
         }
-        // the tiles not computed are still zero: storing them costs little and keeps one store
-        let p = c.0.as_mut_ptr();
-        asm!(
-            "tilestored [{c00} + {s}*1], tmm0",
-            "tilestored [{c01} + {s}*1], tmm1",
-            "tilestored [{c10} + {s}*1], tmm2",
-            "tilestored [{c11} + {s}*1], tmm3",
-            c00 = in(reg) p,
-            c01 = in(reg) p.add(16),
-            c10 = in(reg) p.add(16 * NR),
-            c11 = in(reg) p.add(16 * NR + 16),
-            s = in(reg) NR * 4,
-            options(nostack)
-        );
+        for t in (0..4).filter(|&t| computed(t)) {
+            if whole(t) {
+                tile_store(t, at(t), ld);
+                continue;
+            }
+            let e = edge.0.as_mut_ptr().add(16 * (t / 2) * NR + 16 * (t % 2));
+            tile_store(t, e, NR * 4);
+            let (lr, lc) = live(t);
+            for r in 0..lr {
+                let src = std::slice::from_raw_parts(e.add(r * NR), lc);
+                let out = std::slice::from_raw_parts_mut(at(t).add(r * d.ld), lc);
+                if add {
+                    out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
+                } else {
+                    out.iter_mut().zip(src).for_each(|(o, &s)| *o = s);
+                }
+            }
+        }
+    }
+}
+
+/// `tileloadd tmm{t}`: 16 rows of 64 bytes from `p`, `stride` bytes apart.
+///
+/// # Safety
+/// Tiles configured; the 16 rows are readable.
+unsafe fn tile_load(t: usize, p: *const f32, stride: usize) {
+    // SAFETY: the caller's promise
+    unsafe {
+        match t {
+            0 => asm!("tileloadd tmm0, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
+            1 => asm!("tileloadd tmm1, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
+            2 => asm!("tileloadd tmm2, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
+            _ => asm!("tileloadd tmm3, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
+        }
+    }
+}
+
+/// `tilestored`: tile `tmm{t}`'s 16 rows of 64 bytes to `p`, `stride` bytes apart.
+///
+/// # Safety
+/// Tiles configured; the 16 rows are writable and written by no other thread meanwhile.
+unsafe fn tile_store(t: usize, p: *mut f32, stride: usize) {
+    // SAFETY: the caller's promise
+    unsafe {
+        match t {
+            0 => asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) p, s = in(reg) stride, options(nostack)),
+            1 => asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) p, s = in(reg) stride, options(nostack)),
+            2 => asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) p, s = in(reg) stride, options(nostack)),
+            _ => asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) p, s = in(reg) stride, options(nostack)),
+        }
+    }
+}
+
+/// `tilezero tmm{t}`.
+///
+/// # Safety
+/// Tiles configured.
+unsafe fn tile_zero(t: usize) {
+    // SAFETY: the caller's promise
+    unsafe {
+        match t {
+            0 => asm!("tilezero tmm0", options(nostack, nomem)),
+            1 => asm!("tilezero tmm1", options(nostack, nomem)),
+            2 => asm!("tilezero tmm2", options(nostack, nomem)),
+            _ => asm!("tilezero tmm3", options(nostack, nomem)),
+        }
     }
 }

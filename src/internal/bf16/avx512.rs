@@ -18,7 +18,7 @@
 //! MXCSR), which the emulation does not: the results differ by less than 2^-126 per product.
 
 use super::blocks::{block_shape, for_each_block, Block, Dst};
-use super::pack::{pack_panels, padded_pairs};
+use super::pack::{pack_panels, padded_pairs, with_scratch};
 use crate::matmul::Mat;
 use std::arch::x86_64::*;
 
@@ -38,19 +38,21 @@ const BLOCK: (usize, usize) = (128, 256);
 pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let pairs = padded_pairs(k, 1);
-    // A^T packed as panels: pa[ip][q][r] is row (ip*8 + r)'s pair q
-    let pa = pack_panels(a.t(), MR, pairs, on_pool);
-    // pb[jp][q][c] is column (jp*32 + c)'s pair q
-    let pb = pack_panels(b, NR, pairs, on_pool);
-    let threads = if on_pool {
-        crate::runtime::threads()
-    } else {
-        1
-    };
-    let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
-    for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
-        block(d, blk, &pa, &pb, pairs, accumulate)
-    });
+    with_scratch(|s| {
+        // A^T packed as panels: pa[ip][q][r] is row (ip*8 + r)'s pair q
+        let pa = pack_panels(a.t(), MR, pairs, on_pool, &mut s.a);
+        // pb[jp][q][c] is column (jp*32 + c)'s pair q
+        let pb = pack_panels(b, NR, pairs, on_pool, &mut s.b);
+        let threads = if on_pool {
+            crate::runtime::threads()
+        } else {
+            1
+        };
+        let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
+        for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
+            block(d, blk, pa, pb, pairs, accumulate)
+        });
+    })
 }
 
 /// One block of the output, K in slices of `KC` pairs; every slice after the first adds.

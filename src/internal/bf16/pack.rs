@@ -6,6 +6,10 @@
 //! even length (and to the tile's 32 for AMX), and the rows/columns past the matrix's edge are
 //! zeros too, so the microkernels never test an edge while they multiply.
 //!
+//! The packed buffers are the caller's (kept from call to call in a thread's [`Scratch`]), so a
+//! call neither allocates nor zeroes whole buffers: each panel's writer zeroes only its own
+//! padding.
+//!
 //! Packing runs once per call (weights change every step): O(mk + kn) against O(mkn) products,
 //! but at bfloat16 speed the products are fast enough that a slow packing would show, so each
 //! source is read in its memory order (row by row when its rows are contiguous, column by
@@ -45,6 +49,37 @@ pub(super) fn padded_pairs(k: usize, pair_align: usize) -> usize {
     k.div_ceil(2).div_ceil(pair_align) * pair_align
 }
 
+/// The two packed operands' buffers of one thread, kept from call to call so that a product
+/// does not allocate and zero them again (the conv kernel runs one product per sample).
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub a: Vec<u32>,
+    pub b: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's [`Scratch`]. The buffers are taken out for the call and put back
+/// after it, so a nested call on the same thread (rayon may run another task while this one
+/// waits) finds empty buffers and allocates its own instead of sharing these.
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut s = SCRATCH.with(|c| c.take());
+    let r = f(&mut s);
+    SCRATCH.with(|c| c.set(s));
+    r
+}
+
+/// The first `len` values of `v`, grown if it is shorter. The contents are whatever an earlier
+/// call left: the packers write every value, data or padding.
+fn grown(v: &mut Vec<u32>, len: usize) -> &mut [u32] {
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    &mut v[..len]
+}
+
 /// Below this many packed pairs, packing stays on the calling thread.
 const PARALLEL_PAIRS: usize = 1 << 16;
 
@@ -77,14 +112,35 @@ fn over_chunks(
 /// This is B's layout for both kernels (for AMX, a tile of B is 16 consecutive q of half a
 /// panel). It is A's layout for the AVX512 kernel too, applied to A's transpose: then the
 /// `width` "columns" are A's rows, and `out[ip][q][r]` is row `r`'s pair `q`.
-pub(super) fn pack_panels(m: Mat, width: usize, pairs: usize, on_pool: bool) -> Vec<u32> {
+///
+/// Written into the first values of `out` (grown if needed), which are returned.
+pub(super) fn pack_panels<'o>(
+    m: Mat,
+    width: usize,
+    pairs: usize,
+    on_pool: bool,
+    out: &'o mut Vec<u32>,
+) -> &'o [u32] {
     let n = m.cols;
-    let mut out = vec![0u32; n.div_ceil(width) * pairs * width];
-    over_chunks(&mut out, pairs * width, on_pool, |jp, panel| {
+    let out = grown(out, n.div_ceil(width) * pairs * width);
+    over_chunks(out, pairs * width, on_pool, |jp, panel| {
         let j0 = jp * width;
-        pack_panel(m, j0, width.min(n - j0), panel, width)
+        let cols = width.min(n - j0);
+        pack_panel(m, j0, cols, panel, width);
+        zero_panel_padding(panel, m.rows.div_ceil(2), cols, width);
     });
     out
+}
+
+/// Zeroes what [`pack_panel`] leaves: the columns past `cols` of the first `live` pairs, and
+/// every pair after them.
+fn zero_panel_padding(panel: &mut [u32], live: usize, cols: usize, width: usize) {
+    if cols < width {
+        for row in panel.chunks_exact_mut(width).take(live) {
+            row[cols..].fill(0);
+        }
+    }
+    panel[live * width..].fill(0);
 }
 
 /// One panel of [`pack_panels`]: columns `j0..j0 + cols` of `m` into `panel` (pairs x width).
@@ -122,15 +178,21 @@ fn pack_panel(m: Mat, j0: usize, cols: usize, panel: &mut [u32], width: usize) {
     } else {
         // a transposed view: each column's run along k is the short stride; its pairs are made
         // in a row (vectorised when the run is contiguous), then stored down the panel
-        let mut run = vec![0u32; k.div_ceil(2)];
+        // (the run is made RUN pairs at a time, on the stack: no allocation per panel)
+        const RUN: usize = 256;
+        let mut run = [0u32; RUN];
         for c in 0..cols {
             let col = &m.data[(j0 + c) * cs..];
-            pairs_of_run(col, k, rs, &mut run);
-            panel[c..]
-                .iter_mut()
-                .step_by(width)
-                .zip(&run)
-                .for_each(|(o, &v)| *o = v);
+            for q0 in (0..k.div_ceil(2)).step_by(RUN) {
+                let kk = (k - 2 * q0).min(2 * RUN);
+                let run = &mut run[..kk.div_ceil(2)];
+                pairs_of_run(&col[2 * q0 * rs..], kk, rs, run);
+                panel[q0 * width + c..]
+                    .iter_mut()
+                    .step_by(width)
+                    .zip(run.iter())
+                    .for_each(|(o, &v)| *o = v);
+            }
         }
     }
 }
@@ -167,15 +229,38 @@ const GROUP: usize = 16;
 ///
 /// so a tile is 1 KiB of consecutive memory (rows 64 bytes apart) and the second tile of a
 /// block follows the first.
-pub(super) fn pack_a_tiles(a: Mat, pairs: usize, on_pool: bool) -> Vec<u32> {
+///
+/// Written into the first values of `out` (grown if needed), which are returned.
+pub(super) fn pack_a_tiles<'o>(
+    a: Mat,
+    pairs: usize,
+    on_pool: bool,
+    out: &'o mut Vec<u32>,
+) -> &'o [u32] {
     debug_assert_eq!(pairs % GROUP, 0);
     let m = a.rows;
-    let mut out = vec![0u32; m.div_ceil(TILE_ROWS) * pairs * TILE_ROWS];
-    over_chunks(&mut out, pairs * TILE_ROWS, on_pool, |ip, block| {
+    let out = grown(out, m.div_ceil(TILE_ROWS) * pairs * TILE_ROWS);
+    over_chunks(out, pairs * TILE_ROWS, on_pool, |ip, block| {
         let i0 = ip * TILE_ROWS;
-        pack_a_block(a, i0, TILE_ROWS.min(m - i0), block)
+        let rows = TILE_ROWS.min(m - i0);
+        pack_a_block(a, i0, rows, block);
+        zero_a_block_padding(block, a.cols.div_ceil(2), rows);
     });
     out
+}
+
+/// Zeroes what [`pack_a_block`] leaves: in each group's tiles, the pairs past the first `live`
+/// of the first `rows` rows, and the whole of the rows after them.
+fn zero_a_block_padding(block: &mut [u32], live: usize, rows: usize) {
+    for (g, tiles) in block.chunks_exact_mut(TILE_ROWS * GROUP).enumerate() {
+        let here = live.saturating_sub(g * GROUP).min(GROUP);
+        if here == GROUP && rows == TILE_ROWS {
+            continue;
+        }
+        for (r, row) in tiles.chunks_exact_mut(GROUP).enumerate() {
+            row[if r < rows { here } else { 0 }..].fill(0);
+        }
+    }
 }
 
 /// One block of [`pack_a_tiles`]: rows `i0..i0 + rows` of `a`.
@@ -210,7 +295,8 @@ fn pack_a_block(a: Mat, i0: usize, rows: usize, block: &mut [u32]) {
         // (k = 2q and 2q + 1) gives pair q of every row (vectorised when contiguous), stored
         // down the tile's column q
         let base = &a.data[i0 * rs..];
-        let mut run = vec![0u32; rows];
+        let mut run = [0u32; TILE_ROWS];
+        let run = &mut run[..rows];
         for q in 0..k.div_ceil(2) {
             let lo = &base[2 * q * cs..];
             match (2 * q + 1 < k, rs) {
@@ -236,7 +322,7 @@ fn pack_a_block(a: Mat, i0: usize, rows: usize, block: &mut [u32]) {
             block[at(0, q)..]
                 .iter_mut()
                 .step_by(GROUP)
-                .zip(&run)
+                .zip(run.iter())
                 .for_each(|(o, &v)| *o = v);
         }
     }
