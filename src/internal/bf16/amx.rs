@@ -161,7 +161,7 @@ unsafe fn micro(
     assert!(a.len() >= groups * GROUP * MR && b.len() >= groups * GROUP * NR);
     let (two_rows, two_cols) = (rows > 16, cols > 16);
     // tile t = 2 ti + tj covers rows 16 ti.., columns 16 tj.. of the block
-    let computed = |t: usize| (t / 2 == 0 || two_rows) && (t % 2 == 0 || two_cols);
+    let computed = |t: usize| (t < 2 || two_rows) && (t == 0 || t == 2 || two_cols);
     let live = |t: usize| {
         let (ti, tj) = (t / 2, t % 2);
         (
@@ -261,10 +261,18 @@ unsafe fn tile_load(t: usize, p: *const f32, stride: usize) {
     // SAFETY: the caller's promise
     unsafe {
         match t {
-            0 => asm!("tileloadd tmm0, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
-            1 => asm!("tileloadd tmm1, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
-            2 => asm!("tileloadd tmm2, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
-            _ => asm!("tileloadd tmm3, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly)),
+            0 => {
+                asm!("tileloadd tmm0, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly))
+            }
+            1 => {
+                asm!("tileloadd tmm1, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly))
+            }
+            2 => {
+                asm!("tileloadd tmm2, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly))
+            }
+            _ => {
+                asm!("tileloadd tmm3, [{p} + {s}*1]", p = in(reg) p, s = in(reg) stride, options(nostack, readonly))
+            }
         }
     }
 }
@@ -277,10 +285,18 @@ unsafe fn tile_store(t: usize, p: *mut f32, stride: usize) {
     // SAFETY: the caller's promise
     unsafe {
         match t {
-            0 => asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) p, s = in(reg) stride, options(nostack)),
-            1 => asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) p, s = in(reg) stride, options(nostack)),
-            2 => asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) p, s = in(reg) stride, options(nostack)),
-            _ => asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) p, s = in(reg) stride, options(nostack)),
+            0 => {
+                asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) p, s = in(reg) stride, options(nostack))
+            }
+            1 => {
+                asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) p, s = in(reg) stride, options(nostack))
+            }
+            2 => {
+                asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) p, s = in(reg) stride, options(nostack))
+            }
+            _ => {
+                asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) p, s = in(reg) stride, options(nostack))
+            }
         }
     }
 }
