@@ -26,3 +26,33 @@ pub fn matmul_serial(p: Precision, dst: &mut [f32], a: Mat, b: Mat, accumulate: 
         Precision::Bf16 => bf16::matmul_serial(dst, a, b, accumulate),
     }
 }
+
+/// A left operand made ready once for many products in one precision ([`matmul_lhs_serial`]):
+/// in bfloat16 it is rounded and packed once (`bf16::PackedLhs`); in float32 it is the view
+/// itself and every product is [`matmul_serial`]'s, unchanged.
+pub enum Lhs<'a> {
+    /// Float32: the operand as given.
+    F32(Mat<'a>),
+    /// bfloat16: the operand packed for this CPU's kernel.
+    Bf16(bf16::PackedLhs),
+}
+
+impl<'a> Lhs<'a> {
+    /// `a` made ready for products in precision `p`.
+    pub fn new(p: Precision, a: Mat<'a>) -> Lhs<'a> {
+        match p {
+            Precision::F32 => Lhs::F32(a),
+            Precision::Bf16 => Lhs::Bf16(bf16::PackedLhs::new(a)),
+        }
+    }
+}
+
+/// [`matmul_serial`] with a left operand made ready by [`Lhs::new`]: the same results (to the
+/// bit) without preparing `a` again for every product.
+#[inline]
+pub fn matmul_lhs_serial(dst: &mut [f32], a: &Lhs, b: Mat, accumulate: bool) {
+    match a {
+        Lhs::F32(a) => matmul::matmul_serial(dst, *a, b, accumulate),
+        Lhs::Bf16(a) => bf16::matmul_packed_serial(dst, a, b, accumulate),
+    }
+}

@@ -77,28 +77,51 @@ const CONFIG: TileConfig = {
 /// (`on_pool`) or the calling thread. The caller checked the shapes, views and that k > 0, and
 /// that this process may run AMX.
 pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    let pairs = padded_pairs(k, GROUP);
     with_scratch(|s| {
-        // pa[ip][g][r][qq]: row (ip*32 + r)'s pair (16g + qq)
-        let pa = pack_a_tiles(a, pairs, on_pool, &mut s.a);
-        // pb[jp][q][c]: column (jp*32 + c)'s pair q
-        let pb = pack_panels(b, NR, pairs, on_pool, &mut s.b);
-        let threads = if on_pool {
-            crate::runtime::threads()
-        } else {
-            1
-        };
-        let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
-        for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
-            // SAFETY: the caller checked that this process may use the tiles; the configuration
-            // is 64 aligned bytes of palette 1
-            unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
-            block(d, blk, pa, pb, pairs, accumulate);
-            // SAFETY: releases this thread's tile state (loaded above)
-            unsafe { asm!("tilerelease", options(nostack, nomem)) };
-        });
+        let pa = pack_lhs(a, on_pool, &mut s.a);
+        matmul_packed(dst, pa, a.rows, b, accumulate, on_pool, &mut s.b)
     })
+}
+
+/// A (m, k) packed for [`matmul_packed`] into `out` (grown if needed); the packed values are
+/// returned: `pa[ip][g][r][qq]` is row (ip*32 + r)'s pair (16g + qq).
+pub(super) fn pack_lhs<'o>(a: Mat, on_pool: bool, out: &'o mut Vec<u32>) -> &'o [u32] {
+    pack_a_tiles(a, padded_pairs(a.cols, GROUP), on_pool, out)
+}
+
+/// [`matmul`] with A (m rows) already packed by [`pack_lhs`]; B is packed into `pb_buf`.
+pub(super) fn matmul_packed(
+    dst: &mut [f32],
+    pa: &[u32],
+    m: usize,
+    b: Mat,
+    accumulate: bool,
+    on_pool: bool,
+    pb_buf: &mut Vec<u32>,
+) {
+    let (k, n) = (b.rows, b.cols);
+    let pairs = padded_pairs(k, GROUP);
+    assert_eq!(
+        pa.len(),
+        m.div_ceil(MR) * pairs * MR,
+        "amx: packed A has the wrong size"
+    );
+    // pb[jp][q][c]: column (jp*32 + c)'s pair q
+    let pb = pack_panels(b, NR, pairs, on_pool, pb_buf);
+    let threads = if on_pool {
+        crate::runtime::threads()
+    } else {
+        1
+    };
+    let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
+    for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
+        // SAFETY: the caller checked that this process may use the tiles; the configuration
+        // is 64 aligned bytes of palette 1
+        unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+        block(d, blk, pa, pb, pairs, accumulate);
+        // SAFETY: releases this thread's tile state (loaded above)
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    });
 }
 
 /// One block of the output, K in slices of `KC` pairs; every slice after the first adds.

@@ -36,23 +36,46 @@ const BLOCK: (usize, usize) = (128, 256);
 /// (`on_pool`) or the calling thread. The caller checked the shapes, views and that k > 0, and
 /// that this CPU has AVX512-BF16.
 pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, on_pool: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    let pairs = padded_pairs(k, 1);
     with_scratch(|s| {
-        // A^T packed as panels: pa[ip][q][r] is row (ip*8 + r)'s pair q
-        let pa = pack_panels(a.t(), MR, pairs, on_pool, &mut s.a);
-        // pb[jp][q][c] is column (jp*32 + c)'s pair q
-        let pb = pack_panels(b, NR, pairs, on_pool, &mut s.b);
-        let threads = if on_pool {
-            crate::runtime::threads()
-        } else {
-            1
-        };
-        let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
-        for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
-            block(d, blk, pa, pb, pairs, accumulate)
-        });
+        let pa = pack_lhs(a, on_pool, &mut s.a);
+        matmul_packed(dst, pa, a.rows, b, accumulate, on_pool, &mut s.b)
     })
+}
+
+/// A (m, k) packed for [`matmul_packed`] into `out` (grown if needed); the packed values are
+/// returned: A^T as panels, `pa[ip][q][r]` is row (ip*8 + r)'s pair q.
+pub(super) fn pack_lhs<'o>(a: Mat, on_pool: bool, out: &'o mut Vec<u32>) -> &'o [u32] {
+    pack_panels(a.t(), MR, padded_pairs(a.cols, 1), on_pool, out)
+}
+
+/// [`matmul`] with A (m rows) already packed by [`pack_lhs`]; B is packed into `pb_buf`.
+pub(super) fn matmul_packed(
+    dst: &mut [f32],
+    pa: &[u32],
+    m: usize,
+    b: Mat,
+    accumulate: bool,
+    on_pool: bool,
+    pb_buf: &mut Vec<u32>,
+) {
+    let (k, n) = (b.rows, b.cols);
+    let pairs = padded_pairs(k, 1);
+    assert_eq!(
+        pa.len(),
+        m.div_ceil(MR) * pairs * MR,
+        "avx512: packed A has the wrong size"
+    );
+    // pb[jp][q][c] is column (jp*32 + c)'s pair q
+    let pb = pack_panels(b, NR, pairs, on_pool, pb_buf);
+    let threads = if on_pool {
+        crate::runtime::threads()
+    } else {
+        1
+    };
+    let shape = block_shape((m, n), (MR, NR), BLOCK, threads);
+    for_each_block(dst, (m, n), shape, on_pool, |d, blk| {
+        block(d, blk, pa, pb, pairs, accumulate)
+    });
 }
 
 /// One block of the output, K in slices of `KC` pairs; every slice after the first adds.

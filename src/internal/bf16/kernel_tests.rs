@@ -359,3 +359,76 @@ fn the_process_choice_is_the_best_kernel_or_names_what_is_missing() {
         }
     }
 }
+
+#[test]
+fn a_packed_lhs_gives_the_products_of_packing_per_call_to_the_bit() {
+    // the same packed values through the same microkernel: equal bits, whatever A's layout,
+    // with one packed A reused for several right operands (the conv kernel's use)
+    use Layout::*;
+    let kernels = cpu_kernels();
+    println!("bf16: packed operands tested on {kernels:?}");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut g = Gen(2024);
+    for kernel in kernels {
+        let shapes = [
+            (1, 1, 1),
+            (17, 67, 40),
+            (64, 288, 196),
+            (288, 64, 196),
+            (33, 9, 784),
+            (5, 0, 3),
+        ];
+        for (m, k, n) in shapes {
+            for la in [RowMajor, Transposed, Strided, StridedTransposed] {
+                let abuf = g.vec(storage(m, k, la), 1.0);
+                let a = view(&abuf, m, k, la);
+                let packed = PackedLhs::on(kernel, a);
+                assert_eq!((packed.rows(), packed.cols()), (m, k));
+                for accumulate in [false, true] {
+                    for _ in 0..2 {
+                        let bbuf = g.vec(k * n, 1.0);
+                        let b = Mat::new(&bbuf, k, n);
+                        let before = g.vec(m * n, 1.0);
+                        let (mut once, mut per_call) = (before.clone(), before.clone());
+                        matmul_packed_serial(&mut once, &packed, b, accumulate);
+                        matmul_on(kernel, &mut per_call, a, b, accumulate, false);
+                        let what = format!("{kernel:?} {m}x{k}x{n} {la:?} acc={accumulate}");
+                        assert_eq!(bits(&once), bits(&per_call), "{what}");
+                        assert_close(&once, a, b, &before, accumulate, 0.0, &what);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn values_left_in_the_packing_buffers_never_reach_a_later_product() {
+    // the packing buffers are kept per thread and only their padding is zeroed: fill them with
+    // NaNs through a large product, then smaller products of every other shape must not see
+    // them (a NaN times a zero padding is still NaN, so a padding left unzeroed shows)
+    let mut g = Gen(5);
+    for kernel in cpu_kernels() {
+        for (m, k, n) in [
+            (3, 5, 7),
+            (31, 33, 17),
+            (64, 65, 33),
+            (40, 300, 1),
+            (1, 2, 90),
+        ] {
+            let nan = vec![f32::NAN; 70 * 301];
+            let mut d = vec![0.0; 70 * 90];
+            let (big_a, big_b) = (Mat::new(&nan, 70, 301), Mat::new(&nan[..301 * 70], 301, 70));
+            matmul_on(kernel, &mut d[..70 * 70], big_a, big_b, false, false);
+            for la in [Layout::RowMajor, Layout::Transposed] {
+                let (abuf, bbuf) = (g.vec(m * k, 1.0), g.vec(k * n, 1.0));
+                let (a, b) = (view(&abuf, m, k, la), view(&bbuf, k, n, la));
+                let before = g.vec(m * n, 1.0);
+                let mut fast = before.clone();
+                matmul_on(kernel, &mut fast, a, b, true, false);
+                let what = format!("{kernel:?} after NaNs {m}x{k}x{n} {la:?}");
+                assert_close(&fast, a, b, &before, true, 0.0, &what);
+            }
+        }
+    }
+}

@@ -8,7 +8,9 @@
 //! - [`kernel`] says which fast kernel this CPU runs (AMX tiles, else AVX512-BF16), or in one
 //!   line what it lacks;
 //! - [`matmul`] and [`matmul_serial`] have `internal::matmul`'s contract and run that kernel;
-//!   [`matmul_on`] runs a kernel named by the caller (the tests and the benchmark).
+//!   [`matmul_on`] runs a kernel named by the caller (the tests and the benchmark);
+//! - [`PackedLhs`] is a left operand packed once for many products ([`matmul_packed_serial`]):
+//!   the conv kernel's weight, multiplied by every sample's columns.
 //!
 //! `BNLAB_BF16_KERNEL=amx|avx512|none` forces a kernel (see [`detect`]).
 //!
@@ -124,13 +126,7 @@ pub fn matmul_on(
         cpu_has(kernel),
         "bf16 matmul: this CPU cannot run the {kernel} kernel"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
+    if nothing_to_multiply(dst, (m, k, n), accumulate) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -140,6 +136,96 @@ pub fn matmul_on(
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("no bfloat16 kernel outside x86-64 (cpu_kernels is empty): {on_pool}");
+}
+
+/// True when a (m, k) x (k, n) product has no products to run, after doing what it still must
+/// (k = 0 without `accumulate` leaves zeros).
+fn nothing_to_multiply(
+    dst: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+    accumulate: bool,
+) -> bool {
+    if k == 0 && !accumulate {
+        dst.fill(0.0);
+    }
+    m == 0 || n == 0 || k == 0
+}
+
+/// A left operand (m, k) rounded to bfloat16 and packed once for one kernel, for many products
+/// with it ([`matmul_packed_serial`]): the conv kernel multiplies its weight by every sample's
+/// columns, and packing the weight per product would repeat the same work once per sample.
+/// The products are those of [`matmul_on`] on the same kernel, to the bit (the same packed
+/// values through the same microkernel). It holds a copy: later changes to `a` are not seen.
+pub struct PackedLhs {
+    kernel: Bf16Kernel,
+    rows: usize,
+    cols: usize,
+    data: Vec<u32>,
+}
+
+impl PackedLhs {
+    /// `a` packed for this CPU's kernel ([`kernel`]); panics as [`matmul`] does without one.
+    pub fn new(a: Mat) -> PackedLhs {
+        PackedLhs::on(chosen(), a)
+    }
+
+    /// `a` packed for the kernel named. Panics when this CPU cannot run it (see [`cpu_has`]).
+    pub fn on(kernel: Bf16Kernel, a: Mat) -> PackedLhs {
+        a.check("lhs");
+        assert!(
+            cpu_has(kernel),
+            "bf16 matmul: this CPU cannot run the {kernel} kernel"
+        );
+        let mut data = Vec::new();
+        if a.rows > 0 && a.cols > 0 {
+            #[cfg(target_arch = "x86_64")]
+            match kernel {
+                Bf16Kernel::Avx512Bf16 => avx512::pack_lhs(a, true, &mut data),
+                Bf16Kernel::Amx => amx::pack_lhs(a, true, &mut data),
+            };
+        }
+        PackedLhs {
+            kernel,
+            rows: a.rows,
+            cols: a.cols,
+            data,
+        }
+    }
+
+    /// Rows of the operand (m).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns of the operand (k).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// [`matmul_serial`] with a left operand packed beforehand: `dst (m, n) = a (m, k) * b (k, n)`
+/// (or `+=` when `accumulate`), on the calling thread and `a`'s kernel.
+pub fn matmul_packed_serial(dst: &mut [f32], a: &PackedLhs, b: Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "bf16 matmul: inner dimensions differ");
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "bf16 matmul: destination has the wrong size"
+    );
+    b.check("rhs");
+    if nothing_to_multiply(dst, (m, k, n), accumulate) {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    pack::with_scratch(|s| match a.kernel {
+        Bf16Kernel::Avx512Bf16 => {
+            avx512::matmul_packed(dst, &a.data, m, b, accumulate, false, &mut s.b)
+        }
+        Bf16Kernel::Amx => amx::matmul_packed(dst, &a.data, m, b, accumulate, false, &mut s.b),
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no bfloat16 kernel outside x86-64: {:?}", a.kernel);
 }
 
 #[cfg(test)]

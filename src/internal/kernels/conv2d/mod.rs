@@ -18,9 +18,12 @@
 //!
 //! The three products (forward, weight gradient, input gradient) run in the given
 //! [`Precision`] (`internal::product`); im2col, col2im, the bias and the statistics are float32.
+//! The weight, the left operand of the forward and input-gradient products of every sample, is
+//! made ready once per call (`product::Lhs`: in bfloat16, rounded and packed once instead of
+//! once per sample; in float32 nothing changes).
 
 use super::batch_norm::{lane_sum, run_stats};
-use crate::internal::product::matmul_serial;
+use crate::internal::product::{matmul_lhs_serial, matmul_serial, Lhs};
 use crate::matmul::Mat;
 use crate::precision::Precision;
 use rayon::prelude::*;
@@ -118,31 +121,25 @@ pub fn forward(
     scratch: &mut Vec<f32>,
 ) {
     let (cl, kp) = (chunk_len(g.n), g.k() * g.p());
+    let w = &Lhs::new(precision, Mat::new(w, g.cout, g.k()));
     let cols = grow(scratch, chunks(g.n) * kp).par_chunks_mut(kp.max(1));
     let chunks = y
         .par_chunks_mut(cl * g.y_len())
         .zip(x.par_chunks(cl * g.x_len()))
         .zip(cols);
     match out_stats {
-        Some(stats) => {
-            chunks
-                .zip(stats.par_chunks_mut(cl * g.cout * 2))
-                .for_each(|(((ys, xs), cols), st)| {
-                    forward_chunk(precision, ys, xs, w, b, g, Some(st), cols)
-                })
-        }
-        None => chunks
-            .for_each(|((ys, xs), cols)| forward_chunk(precision, ys, xs, w, b, g, None, cols)),
+        Some(stats) => chunks
+            .zip(stats.par_chunks_mut(cl * g.cout * 2))
+            .for_each(|(((ys, xs), cols), st)| forward_chunk(ys, xs, w, b, g, Some(st), cols)),
+        None => chunks.for_each(|((ys, xs), cols)| forward_chunk(ys, xs, w, b, g, None, cols)),
     }
 }
 
-/// The forward of one chunk of samples, on the calling thread.
-#[allow(clippy::too_many_arguments)]
+/// The forward of one chunk of samples, on the calling thread; `w` is the weight (Cout, K).
 fn forward_chunk(
-    precision: Precision,
     ys: &mut [f32],
     xs: &[f32],
-    w: &[f32],
+    w: &Lhs,
     b: Option<&[f32]>,
     g: &ConvGeom,
     mut stats: Option<&mut [f32]>,
@@ -155,13 +152,7 @@ fn forward_chunk(
         .zip(xs.chunks_exact(g.x_len()));
     for (i, (yn, xn)) in samples.enumerate() {
         im2col_sample(cols, xn, g);
-        matmul_serial(
-            precision,
-            yn,
-            Mat::new(w, g.cout, k),
-            Mat::new(cols, k, p),
-            false,
-        );
+        matmul_lhs_serial(yn, w, Mat::new(cols, k, p), false);
         if let Some(b) = b {
             for (run, &bc) in yn.chunks_exact_mut(p).zip(b) {
                 run.iter_mut().for_each(|v| *v += bc);
@@ -233,11 +224,16 @@ pub fn backward(
     partials.clear();
     partials.resize(g.n.div_ceil(cl) * part_len, 0.0);
     let per_chunk = dy.chunk_scratch(g);
+    // w^T (K, Cout), the left operand of every sample's dcols_n
+    let wt = dx
+        .is_some()
+        .then(|| Lhs::new(precision, Mat::new(w, g.cout, k).t()));
+    let wt = wt.as_ref();
     let work = grow(scratch, chunks(g.n) * per_chunk).par_chunks_mut(per_chunk.max(1));
     let parts = partials.par_chunks_mut(part_len).zip(work).enumerate();
     let chunk = |c: usize, part: &mut [f32], work: &mut [f32], dxs: Option<&mut [f32]>| {
         let samples = c * cl..((c + 1) * cl).min(g.n);
-        backward_chunk(precision, &dy, x, w, samples, part, work, dxs, want, g)
+        backward_chunk(precision, &dy, x, wt, samples, part, work, dxs, want, g)
     };
     match dx {
         Some(dx) => parts
@@ -258,14 +254,14 @@ pub fn backward(
 }
 
 /// The backward of one chunk of samples, on the calling thread: its dw and db partials in
-/// `part` (when `want` says they are needed) and, if given, dx of its samples. `work`: the
-/// chunk's scratch (`Upstream::chunk_scratch`).
+/// `part` (when `want` says they are needed) and, if given, dx of its samples (`wt`, the
+/// weight's transpose, is then given too). `work`: the chunk's scratch (`Upstream::chunk_scratch`).
 #[allow(clippy::too_many_arguments)]
 fn backward_chunk(
     precision: Precision,
     dy: &Upstream,
     x: &[f32],
-    w: &[f32],
+    wt: Option<&Lhs>,
     samples: std::ops::Range<usize>,
     part: &mut [f32],
     work: &mut [f32],
@@ -296,8 +292,8 @@ fn backward_chunk(
                 *s += lane_sum(run, |v| v);
             }
         }
-        if let Some(dxs) = dxs.as_deref_mut() {
-            matmul_serial(precision, dcols, Mat::new(w, g.cout, k).t(), d, false);
+        if let (Some(dxs), Some(wt)) = (dxs.as_deref_mut(), wt) {
+            matmul_lhs_serial(dcols, wt, d, false);
             let dxn = &mut dxs[(n - n0) * g.x_len()..][..g.x_len()];
             col2im_sample(dxn, dcols, g);
         }
