@@ -126,8 +126,10 @@ pub(super) fn matmul_packed(
 
 /// One block of the output, K in slices of `KC` pairs; every slice after the first adds.
 fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: bool) {
-    // where edge tiles are stored before their live part is copied to dst
-    let mut edge = Tile32([0.0; MR * NR]);
+    // where edge tiles are stored before their live part is copied to dst; left uninitialised
+    // (a block of a small product is not much larger than this buffer, so zeroing it showed):
+    // only values a `tilestored` just wrote are read
+    let mut edge = std::mem::MaybeUninit::<Tile32>::uninit();
     for q0 in (0..pairs).step_by(KC) {
         let kq = KC.min(pairs - q0);
         let add = accumulate || q0 > 0;
@@ -179,7 +181,7 @@ unsafe fn micro(
     (i, j): (usize, usize),
     (rows, cols): (usize, usize),
     add: bool,
-    edge: &mut Tile32,
+    edge: &mut std::mem::MaybeUninit<Tile32>,
 ) {
     assert!(a.len() >= groups * GROUP * MR && b.len() >= groups * GROUP * NR);
     let (two_rows, two_cols) = (rows > 16, cols > 16);
@@ -260,7 +262,10 @@ unsafe fn micro(
                 tile_store(t, at(t), ld);
                 continue;
             }
-            let e = edge.0.as_mut_ptr().add(16 * (t / 2) * NR + 16 * (t % 2));
+            let e = edge
+                .as_mut_ptr()
+                .cast::<f32>()
+                .add(16 * (t / 2) * NR + 16 * (t % 2));
             tile_store(t, e, NR * 4);
             let (lr, lc) = live(t);
             for r in 0..lr {
