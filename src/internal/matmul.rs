@@ -70,21 +70,29 @@ pub fn matmul_serial(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
     matmul_with(dst, a, b, accumulate, gemm::Parallelism::None)
 }
 
-fn matmul_with(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, par: gemm::Parallelism) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+/// Check a product's shapes and its right operand's view (a mismatch is the caller's bug:
+/// panics), and finish the products with nothing to sum. `(m, k)`: the left operand's rows and
+/// columns (a caller holding it as a `Mat` checks its view too). Returns whether the sums
+/// remain to be done: false for an empty result, or for k = 0, where `dst` becomes zeros (or
+/// stays as it is when `accumulate`). Every product in bnlab (float32, bfloat16 and its
+/// emulation) starts here.
+pub(crate) fn prepare(dst: &mut [f32], (m, k): (usize, usize), b: &Mat, accumulate: bool) -> bool {
+    let n = b.cols;
     assert_eq!(b.rows, k, "matmul: inner dimensions differ");
     assert_eq!(dst.len(), m * n, "matmul: destination has the wrong size");
-    a.check("lhs");
     b.check("rhs");
-    if m == 0 || n == 0 {
+    if k == 0 && !accumulate {
+        dst.fill(0.0);
+    }
+    m > 0 && n > 0 && k > 0
+}
+
+fn matmul_with(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, par: gemm::Parallelism) {
+    a.check("lhs");
+    if !prepare(dst, (a.rows, a.cols), &b, accumulate) {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     // SAFETY: every view was checked above to lie inside its slice, `dst` is exactly m * n
     // row-major, and `dst` is a unique borrow, so it cannot alias `a` or `b`.
     unsafe {

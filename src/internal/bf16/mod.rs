@@ -65,13 +65,11 @@ pub fn round_bf16(x: f32) -> f32 {
 /// 16-bit product); the sums are float32, over k in order. This is the oracle: a fast kernel
 /// sums in another order, so it agrees within float32 summation error, not bit for bit.
 pub fn matmul_emulated(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    a.check("lhs");
+    if !crate::matmul::prepare(dst, (a.rows, a.cols), &b, accumulate) {
+        return;
+    }
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "bf16 matmul: inner dimensions differ");
-    assert_eq!(
-        dst.len(),
-        m * n,
-        "bf16 matmul: destination has the wrong size"
-    );
     for i in 0..m {
         for j in 0..n {
             let mut s = if accumulate { dst[i * n + j] } else { 0.0 };
@@ -113,20 +111,12 @@ pub fn matmul_on(
     accumulate: bool,
     on_pool: bool,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "bf16 matmul: inner dimensions differ");
-    assert_eq!(
-        dst.len(),
-        m * n,
-        "bf16 matmul: destination has the wrong size"
-    );
-    a.check("lhs");
-    b.check("rhs");
     assert!(
         cpu_has(kernel),
         "bf16 matmul: this CPU cannot run the {kernel} kernel"
     );
-    if nothing_to_multiply(dst, (m, k, n), accumulate) {
+    a.check("lhs");
+    if !crate::matmul::prepare(dst, (a.rows, a.cols), &b, accumulate) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -136,19 +126,6 @@ pub fn matmul_on(
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("no bfloat16 kernel outside x86-64 (cpu_kernels is empty): {on_pool}");
-}
-
-/// True when a (m, k) x (k, n) product has no products to run, after doing what it still must
-/// (k = 0 without `accumulate` leaves zeros).
-fn nothing_to_multiply(
-    dst: &mut [f32],
-    (m, k, n): (usize, usize, usize),
-    accumulate: bool,
-) -> bool {
-    if k == 0 && !accumulate {
-        dst.fill(0.0);
-    }
-    m == 0 || n == 0 || k == 0
 }
 
 /// A left operand (m, k) rounded to bfloat16 and packed once for one kernel, for many products
@@ -206,15 +183,8 @@ impl PackedLhs {
 /// [`matmul_serial`] with a left operand packed beforehand: `dst (m, n) = a (m, k) * b (k, n)`
 /// (or `+=` when `accumulate`), on the calling thread and `a`'s kernel.
 pub fn matmul_packed_serial(dst: &mut [f32], a: &PackedLhs, b: Mat, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "bf16 matmul: inner dimensions differ");
-    assert_eq!(
-        dst.len(),
-        m * n,
-        "bf16 matmul: destination has the wrong size"
-    );
-    b.check("rhs");
-    if nothing_to_multiply(dst, (m, k, n), accumulate) {
+    let m = a.rows;
+    if !crate::matmul::prepare(dst, (m, a.cols), &b, accumulate) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
