@@ -9,7 +9,7 @@
 //! pooling, losses, the optimizer and the parameters themselves (the master weights, saved as
 //! float32). A Linear reading a mostly-zero model input (`kernels::sparse_linear`, MNIST's first
 //! layer) keeps its float32 sparse kernels, which add up rows of the weight by the input's
-//! nonzeros exactly, except on AMX from 512 outputs: there the dense bfloat16 product is
+//! nonzeros exactly, except on AMX from 256 outputs: there the dense bfloat16 product is
 //! faster, and it is taken, as autocast does (`Graph::linear`'s decision).
 //!
 //! Set it with [`crate::Graph::set_precision`], which refuses bfloat16 on a CPU without a

@@ -194,15 +194,14 @@ impl Graph {
 impl Graph {
     /// Whether a Linear with `o` outputs reading a model input runs faster as a dense bfloat16
     /// product than on the float32 sparse kernels: under bfloat16, on AMX, from
-    /// [`AMX_DENSE_OUTPUTS`] outputs. `perf` of the seed's model 4x wider under
-    /// `--precision bf16` at batch 1024 (Intel Xeon, Emerald Rapids): the sparse first layer
-    /// was 41% of an epoch (its weight gradient 27%, its forward 14%) beside 10% for every
-    /// AMX product of the other layers. AMX multiplies a 1024 x 1024 x 512 product at 558
-    /// GFLOP/s (`cargo bench --bench bf16_matmul`), while the sparse kernels, at MNIST's 19%
-    /// nonzeros, do the work of a dense product at about 220 GFLOP/s at 1024 outputs. At 256
-    /// outputs (the seed's model) AMX runs a 256 x 784 x 256 product at only 208 GFLOP/s and
-    /// the sparse kernels stay ahead. AVX512-BF16 is no faster than the float32 GEMM, so it
-    /// never takes a sparse input densely.
+    /// [`AMX_DENSE_OUTPUTS`] outputs. Measured on an Intel Xeon (Emerald Rapids), `bnlab bench
+    /// --precision bf16`, 3 rounds: the seed's model (256 outputs) at batch 256 trains in 0.31 s
+    /// per epoch dense against 0.39 s sparse, and evaluates in 0.016 s against 0.024; 4x wider
+    /// (1024 outputs) at batch 1024, 1.44 s against 2.19 s (perf had the sparse layer at 41% of
+    /// that epoch). AMX runs 256 x 784 x 256 at 299 GFLOP/s and 1024 x 1024 x 512 at 871
+    /// (`cargo bench --bench bf16_matmul`). Narrower layers were not measured, so they keep the
+    /// sparse kernels. AVX512-BF16 is no faster than the float32 GEMM on that CPU, so it never
+    /// takes a sparse input densely.
     fn dense_bf16_beats_sparse(&self, o: usize) -> bool {
         self.precision == Precision::Bf16
             && o >= AMX_DENSE_OUTPUTS
@@ -212,7 +211,7 @@ impl Graph {
 
 /// Outputs from which a Linear under bfloat16 on AMX reads even a sparse input as a dense
 /// bfloat16 product (see `Graph::dense_bf16_beats_sparse`).
-const AMX_DENSE_OUTPUTS: usize = 512;
+const AMX_DENSE_OUTPUTS: usize = 256;
 
 /// Whether an input with `nonzeros` of its `values` nonzero takes the sparse kernels.
 fn sparse_enough(nonzeros: usize, values: usize) -> bool {
