@@ -29,7 +29,11 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod backward;
+#[cfg(test)]
+mod tests;
 
 pub use backward::{
     backward_input, backward_params, backward_scratch_len, grad_sums, sample_input_grad,
@@ -67,6 +71,14 @@ fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     &mut v[..len]
 }
 
+/// Whether the AVX-512 kernels (`avx512.rs`) run on this CPU, else the portable ones.
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Output size of 2x2 pooling with stride 2 along a dimension of `size`.
 pub fn pooled(size: usize) -> usize {
     size / 2
@@ -100,6 +112,7 @@ pub fn forward(
     let (c, plane_in, plane_out) = (alpha.len(), h * w, pooled(h) * pooled(w));
     let (per, pairs) = (group_len(x.len() / plane_in), 2 * plane_out);
     let groups = (x.len() / plane_in).div_ceil(per);
+    let fast = avx512_available();
     let vals = grow(&mut scratch.vals, groups * Pairs::VALS * pairs);
     let offsets = grow(&mut scratch.offsets, groups * Pairs::OFFSETS * pairs);
     let outs = y
@@ -113,6 +126,14 @@ pub fn forward(
         .zip(work)
         .enumerate()
         .for_each(|(group, ((((yp, ap), xap), xp), (v, o)))| {
+            if fast {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX-512F
+                unsafe {
+                    avx512::forward_planes(yp, ap, xap, xp, alpha, beta, c, group * per, h, w)
+                };
+                return;
+            }
             let mut pairs = Pairs::carve(v, o, pairs);
             forward_planes(
                 yp,
