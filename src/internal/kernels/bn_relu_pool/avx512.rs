@@ -33,6 +33,9 @@ fn first(n: usize) -> __mmask16 {
 /// of 32, for `_mm512_permutex2var_ps` (index 16 + i is the second register's lane i).
 const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
 const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+/// The inverse: lefts and rights (one register each) interleaved, first and second 16.
+const MIX_LO: [i32; 16] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23];
+const MIX_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
 /// 2 i in lane i: a window's left column, relative to its chunk's first.
 const TWICE: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
 
@@ -146,4 +149,180 @@ pub(super) unsafe fn forward_planes(
             }
         }
     }
+}
+
+/// `backward_planes` (in `backward.rs`) with batch statistics, for every plane of a group:
+/// dx = k1 (g - k2 - (x - mean) k3) (`+=` unless `overwrite`), g being `dy` at each window's
+/// argmax where `y > 0` and zero elsewhere, made per pair of rows in registers (no scatter into
+/// a dense plane, no fill).
+///
+/// # Safety
+/// The CPU has AVX-512F (`available`).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn backward_planes(
+    dx: &mut [f32],
+    overwrite: bool,
+    x: &[f32],
+    dy: &[f32],
+    y: &[f32],
+    argmax: &[u32],
+    mean: &[f32],
+    k: [&[f32]; 3],
+    first_plane: usize,
+    h: usize,
+    w: usize,
+) {
+    let (c, ho, wo) = (mean.len(), pooled(h), pooled(w));
+    let planes = dx.chunks_exact_mut(h * w).zip(x.chunks_exact(h * w));
+    let outs = dy
+        .chunks_exact(ho * wo)
+        .zip(y.chunks_exact(ho * wo))
+        .zip(argmax.chunks_exact(ho * wo));
+    for (i, ((dxp, xp), ((dyp, yp), ap))) in planes.zip(outs).enumerate() {
+        let ch = (first_plane + i) % c;
+        let coef = Coef::new([k[0][ch], k[1][ch], k[2][ch], mean[ch]]);
+        for oy in 0..ho {
+            for ox in (0..wo).step_by(LANES) {
+                let lanes = (wo - ox).min(LANES);
+                let (o, keep) = (oy * wo + ox, first(lanes));
+                let dyv = _mm512_maskz_loadu_ps(keep, dyp[o..o + lanes].as_ptr());
+                let yv = _mm512_maskz_loadu_ps(keep, yp[o..o + lanes].as_ptr());
+                let at = _mm512_maskz_loadu_epi32(keep, ap[o..o + lanes].as_ptr().cast());
+                // g = dy where y > 0 (false for NaN), else +0.0
+                let g = _mm512_maskz_mov_ps(
+                    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(yv, _mm512_setzero_ps()),
+                    dyv,
+                );
+                // the argmax's place in its window: 0, 1 (top row), w, w + 1 (bottom row)
+                let left = 2 * oy * w + 2 * ox;
+                let base = _mm512_add_epi32(_mm512_set1_epi32(left as i32), index(TWICE));
+                let off = _mm512_sub_epi32(at, base);
+                let at_off = |d: usize| {
+                    _mm512_maskz_mov_ps(
+                        _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(d as i32)),
+                        g,
+                    )
+                };
+                let (tl, tr, bl, br) = (at_off(0), at_off(1), at_off(w), at_off(w + 1));
+                let n = 2 * lanes;
+                coef.row(
+                    &mut dxp[left..left + n],
+                    &xp[left..left + n],
+                    tl,
+                    tr,
+                    overwrite,
+                );
+                let below = left + w;
+                coef.row(
+                    &mut dxp[below..below + n],
+                    &xp[below..below + n],
+                    bl,
+                    br,
+                    overwrite,
+                );
+            }
+        }
+        // inputs in no window (an odd last column, an odd last row): g = 0
+        let odd_rows = if w % 2 == 1 { 2 * ho } else { 0 };
+        let last_column = (0..odd_rows).map(|r| r * w + w - 1);
+        for i in last_column.chain(2 * ho * w..h * w) {
+            let v = coef.scalar(0.0, xp[i]);
+            dxp[i] = if overwrite { v } else { dxp[i] + v };
+        }
+    }
+}
+
+/// One plane's coefficients k1, k2, k3 and mean, in every lane and as they are.
+struct Coef {
+    k1: __m512,
+    k2: __m512,
+    k3: __m512,
+    mean: __m512,
+    scalars: [f32; 4],
+}
+
+impl Coef {
+    #[inline(always)]
+    unsafe fn new(scalars: [f32; 4]) -> Coef {
+        let [k1, k2, k3, mean] = scalars.map(|v| _mm512_set1_ps(v));
+        Coef {
+            k1,
+            k2,
+            k3,
+            mean,
+            scalars,
+        }
+    }
+
+    /// k1 (g - k2 - (x - mean) k3), in `backward_planes`'s order of operations.
+    #[inline(always)]
+    unsafe fn term(&self, g: __m512, x: __m512) -> __m512 {
+        let shifted = _mm512_mul_ps(_mm512_sub_ps(x, self.mean), self.k3);
+        _mm512_mul_ps(self.k1, _mm512_sub_ps(_mm512_sub_ps(g, self.k2), shifted))
+    }
+
+    /// The same for one value (the inputs in no window).
+    #[inline(always)]
+    fn scalar(&self, g: f32, x: f32) -> f32 {
+        let [k1, k2, k3, mean] = self.scalars;
+        k1 * (g - k2 - (x - mean) * k3)
+    }
+
+    /// dx over one row's stretch (up to 32 values) of windows, from g at the lefts and rights of
+    /// its pairs.
+    #[inline(always)]
+    unsafe fn row(&self, dx: &mut [f32], x: &[f32], left: __m512, right: __m512, overwrite: bool) {
+        let n = dx.len();
+        let g = [
+            _mm512_permutex2var_ps(left, index(MIX_LO), right),
+            _mm512_permutex2var_ps(left, index(MIX_HI), right),
+        ];
+        let masks = [first(n.min(LANES)), first(n.saturating_sub(LANES))];
+        for (half, (g, m)) in g.into_iter().zip(masks).enumerate() {
+            // masked lanes are neither read nor written (the pointers may pass the row's end)
+            let (xp, dp) = (
+                x.as_ptr().wrapping_add(half * LANES),
+                dx.as_mut_ptr().wrapping_add(half * LANES),
+            );
+            let mut d = self.term(g, _mm512_maskz_loadu_ps(m, xp));
+            if !overwrite {
+                d = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dp), d);
+            }
+            _mm512_mask_storeu_ps(dp, m, d);
+        }
+    }
+}
+
+/// One plane's `[sum g, sum g (x_at - mean)]` as `plane_sums` (in `backward.rs`) adds them:
+/// output j into accumulator j % 8 in the order of j (eight lanes of one 256-bit register),
+/// then the eight summed in order.
+///
+/// # Safety
+/// The CPU has AVX-512F (`available`).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn plane_sums(dy: &[f32], y: &[f32], x_at: &[f32], mean: f32) -> [f32; 2] {
+    let n = dy.len();
+    let (y, x_at) = (&y[..n], &x_at[..n]);
+    let full = n / 8 * 8;
+    let (mut a, mut b) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mu = _mm256_set1_ps(mean);
+    for j in (0..full).step_by(8) {
+        let d = _mm256_loadu_ps(dy[j..j + 8].as_ptr());
+        let v = _mm256_loadu_ps(y[j..j + 8].as_ptr());
+        let xv = _mm256_loadu_ps(x_at[j..j + 8].as_ptr());
+        // g = dy where y > 0 (false for NaN), else +0.0
+        let g = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_setzero_ps()), d);
+        a = _mm256_add_ps(a, g);
+        b = _mm256_add_ps(b, _mm256_mul_ps(g, _mm256_sub_ps(xv, mu)));
+    }
+    let (mut sa, mut sb) = ([0.0f32; 8], [0.0f32; 8]);
+    _mm256_storeu_ps(sa.as_mut_ptr(), a);
+    _mm256_storeu_ps(sb.as_mut_ptr(), b);
+    for (k, j) in (full..n).enumerate() {
+        let g = if y[j] > 0.0 { dy[j] } else { 0.0 };
+        sa[k] += g;
+        sb[k] += g * (x_at[j] - mean);
+    }
+    [sa.iter().sum(), sb.iter().sum()]
 }

@@ -2,7 +2,7 @@
 //! module's docs): per-channel sums from the pooled tensors, the BatchNorm's parameter
 //! gradients, and the input gradient, for the whole batch or one sample at a time.
 
-use super::{group_len, grow, pooled, Scratch, PLANES};
+use super::{avx512_available, group_len, grow, pooled, Scratch, PLANES};
 use crate::kernels::batch_norm::Saved;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -27,7 +27,22 @@ pub fn grad_sums(
     per_plane
         .par_chunks_mut(2 * PLANES)
         .enumerate()
-        .for_each(|(task, sums)| plane_sums(sums, dy, y, x_at, mean, c, task * PLANES, plane_out));
+        .for_each(|(task, sums)| {
+            let first = task * PLANES;
+            if avx512_available() {
+                #[cfg(target_arch = "x86_64")]
+                for (i, s) in sums.chunks_exact_mut(2).enumerate() {
+                    let p = first + i;
+                    let range = p * plane_out..(p + 1) * plane_out;
+                    let (d, v, xv) = (&dy[range.clone()], &y[range.clone()], &x_at[range]);
+                    // SAFETY: the CPU has AVX-512F
+                    let sum = unsafe { super::avx512::plane_sums(d, v, xv, mean[p % c]) };
+                    s.copy_from_slice(&sum);
+                }
+                return;
+            }
+            plane_sums(sums, dy, y, x_at, mean, c, first, plane_out)
+        });
     sum_g.fill(0.0);
     sum_g_xhat.fill(0.0);
     for (p, s) in per_plane.chunks_exact(2).enumerate() {
@@ -41,7 +56,7 @@ pub fn grad_sums(
 
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn plane_sums(
+pub(super) fn plane_sums(
     sums: &mut [f32],
     dy: &[f32],
     y: &[f32],
@@ -91,10 +106,10 @@ pub fn backward_input(
     w: usize,
     scratch: &mut Scratch,
 ) {
-    let (c, plane_in, plane_out) = (mean.len(), h * w, pooled(h) * pooled(w));
+    let (plane_in, plane_out) = (h * w, pooled(h) * pooled(w));
     let per = group_len(x.len() / plane_in);
     let groups = (x.len() / plane_in).div_ceil(per);
-    // one plane's g, dense, per group
+    // one plane's g, dense, per group (for the portable backward_planes)
     let g = grow(&mut scratch.vals, groups * plane_in);
     dx.par_chunks_mut(plane_in * per)
         .zip(x.par_chunks(plane_in * per))
@@ -104,15 +119,14 @@ pub fn backward_input(
             let first = group * per;
             let out = first * plane_out..(first + dxp.len() / plane_in) * plane_out;
             let (dy, y, argmax) = (&dy[out.clone()], &y[out.clone()], &argmax[out]);
-            backward_planes(
-                dxp, overwrite, xp, dy, y, argmax, mean, k1, coef, c, first, g, plane_in,
-            )
+            let planes = Planes { first, h, w };
+            backward_group(dxp, overwrite, xp, dy, y, argmax, mean, k1, coef, planes, g)
         });
 }
 
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn backward_planes(
+pub(super) fn backward_planes(
     dx: &mut [f32],
     overwrite: bool,
     x: &[f32],
@@ -185,20 +199,73 @@ pub fn sample_input_grad(
     w: usize,
     g: &mut [f32],
 ) {
-    let c = mean.len();
     let g = &mut g[..sample_scratch_len(h, w)];
+    let planes = Planes { first: 0, h, w };
+    backward_group(
+        dx_n, true, x_n, dy_n, y_n, argmax_n, mean, k1, coef, planes, g,
+    )
+}
+
+/// Which planes a call of `backward_group` has: the number of the first (its channel is this
+/// modulo C), and their size.
+struct Planes {
+    first: usize,
+    h: usize,
+    w: usize,
+}
+
+/// `backward_planes` or, with batch statistics on a CPU that has it, its AVX-512 twin (which
+/// needs no scratch `g`): the same values bit for bit.
+#[allow(clippy::too_many_arguments)]
+fn backward_group(
+    dx: &mut [f32],
+    overwrite: bool,
+    x: &[f32],
+    dy: &[f32],
+    y: &[f32],
+    argmax: &[u32],
+    mean: &[f32],
+    k1: &[f32],
+    coef: Option<(&[f32], &[f32])>,
+    planes: Planes,
+    g: &mut [f32],
+) {
+    let Planes { first, h, w } = planes;
+    if let (Some((k2, k3)), true) = (coef, avx512_available()) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F
+        unsafe {
+            super::avx512::backward_planes(
+                dx,
+                overwrite,
+                x,
+                dy,
+                y,
+                argmax,
+                mean,
+                [k1, k2, k3],
+                first,
+                h,
+                w,
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (k2, k3);
+        return;
+    }
+    let c = mean.len();
     backward_planes(
-        dx_n,
-        true,
-        x_n,
-        dy_n,
-        y_n,
-        argmax_n,
+        dx,
+        overwrite,
+        x,
+        dy,
+        y,
+        argmax,
         mean,
         k1,
         coef,
         c,
-        0,
+        first,
         g,
         h * w,
     )

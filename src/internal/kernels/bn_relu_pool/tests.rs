@@ -186,3 +186,246 @@ fn forward_through_the_public_entry_splits_planes_without_changing_values() {
         assert_same(&format!("plane {i}"), &got, &want);
     }
 }
+
+/// The input gradient's coefficients k1, k2, k3 and the mean, per channel (nonzero k2 and k3:
+/// batch statistics).
+fn coefficients() -> [Vec<f32>; 4] {
+    [
+        vec![0.8, -1.3, 2.1],
+        vec![0.05, -0.2, 0.0],
+        vec![0.3, 0.01, -0.7],
+        vec![0.1, -0.4, 1.5],
+    ]
+}
+
+/// The input gradient from its definition: g dense (dy at each argmax where y > 0, else 0),
+/// then dx = k1 (g - k2 - (x - mean) k3), added to `dx0` unless `overwrite`.
+#[allow(clippy::too_many_arguments)]
+fn reference_dx(
+    dx0: &[f32],
+    overwrite: bool,
+    x: &[f32],
+    dy: &[f32],
+    fwd: &Outs,
+    h: usize,
+    w: usize,
+) -> Vec<f32> {
+    let [k1, k2, k3, mean] = coefficients();
+    let plane_out = pooled(h) * pooled(w);
+    let mut dx = Vec::new();
+    for (i, xp) in x.chunks_exact(h * w).enumerate() {
+        let ch = (FIRST + i) % CHANNELS;
+        let mut g = vec![0.0f32; h * w];
+        for o in i * plane_out..(i + 1) * plane_out {
+            g[fwd.1[o] as usize] = if fwd.0[o] > 0.0 { dy[o] } else { 0.0 };
+        }
+        for (j, &v) in xp.iter().enumerate() {
+            let t = k1[ch] * (g[j] - k2[ch] - (v - mean[ch]) * k3[ch]);
+            dx.push(if overwrite { t } else { dx0[i * h * w + j] + t });
+        }
+    }
+    dx
+}
+
+#[test]
+fn input_gradient_is_its_expression_on_a_dense_g() {
+    let (alpha, beta) = affine();
+    let [k1, k2, k3, mean] = coefficients();
+    let mut rng = Rng::seed(11);
+    for (h, w) in SHAPES {
+        for specials in [false, true] {
+            let x = draws(&mut rng, PLANES * h * w, specials);
+            let fwd = reference(&x, &alpha, &beta, h, w);
+            let dy: Vec<f32> = (0..fwd.0.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let dx0: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            for overwrite in [true, false] {
+                let want = reference_dx(&dx0, overwrite, &x, &dy, &fwd, h, w);
+                let case = format!("{h}x{w}, specials {specials}, overwrite {overwrite}");
+                let (mut dx, mut g) = (dx0.clone(), vec![0.0; h * w]);
+                backward::backward_planes(
+                    &mut dx,
+                    overwrite,
+                    &x,
+                    &dy,
+                    &fwd.0,
+                    &fwd.1,
+                    &mean,
+                    &k1,
+                    Some((&k2, &k3)),
+                    CHANNELS,
+                    FIRST,
+                    &mut g,
+                    h * w,
+                );
+                assert_eq!(bits(&dx), bits(&want), "{case}");
+                #[cfg(target_arch = "x86_64")]
+                if avx512_available() {
+                    let mut dx = dx0.clone();
+                    // SAFETY: the CPU has AVX-512F
+                    unsafe {
+                        avx512::backward_planes(
+                            &mut dx,
+                            overwrite,
+                            &x,
+                            &dy,
+                            &fwd.0,
+                            &fwd.1,
+                            &mean,
+                            [&k1, &k2, &k3],
+                            FIRST,
+                            h,
+                            w,
+                        )
+                    };
+                    assert_eq!(bits(&dx), bits(&want), "{case}, AVX-512");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn input_gradient_through_the_public_entries_splits_planes_without_changing_values() {
+    // 70 planes over 3 channels: groups of 3 planes, the last one shorter; then one sample
+    // (CHANNELS planes) through sample_input_grad
+    let (h, w, n) = (5, 8, 70);
+    let [k1, k2, k3, mean] = coefficients();
+    let (alpha, beta) = affine();
+    let mut rng = Rng::seed(5);
+    let x = draws(&mut rng, n * h * w, true);
+    // plane i is channel i % 3 here, the reference's channel is (FIRST + i) % 3: rotate the
+    // reference's planes by prepending CHANNELS - FIRST planes that are then dropped
+    let skip = CHANNELS - FIRST;
+    let padded = [vec![0.0; skip * h * w], x.clone()].concat();
+    let fwd = reference(&padded, &alpha, &beta, h, w);
+    let plane_out = pooled(h) * pooled(w);
+    let dy: Vec<f32> = (0..fwd.0.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let dx0: Vec<f32> = (0..padded.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let want = reference_dx(&dx0, false, &padded, &dy, &fwd, h, w);
+    let outs = skip * plane_out..;
+    let (dys, y, at) = (&dy[outs.clone()], &fwd.0[outs.clone()], &fwd.1[outs]);
+    let mut dx = dx0[skip * h * w..].to_vec();
+    let mut scratch = Scratch::default();
+    let coef = Some((&k2[..], &k3[..]));
+    backward_input(
+        &mut dx,
+        false,
+        dys,
+        y,
+        at,
+        &x,
+        &mean,
+        &k1,
+        coef,
+        h,
+        w,
+        &mut scratch,
+    );
+    assert_eq!(bits(&dx), bits(&want[skip * h * w..]), "backward_input");
+    // the first sample alone, overwritten
+    let want = reference_dx(&dx0, true, &padded, &dy, &fwd, h, w);
+    let sample = CHANNELS * h * w;
+    let mut dx_n = vec![f32::NAN; sample];
+    let mut g = vec![0.0; sample_scratch_len(h, w)];
+    let o = CHANNELS * plane_out;
+    sample_input_grad(
+        &mut dx_n,
+        &x[..sample],
+        &dys[..o],
+        &y[..o],
+        &at[..o],
+        &mean,
+        &k1,
+        coef,
+        h,
+        w,
+        &mut g,
+    );
+    let start = skip * h * w;
+    assert_eq!(
+        bits(&dx_n),
+        bits(&want[start..start + sample]),
+        "sample_input_grad"
+    );
+}
+
+/// One plane's [sum g, sum g (x_at - mean)] from the definition, in `plane_sums`'s order:
+/// output j into accumulator j % 8, then the eight in order.
+fn reference_sums(dy: &[f32], y: &[f32], x_at: &[f32], mean: f32) -> [f32; 2] {
+    let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
+    for j in 0..dy.len() {
+        let g = if y[j] > 0.0 { dy[j] } else { 0.0 };
+        a[j % 8] += g;
+        b[j % 8] += g * (x_at[j] - mean);
+    }
+    [a.iter().sum(), b.iter().sum()]
+}
+
+#[test]
+fn gradient_sums_keep_their_order_of_addition() {
+    let mean = coefficients()[3].clone();
+    let mut rng = Rng::seed(13);
+    // outputs per plane: fewer than 8, the cnn preset's 49 and 196, a multiple of 8
+    for plane_out in [1, 5, 49, 64, 196] {
+        // 40 planes: more than one task of PLANES (16), the last one shorter
+        let planes = 40;
+        let n = planes * plane_out;
+        let y = draws(&mut rng, n, true);
+        let dy: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let x_at: Vec<f32> = (0..n).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        let mut want = Vec::new();
+        for p in 0..planes {
+            let r = p * plane_out..(p + 1) * plane_out;
+            let mu = mean[p % CHANNELS];
+            want.extend(reference_sums(&dy[r.clone()], &y[r.clone()], &x_at[r], mu));
+        }
+        let mut portable = vec![0.0; 2 * planes];
+        for (task, sums) in portable.chunks_mut(2 * PLANES).enumerate() {
+            backward::plane_sums(
+                sums,
+                &dy,
+                &y,
+                &x_at,
+                &mean,
+                CHANNELS,
+                task * PLANES,
+                plane_out,
+            );
+        }
+        assert_eq!(
+            bits(&portable),
+            bits(&want),
+            "{plane_out} outputs, portable"
+        );
+        // through the entry (the AVX-512 path where the CPU has it): per channel, the planes'
+        // sums in plane order, the second times rstd
+        let rstd = vec![1.5, 0.5, 2.0];
+        let (mut per_plane, mut sum_g, mut sum_gx) = (vec![0.0; 2 * planes], [0.0; 3], [0.0; 3]);
+        grad_sums(
+            &dy,
+            &y,
+            &x_at,
+            &mean,
+            &rstd,
+            plane_out,
+            &mut per_plane,
+            &mut sum_g,
+            &mut sum_gx,
+        );
+        assert_eq!(
+            bits(&per_plane),
+            bits(&want),
+            "{plane_out} outputs, per plane"
+        );
+        let (mut g, mut gx) = ([0.0f32; 3], [0.0f32; 3]);
+        for (p, s) in want.chunks_exact(2).enumerate() {
+            g[p % CHANNELS] += s[0];
+            gx[p % CHANNELS] += s[1];
+        }
+        for ch in 0..CHANNELS {
+            gx[ch] *= rstd[ch];
+        }
+        assert_eq!(bits(&sum_g), bits(&g), "{plane_out} outputs, sum g");
+        assert_eq!(bits(&sum_gx), bits(&gx), "{plane_out} outputs, sum g xhat");
+    }
+}
