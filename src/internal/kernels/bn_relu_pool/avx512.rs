@@ -39,6 +39,22 @@ const MIX_HI: [i32; 16] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
 /// 2 i in lane i: a window's left column, relative to its chunk's first.
 const TWICE: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
 
+/// Planes ahead whose rows are requested while a plane is worked on: x comes from memory (a
+/// whole batch's convolution output), and the work per row is too short for the hardware's
+/// prefetcher alone to hide the wait.
+const AHEAD: usize = 2;
+
+/// Asks for `x[start..start + len]` (positions past x's end are ignored) in the level 1 cache.
+#[inline(always)]
+fn prefetch_ahead(x: &[f32], start: usize, len: usize) {
+    let end = (start + len).min(x.len());
+    // one request per 64-byte line
+    for i in (start..end).step_by(16) {
+        // SAFETY: a prefetch reads nothing architecturally and i is inside x
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().add(i).cast()) };
+    }
+}
+
 #[inline(always)]
 fn index(v: [i32; 16]) -> __m512i {
     // SAFETY: [i32; 16] and __m512i have the same size, and every bit pattern is valid for both
@@ -108,6 +124,7 @@ pub(super) unsafe fn forward_planes(
         let ch = (first_plane + i) % c;
         let (a, b) = (_mm512_set1_ps(alpha[ch]), _mm512_set1_ps(beta[ch]));
         for oy in 0..ho {
+            prefetch_ahead(x, (i + AHEAD) * h * w + 2 * oy * w, 2 * w);
             let (top, bottom) = (&xp[2 * oy * w..], &xp[(2 * oy + 1) * w..]);
             for ox in (0..wo).step_by(LANES) {
                 let lanes = (wo - ox).min(LANES);
@@ -183,6 +200,7 @@ pub(super) unsafe fn backward_planes(
         let ch = (first_plane + i) % c;
         let coef = Coef::new([k[0][ch], k[1][ch], k[2][ch], mean[ch]]);
         for oy in 0..ho {
+            prefetch_ahead(x, (i + AHEAD) * h * w + 2 * oy * w, 2 * w);
             for ox in (0..wo).step_by(LANES) {
                 let lanes = (wo - ox).min(LANES);
                 let (o, keep) = (oy * wo + ox, first(lanes));
