@@ -1473,3 +1473,108 @@ fn gradients_accumulate_across_steps_until_zero_grad() {
     g.params.zero_grad();
     assert!(g.params.grad(id).is_none());
 }
+
+// ---------------------------------------------------------------------------------------------
+// gradients that meet: the first op to reach a gradient overwrites it, the others add to it
+
+#[test]
+fn a_value_read_by_two_linears_gets_both_gradients() {
+    // x feeds two Linears and w is read twice: each gradient is the sum of two products
+    let mut rng = Rng::seed(90);
+    let args = [
+        input(uniform(&mut rng, &[3, 5], -1.0, 1.0)),
+        input(uniform(&mut rng, &[3, 5], -1.0, 1.0)),
+        param(uniform(&mut rng, &[4, 5], -1.0, 1.0)),
+        param(uniform(&mut rng, &[4, 5], -1.0, 1.0)),
+    ];
+    check("linear read twice", &args, |g, v| {
+        let a = g.linear(v[0], v[2], None).unwrap();
+        let b = g.linear(v[0], v[3], None).unwrap();
+        let c = g.linear(v[1], v[2], None).unwrap();
+        let ab = g.add(a, b).unwrap();
+        g.add(ab, c).unwrap()
+    });
+}
+
+#[test]
+fn a_value_read_by_two_convolutions_gets_both_gradients() {
+    let mut rng = Rng::seed(91);
+    let args = [
+        input(uniform(&mut rng, &[2, 2, 5, 5], -1.0, 1.0)),
+        param(uniform(&mut rng, &[3, 2, 3, 3], -0.5, 0.5)),
+        param(uniform(&mut rng, &[3, 2, 3, 3], -0.5, 0.5)),
+    ];
+    check("conv read twice", &args, |g, v| {
+        let a = g.conv2d(v[0], v[1], None, 1, 1).unwrap();
+        let b = g.conv2d(v[0], v[2], None, 1, 1).unwrap();
+        g.add(a, b).unwrap()
+    });
+}
+
+/// The gradients of a small CNN's input and parameters for input `x`, on graph `g` (reset
+/// first, so its buffers hold whatever the last step left there).
+fn cnn_grads(g: &mut Graph, params: &[ParamId; 5], x: &Tensor, dy_seed: u64) -> Vec<Vec<f32>> {
+    g.reset();
+    g.params.zero_grad();
+    let xv = g.input(x, true).unwrap();
+    let p: Vec<Var> = params.iter().map(|&id| g.param(id)).collect();
+    let conv = bnlab::ConvArgs {
+        w: p[0],
+        b: None,
+        stride: 1,
+        pad: 1,
+    };
+    let block = g
+        .conv_bn_relu_pool(
+            xv,
+            conv,
+            Some(p[1]),
+            Some(p[2]),
+            BnStats::Batch { eps: 1e-5 },
+        )
+        .unwrap();
+    let c = g.conv2d(block, p[3], None, 1, 1).unwrap();
+    let f = g.flatten(c).unwrap();
+    let y = g.linear(f, p[4], None).unwrap();
+    let mut rng = Rng::seed(dy_seed);
+    let dy: Vec<f32> = (0..g.value(y).len())
+        .map(|_| rng.uniform(-1.0, 1.0))
+        .collect();
+    g.backward_from(y, &dy).unwrap();
+    let mut grads = vec![g.grad(xv).unwrap().to_vec()];
+    grads.extend(params.iter().map(|&id| g.params.grad(id).unwrap().to_vec()));
+    grads
+}
+
+#[test]
+fn a_reused_graph_gives_a_fresh_graphs_gradients() {
+    // gradient buffers kept from the last step are overwritten, not added to: the second
+    // step on one graph equals the same step on a new graph, to the bit
+    let mut rng = Rng::seed(92);
+    let shapes: [&[usize]; 5] = [&[3, 2, 3, 3], &[3], &[3], &[2, 3, 3, 3], &[4, 2 * 3 * 3]];
+    let values: Vec<Tensor> = shapes
+        .iter()
+        .map(|s| uniform(&mut rng, s, -0.5, 0.5))
+        .collect();
+    let new_graph = || {
+        let mut g = Graph::new(GRAPH_SEED);
+        let ids = [0, 1, 2, 3, 4].map(|k| g.params.add(values[k].clone()).unwrap());
+        (g, ids)
+    };
+    let steps = [
+        uniform(&mut rng, &[2, 2, 6, 6], -1.0, 1.0),
+        uniform(&mut rng, &[2, 2, 6, 6], -1.0, 1.0),
+    ];
+    let (mut reused, ids) = new_graph();
+    cnn_grads(&mut reused, &ids, &steps[0], 1);
+    let second = cnn_grads(&mut reused, &ids, &steps[1], 2);
+    let (mut fresh, fresh_ids) = new_graph();
+    let want = cnn_grads(&mut fresh, &fresh_ids, &steps[1], 2);
+    for (k, (got, want)) in second.iter().zip(&want).enumerate() {
+        assert!(got.iter().any(|&v| v != 0.0), "gradient {k} is all zero");
+        assert_eq!(
+            got, want,
+            "gradient {k} (0: the input, then the parameters)"
+        );
+    }
+}

@@ -149,21 +149,21 @@ pub(in crate::graph) fn conv2d_backward(g: &mut Graph, op: Conv2d, dy: &[f32]) {
         geom,
         precision,
     } = op;
-    let (mut gx, mut gw, mut gb) = (g.take_grad(x), g.take_grad(w), g.take_opt(b));
+    let (mut gx, mut gw, mut gb) = (g.take_grad_to_overwrite(x), g.take_grad(w), g.take_opt(b));
     let (v, scratch) = g.values_and_scratch();
     conv2d::backward(
         precision,
         conv2d::Upstream::Dense(dy),
         v.get(x),
         v.get(w),
-        gx.as_deref_mut(),
+        gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
         gw.as_deref_mut(),
         gb.as_deref_mut(),
         &geom,
         &mut scratch.conv_partials,
         &mut scratch.conv,
     );
-    g.put_grad(x, gx);
+    g.put_grad(x, gx.map(|(grad, _)| grad));
     g.put_grad(w, gw);
     g.put_opt(b, gb);
 }

@@ -313,7 +313,11 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
         batch,
         precision,
     } = op;
-    let (mut gx, mut gcw, mut gcb) = (g.take_grad(x), g.take_grad(conv_w), g.take_opt(conv_b));
+    let (mut gx, mut gcw, mut gcb) = (
+        g.take_grad_to_overwrite(x),
+        g.take_grad(conv_w),
+        g.take_opt(conv_b),
+    );
     let (mut gw, mut gb) = (g.take_opt(w), g.take_opt(b));
     let (c, h, wd) = (geom.cout, geom.ho(), geom.wo());
     let plane_out = pooled(h) * pooled(wd);
@@ -367,7 +371,7 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
             upstream,
             v.get(x),
             v.get(conv_w),
-            gx.as_deref_mut(),
+            gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
             gcw.as_deref_mut(),
             gcb.as_deref_mut(),
             &geom,
@@ -375,7 +379,7 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
             &mut scratch.conv,
         );
     }
-    g.put_grad(x, gx);
+    g.put_grad(x, gx.map(|(grad, _)| grad));
     g.put_grad(conv_w, gcw);
     g.put_opt(conv_b, gcb);
     g.put_opt(w, gw);

@@ -228,22 +228,29 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: Linear, dy: &[f32]
         transposed,
         precision,
     } = op;
-    let (mut gx, gw, mut gb) = (g.take_grad(x), g.take_grad_to_overwrite(w), g.take_opt(b));
+    let (mut gx, gw, mut gb) = (
+        g.take_grad_to_overwrite(x),
+        g.take_grad_to_overwrite(w),
+        g.take_opt(b),
+    );
     let ws = g.shape_inline(w);
     let (o, inner) = if transposed {
         (ws.dims()[1], ws.dims()[0])
     } else {
         (ws.dims()[0], ws.dims()[1])
     };
+    // a fresh gradient is overwritten by the products and by the sparse kernel for W^T; the
+    // sparse kernel for W only accumulates
     let mut gw = gw.map(|(mut grad, fresh)| {
-        // only the sparse kernel for W^T overwrites; the others accumulate
-        if fresh && !(transposed && sparse.is_some()) {
+        if fresh && sparse.is_some() && !transposed {
             grad.fill(0.0);
         }
         (grad, fresh)
     });
     if let Some(src) = sparse {
-        // x needs no gradient; dw from the nonzeros of x, by columns of x
+        // x needs no gradient (`sparse_source` takes only such inputs); dw from the nonzeros
+        // of x, by columns of x
+        debug_assert!(gx.is_none());
         if let Some((gw, fresh)) = gw.as_mut() {
             let (before, rest) = g.slots.split_at_mut(i);
             let own = &mut rest[0].sparse;
@@ -275,15 +282,15 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: Linear, dy: &[f32]
             v.get(x),
             v.get(w),
             transposed,
-            gx.as_deref_mut(),
-            gw.as_mut().map(|(grad, _)| &mut grad[..]),
+            gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
+            gw.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
             gb.as_deref_mut(),
             n,
             inner,
             o,
         );
     }
-    g.put_grad(x, gx);
+    g.put_grad(x, gx.map(|(grad, _)| grad));
     g.put_grad(w, gw.map(|(grad, _)| grad));
     g.put_opt(b, gb);
 }

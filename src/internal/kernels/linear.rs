@@ -48,7 +48,9 @@ pub fn forward(
     }
 }
 
-/// Backward. dy: (N, O). Each gradient is accumulated when asked for; dw is laid out as w is.
+/// Backward. dy: (N, O). dx and dw, when asked for, come with whether to add to them (`true`)
+/// or overwrite them (`false`: a gradient not started this step, which then needs no pass that
+/// zeroes it first and no reading back of those zeros); db is accumulated; dw is laid out as w is.
 /// From `y[n, o] = sum_i x[n, i] w[o, i] + b[o]`:
 ///   `dL/dx[n, i] = sum_o dy[n, o] * w[o, i]`    => dx (N, I) += dy (N, O) . w (O, I)
 ///   `dL/dw[o, i] = sum_n dy[n, o] * x[n, i]`    => dw (O, I) += dy^T (O, N) . x (N, I)
@@ -61,22 +63,22 @@ pub fn backward(
     x: &[f32],
     w: &[f32],
     transposed: bool,
-    dx: Option<&mut [f32]>,
-    dw: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
+    dw: Option<(&mut [f32], bool)>,
     db: Option<&mut [f32]>,
     n: usize,
     i: usize,
     o: usize,
 ) {
-    if let Some(dx) = dx {
-        matmul(p, dx, Mat::new(dy, n, o), weight(w, o, i, transposed), true);
+    if let Some((dx, add)) = dx {
+        matmul(p, dx, Mat::new(dy, n, o), weight(w, o, i, transposed), add);
     }
-    if let Some(dw) = dw {
+    if let Some((dw, add)) = dw {
         let (dy, x) = (Mat::new(dy, n, o), Mat::new(x, n, i));
         if transposed {
-            matmul(p, dw, x.t(), dy, true);
+            matmul(p, dw, x.t(), dy, add);
         } else {
-            matmul(p, dw, dy.t(), x, true);
+            matmul(p, dw, dy.t(), x, add);
         }
     }
     if let Some(db) = db {

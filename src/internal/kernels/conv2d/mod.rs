@@ -197,7 +197,10 @@ impl Upstream<'_> {
     }
 }
 
-/// Backward. dy (N, Cout, P). Gradients are accumulated. From y_n = w . cols_n + b:
+/// Backward. dy (N, Cout, P). dw and db are accumulated; dx comes with whether to add to it
+/// (`true`) or overwrite it (`false`: a gradient not started this step, each sample's part then
+/// zeroed just before its col2im, while it is in cache, instead of in a pass of its own).
+/// From y_n = w . cols_n + b:
 ///   dw (Cout, K)      += sum over n of dy_n (Cout, P) . cols_n^T (P, K)
 ///   `db[co]`          += sum over n and p of `dy_n[co, p]`
 ///   dcols_n (K, P)     = w^T (K, Cout) . dy_n (Cout, P),  then dx_n += col2im(dcols_n)
@@ -210,7 +213,7 @@ pub fn backward(
     dy: Upstream,
     x: &[f32],
     w: &[f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
     dw: Option<&mut [f32]>,
     db: Option<&mut [f32]>,
     g: &ConvGeom,
@@ -231,14 +234,14 @@ pub fn backward(
     let wt = wt.as_ref();
     let work = grow(scratch, chunks(g.n) * per_chunk).par_chunks_mut(per_chunk.max(1));
     let parts = partials.par_chunks_mut(part_len).zip(work).enumerate();
-    let chunk = |c: usize, part: &mut [f32], work: &mut [f32], dxs: Option<&mut [f32]>| {
+    let chunk = |c: usize, part: &mut [f32], work: &mut [f32], dxs: Option<(&mut [f32], bool)>| {
         let samples = c * cl..((c + 1) * cl).min(g.n);
         backward_chunk(precision, &dy, x, wt, samples, part, work, dxs, want, g)
     };
     match dx {
-        Some(dx) => parts
+        Some((dx, add)) => parts
             .zip(dx.par_chunks_mut(cl * g.x_len()))
-            .for_each(|((c, (part, work)), dxs)| chunk(c, part, work, Some(dxs))),
+            .for_each(|((c, (part, work)), dxs)| chunk(c, part, work, Some((dxs, add)))),
         None => parts.for_each(|(c, (part, work))| chunk(c, part, work, None)),
     }
     let (mut dw, mut db) = (dw, db);
@@ -272,8 +275,9 @@ fn dw_partial_transposed(precision: Precision, g: &ConvGeom) -> bool {
 }
 
 /// The backward of one chunk of samples, on the calling thread: its dw and db partials in
-/// `part` (when `want` says they are needed) and, if given, dx of its samples (`wt`, the
-/// weight's transpose, is then given too). `work`: the chunk's scratch (`Upstream::chunk_scratch`).
+/// `part` (when `want` says they are needed) and, if given, dx of its samples, added to or
+/// overwritten as its flag says (`wt`, the weight's transpose, is then given too). `work`: the
+/// chunk's scratch (`Upstream::chunk_scratch`).
 #[allow(clippy::too_many_arguments)]
 fn backward_chunk(
     precision: Precision,
@@ -283,7 +287,7 @@ fn backward_chunk(
     samples: std::ops::Range<usize>,
     part: &mut [f32],
     work: &mut [f32],
-    mut dxs: Option<&mut [f32]>,
+    mut dxs: Option<(&mut [f32], bool)>,
     (want_w, want_b): (bool, bool),
     g: &ConvGeom,
 ) {
@@ -315,9 +319,12 @@ fn backward_chunk(
                 *s += lane_sum(run, |v| v);
             }
         }
-        if let (Some(dxs), Some(wt)) = (dxs.as_deref_mut(), wt) {
+        if let (Some((dxs, add)), Some(wt)) = (dxs.as_mut(), wt) {
             matmul_lhs_serial(dcols, wt, d, false);
             let dxn = &mut dxs[(n - n0) * g.x_len()..][..g.x_len()];
+            if !*add {
+                dxn.fill(0.0); // col2im adds overlapping patches: it starts from zero
+            }
             col2im_sample(dxn, dcols, g);
         }
     }
