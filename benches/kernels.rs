@@ -1,8 +1,9 @@
-//! Kernel timings on the seed's shapes (batch 256), for profiling work:
+//! Kernel timings on the seed's shapes (batch 256), and the cnn preset's fused BatchNorm ->
+//! ReLU -> MaxPool block on its two blocks' shapes, for profiling work:
 //! `cargo bench --bench kernels` (`THREADS=1 cargo bench --bench kernels` for one thread).
 //! Prints the median of repeated runs of each kernel.
 
-use bnlab::internal::kernels::{linear, sparse_linear};
+use bnlab::internal::kernels::{bn_relu_pool, linear, sparse_linear};
 use bnlab::{Precision, Rng};
 #[path = "common/timing.rs"]
 mod timing;
@@ -169,4 +170,75 @@ fn run() {
         "gather nonzeros  {:8.1} us",
         median_us(reps, || ds.nonzeros().gather(&next(), &mut csr))
     );
+    pool_block();
+}
+
+/// The fused BatchNorm -> ReLU -> MaxPool(2, 2) kernels on the cnn preset's blocks at batch 256:
+/// (256, 32, 28, 28) and (256, 64, 14, 14), as training runs them (x is a whole batch's
+/// convolution output, too large for the level 2 cache).
+fn pool_block() {
+    let mut rng = Rng::seed(2);
+    for (c, side) in [(32, 28), (64, 14)] {
+        let (n, ho) = (256, side / 2);
+        let x: Vec<f32> = (0..n * c * side * side)
+            .map(|_| rng.normal(0.0, 1.0))
+            .collect();
+        let alpha: Vec<f32> = (0..c).map(|_| rng.uniform(0.5, 1.5)).collect();
+        let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-0.5, 0.5)).collect();
+        let outs = n * c * ho * ho;
+        let (mut y, mut argmax, mut x_at) = (vec![0.0; outs], vec![0; outs], vec![0.0; outs]);
+        let mut scratch = bn_relu_pool::Scratch::default();
+        let label = format!("({n}, {c}, {side}, {side})");
+        println!(
+            "pool forward     {:8.1} us   {label}",
+            median_us(20, || bn_relu_pool::forward(
+                &mut y,
+                &mut argmax,
+                &mut x_at,
+                &x,
+                &alpha,
+                &beta,
+                side,
+                side,
+                &mut scratch
+            ))
+        );
+        let dy: Vec<f32> = (0..outs).map(|_| rng.next_f32() - 0.5).collect();
+        let rstd = vec![1.0; c];
+        let (mut per_plane, mut sum_g, mut sum_gx) =
+            (vec![0.0; 2 * n * c], vec![0.0; c], vec![0.0; c]);
+        println!(
+            "pool grad sums   {:8.1} us   {label}",
+            median_us(20, || bn_relu_pool::grad_sums(
+                &dy,
+                &y,
+                &x_at,
+                &beta,
+                &rstd,
+                ho * ho,
+                &mut per_plane,
+                &mut sum_g,
+                &mut sum_gx
+            ))
+        );
+        let mut dx = vec![0.0; x.len()];
+        let coef = Some((&sum_g[..], &sum_gx[..]));
+        println!(
+            "pool input grad  {:8.1} us   {label}",
+            median_us(20, || bn_relu_pool::backward_input(
+                &mut dx,
+                true,
+                &dy,
+                &y,
+                &argmax,
+                &x,
+                &beta,
+                &alpha,
+                coef,
+                side,
+                side,
+                &mut scratch
+            ))
+        );
+    }
 }
