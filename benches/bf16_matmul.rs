@@ -1,6 +1,7 @@
 //! The bfloat16 kernels against gemm's float32 product: GFLOP/s (median of repeated runs).
-//!   cargo bench --bench bf16_matmul                  (2 threads; THREADS=n to change)
+//!   cargo bench --bench bf16_matmul                  (2 threads; THREADS=n, REPS=n to change)
 //!   cargo bench --bench bf16_matmul -- --smoke       (one small shape once: does it run?)
+//!   cargo bench --bench bf16_matmul -- --amx mlp     (AMX only, shapes whose name has "mlp")
 //!
 //! The large products run on the pool (`matmul`); the cnn-bn preset's per-sample convolution
 //! products (MNIST, 28 x 28: conv 1->32 then 32->64, 3x3, padding 1) run on one thread
@@ -39,7 +40,7 @@ const fn shape(
     }
 }
 
-const SHAPES: [Shape; 10] = [
+const SHAPES: [Shape; 15] = [
     shape("2048 x 2048 x 2048", (2048, 2048, 2048), false, false, true),
     shape("1024 x 1024 x 512", (1024, 1024, 512), false, false, true),
     shape("1024 x 512 x 256", (1024, 512, 256), false, false, true),
@@ -48,6 +49,43 @@ const SHAPES: [Shape; 10] = [
         (256, 784, 256),
         false,
         true,
+        true,
+    ),
+    // the seed model 4x wider (784 -> 1024 -> 1024 -> 10) at batch 1024, as `kernels::linear`
+    // calls them: forward x W^T (W stored (O, I)), weight gradient dy^T x, input gradient dy W
+    shape(
+        "mlp fwd1: 1024 x 784 x 1024",
+        (1024, 784, 1024),
+        false,
+        true,
+        true,
+    ),
+    shape(
+        "mlp fwd2: 1024 x 1024 x 1024",
+        (1024, 1024, 1024),
+        false,
+        true,
+        true,
+    ),
+    shape(
+        "mlp dW1: 1024 x 1024 x 784",
+        (1024, 1024, 784),
+        true,
+        false,
+        true,
+    ),
+    shape(
+        "mlp dW2: 1024 x 1024 x 1024",
+        (1024, 1024, 1024),
+        true,
+        false,
+        true,
+    ),
+    shape(
+        "mlp dX2: 1024 x 1024 x 1024",
+        (1024, 1024, 1024),
+        false,
+        false,
         true,
     ),
     // cnn-bn, per sample: forward W (cout, k) x cols (k, P); weight gradient dy (cout, P) x
@@ -85,7 +123,11 @@ const SHAPES: [Shape; 10] = [
 ];
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let amx_only = args.iter().any(|a| a == "--amx");
+    // cargo passes --bench; any other word selects the shapes whose name contains it
+    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let threads = std::env::var("THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -93,7 +135,16 @@ fn main() {
     bnlab::internal::alloc_tuning::keep_freed_memory(); // as the bnlab command runs
     bnlab::runtime::set_threads(threads).expect("a global thread pool");
     let kernels = bf16::cpu_kernels();
-    let reps = if smoke { 1 } else { 21 };
+    // REPS=n: more runs per median (a short product's 21 runs can all fall in one stretch of
+    // another process's work on a 2-core machine)
+    let reps = if smoke {
+        1
+    } else {
+        std::env::var("REPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(21)
+    };
     println!(
         "{threads} threads; GFLOP/s, median of {reps} runs; bf16 kernels here: {kernels:?}; chosen: {:?}",
         bf16::kernel()
@@ -105,7 +156,10 @@ fn main() {
     let shapes: Vec<&Shape> = if smoke {
         vec![&SHAPES[3]]
     } else {
-        SHAPES.iter().collect()
+        SHAPES
+            .iter()
+            .filter(|s| words.is_empty() || words.iter().any(|w| s.name.contains(w.as_str())))
+            .collect()
     };
     for s in shapes {
         let (m, k, n) = s.mkn;
@@ -125,17 +179,21 @@ fn main() {
         // the per-sample products are short: time a batch of 64 of them
         let calls = if s.pool || smoke { 1 } else { 64 };
         let flops = 2.0 * (m * k * n * calls) as f64;
-        let f32_secs = median_secs(reps, || {
-            for _ in 0..calls {
-                if s.pool {
-                    matmul::matmul(&mut c, am, bm, false)
-                } else {
-                    matmul::matmul_serial(&mut c, am, bm, false)
+        let f32_secs = if amx_only {
+            f64::NAN
+        } else {
+            median_secs(reps, || {
+                for _ in 0..calls {
+                    if s.pool {
+                        matmul::matmul(&mut c, am, bm, false)
+                    } else {
+                        matmul::matmul_serial(&mut c, am, bm, false)
+                    }
                 }
-            }
-        });
+            })
+        };
         let mut bf16_rate = |kernel: Bf16Kernel| -> String {
-            if !kernels.contains(&kernel) {
+            if !kernels.contains(&kernel) || (amx_only && kernel != Bf16Kernel::Amx) {
                 return "-".to_string();
             }
             let secs = median_secs(reps, || {

@@ -40,8 +40,13 @@ const MR: usize = 32;
 const NR: usize = 32;
 /// Pairs of k per tile (32 bfloat16 = 64 bytes a row).
 const GROUP: usize = 16;
-/// Pairs of k per pass over a block: A's and B's micro-panels are 32 KiB each.
-const KC: usize = 256;
+/// Pairs of k per pass over a block. The accumulators stay in the tiles for a whole pass, so
+/// the longer the pass the fewer times each 32 x 32 block of dst is loaded, stored and the
+/// tile pipeline drained: measured on Emerald Rapids (`benches/bf16_matmul`, one thread),
+/// 1024 pairs (every product of the models in one pass) against 256 gave 643 against 495
+/// GFLOP/s at 2048^3 and 690 against 603 for 1024^3, although A's and B's micro-panels
+/// (128 KiB each) then come from L2, not L1. 512 pairs was as fast as 1024.
+const KC: usize = 1024;
 /// The largest block one task computes (rows, columns).
 const BLOCK: (usize, usize) = (128, 256);
 
@@ -146,6 +151,18 @@ fn block(d: Dst, blk: Block, pa: &[u32], pb: &[u32], pairs: usize, accumulate: b
     }
 }
 
+/// The accumulator tiles that hold output for a 32 x 32 block with more than 16 rows
+/// (`two_rows`) and more than 16 columns (`two_cols`) live; tile t = 2 ti + tj covers rows
+/// 16 ti.. and columns 16 tj.. of the block.
+fn computed_tiles(two_rows: bool, two_cols: bool) -> &'static [usize] {
+    match (two_rows, two_cols) {
+        (true, true) => &[0, 1, 2, 3],
+        (false, true) => &[0, 1],
+        (true, false) => &[0, 2],
+        (false, false) => &[0],
+    }
+}
+
 /// A 32 x 32 float32 block, 64-byte aligned for `TILESTORED`.
 #[repr(C, align(64))]
 struct Tile32([f32; MR * NR]);
@@ -155,19 +172,12 @@ struct Tile32([f32; MR * NR]);
 /// rows and columns, else only the top row of tiles (`rows <= 16`) and/or the left column
 /// (`cols <= 16`), so an edge block does no work for its padding.
 ///
-/// ```text
-/// a: (groups, 32, 16) pairs   (two A tiles per group: rows 0..16, rows 16..32)
-/// b: (groups * 16, 32) pairs  (B0 = columns 0..16, B1 = columns 16..32 of each row)
-/// ```
-///
 /// A tile wholly inside the output is loaded from dst (`add`) or zeroed, and stored back to dst
 /// at dst's row stride: no copy. A tile at the matrix's edge is zeroed, stored to `edge`, and
 /// its live part added or copied to dst. So a whole tile sums `dst + products`, an edge tile
 /// `dst + (products)`: the same exact terms, in orders both within float32 summation error of
 /// the emulation. (Loading dst into the accumulator, `TDPBF16PS` may flush a denormal dst value
 /// to zero: a change below 2^-126.)
-///
-/// Reference, per element: `s = dst or 0; for q in 0..16 groups { s += a[r][q].lo * b[q][c].lo + a[r][q].hi * b[q][c].hi }`.
 ///
 /// # Safety
 /// The tile configuration `CONFIG` must be loaded on this thread; (i..i + rows, j..j + cols)
@@ -183,10 +193,8 @@ unsafe fn micro(
     add: bool,
     edge: &mut std::mem::MaybeUninit<Tile32>,
 ) {
-    assert!(a.len() >= groups * GROUP * MR && b.len() >= groups * GROUP * NR);
     let (two_rows, two_cols) = (rows > 16, cols > 16);
-    // tile t = 2 ti + tj covers rows 16 ti.., columns 16 tj.. of the block
-    let computed = |t: usize| (t < 2 || two_rows) && (t == 0 || t == 2 || two_cols);
+    let tiles = computed_tiles(two_rows, two_cols);
     let live = |t: usize| {
         let (ti, tj) = (t / 2, t % 2);
         (
@@ -197,17 +205,59 @@ unsafe fn micro(
     let whole = |t: usize| live(t) == (16, 16);
     let at = |t: usize| d.at(i + 16 * (t / 2), j + 16 * (t % 2));
     let ld = d.ld * 4;
-    // SAFETY (every block below): the tiles are configured; each A or B load reads 16 rows of
-    // 64 bytes inside `a` or `b` (checked above); dst loads and stores touch a whole tile's 16
-    // rows of 16 floats, inside the block (the caller's promise); `edge` stores stay in `edge`
+    // SAFETY (every block below): the tiles are configured; dst loads and stores touch a whole
+    // tile's 16 rows of 16 floats, inside the block (the caller's promise); `edge` stores stay
+    // in `edge`; `products` checks a and b
     unsafe {
-        for t in (0..4).filter(|&t| computed(t)) {
+        for &t in tiles {
             if add && whole(t) {
                 tile_load(t, at(t), ld);
             } else {
                 tile_zero(t);
             }
         }
+        products(a, b, groups, two_rows, two_cols);
+        for &t in tiles {
+            if whole(t) {
+                tile_store(t, at(t), ld);
+                continue;
+            }
+            let e = edge
+                .as_mut_ptr()
+                .cast::<f32>()
+                .add(16 * (t / 2) * NR + 16 * (t % 2));
+            tile_store(t, e, NR * 4);
+            let (lr, lc) = live(t);
+            for r in 0..lr {
+                let src = std::slice::from_raw_parts(e.add(r * NR), lc);
+                let out = std::slice::from_raw_parts_mut(at(t).add(r * d.ld), lc);
+                if add {
+                    out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
+                } else {
+                    out.iter_mut().zip(src).for_each(|(o, &s)| *o = s);
+                }
+            }
+        }
+    }
+}
+
+/// The accumulators `+= a . b` over `groups` groups of 16 pairs: tmm0..tmm3 (the ones
+/// [`computed_tiles`] names) hold a 32 x 32 block's sums.
+///
+/// ```text
+/// a: (groups, 32, 16) pairs   (two A tiles per group: rows 0..16, rows 16..32)
+/// b: (groups * 16, 32) pairs  (B0 = columns 0..16, B1 = columns 16..32 of each row)
+/// ```
+///
+/// Reference, per element: `for q in 0..16 groups { s += a[r][q].lo * b[q][c].lo + a[r][q].hi * b[q][c].hi }`.
+///
+/// # Safety
+/// The tile configuration `CONFIG` must be loaded on this thread.
+unsafe fn products(a: &[u32], b: &[u32], groups: usize, two_rows: bool, two_cols: bool) {
+    assert!(a.len() >= groups * GROUP * MR && b.len() >= groups * GROUP * NR);
+    // SAFETY: the tiles are configured; each A or B load reads 16 rows of 64 bytes inside `a`
+    // or `b` (checked above)
+    unsafe {
         for g in 0..groups {
             let ag = a.as_ptr().add(g * GROUP * MR);
             let bg = b.as_ptr().add(g * GROUP * NR);
@@ -255,27 +305,6 @@ unsafe fn micro(
                     sa = in(reg) sa, sb = in(reg) sb,
                     options(nostack, readonly)
                 ),
-            }
-        }
-        for t in (0..4).filter(|&t| computed(t)) {
-            if whole(t) {
-                tile_store(t, at(t), ld);
-                continue;
-            }
-            let e = edge
-                .as_mut_ptr()
-                .cast::<f32>()
-                .add(16 * (t / 2) * NR + 16 * (t % 2));
-            tile_store(t, e, NR * 4);
-            let (lr, lc) = live(t);
-            for r in 0..lr {
-                let src = std::slice::from_raw_parts(e.add(r * NR), lc);
-                let out = std::slice::from_raw_parts_mut(at(t).add(r * d.ld), lc);
-                if add {
-                    out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
-                } else {
-                    out.iter_mut().zip(src).for_each(|(o, &s)| *o = s);
-                }
             }
         }
     }

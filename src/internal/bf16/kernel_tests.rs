@@ -191,6 +191,8 @@ fn every_kernel_matches_the_emulation_on_large_and_uneven_shapes() {
         (100, 257, 33),
         (257, 100, 100),
         (33, 1100, 65),
+        // more than one K pass of either kernel (AVX512: 256 pairs, AMX: 1024 pairs)
+        (40, 2100, 33),
         (300, 600, 200),
         (1, 784, 256),
         (256, 9, 784),
