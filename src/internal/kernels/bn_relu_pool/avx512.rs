@@ -122,49 +122,136 @@ pub(super) unsafe fn forward_planes(
         .zip(x_at.chunks_exact_mut(ho * wo));
     for ((i, xp), ((yp, ap), xap)) in planes.zip(outs) {
         let ch = (first_plane + i) % c;
-        let (a, b) = (_mm512_set1_ps(alpha[ch]), _mm512_set1_ps(beta[ch]));
-        for oy in 0..ho {
+        let bn = (_mm512_set1_ps(alpha[ch]), _mm512_set1_ps(beta[ch]));
+        let mut out = PlaneOut {
+            y: yp,
+            argmax: ap,
+            x_at: xap,
+        };
+        let mut oy = 0;
+        if wo <= LANES / 2 {
+            // rows of up to 8 windows (the cnn preset's second block has 7): two pairs of rows
+            // per register, the first in lanes 0..8 and the second in lanes 8..16
+            let (n, both) = (2 * wo, first(wo) | first(wo) << (LANES / 2));
+            while oy + 2 <= ho {
+                prefetch_ahead(x, (i + AHEAD) * h * w + 2 * oy * w, 4 * w);
+                let top = 2 * oy * w;
+                let row =
+                    |start: usize| _mm512_maskz_loadu_ps(first(n), xp[start..start + n].as_ptr());
+                let (t0, t1) = (row(top), row(top + 2 * w));
+                let (b0, b1) = (row(top + w), row(top + 3 * w));
+                let even_odd = |lo, hi| {
+                    (
+                        _mm512_permutex2var_ps(lo, index(EVEN), hi),
+                        _mm512_permutex2var_ps(lo, index(ODD), hi),
+                    )
+                };
+                let won = pool(even_odd(t0, t1), even_odd(b0, b1), bn);
+                // lane 8 + j is the second pair of rows' window j: 2 w - 16 further on
+                let mut left = _mm512_add_epi32(_mm512_set1_epi32(top as i32), index(TWICE));
+                let second = _mm512_set1_epi32(2 * w as i32 - LANES as i32);
+                left = _mm512_mask_add_epi32(left, 0xFF00, left, second);
+                // the two rows' windows side by side: outputs oy wo .. (oy + 2) wo
+                out.store_packed(oy * wo, n, both, won.at(left, w));
+                oy += 2;
+            }
+        }
+        for oy in oy..ho {
             prefetch_ahead(x, (i + AHEAD) * h * w + 2 * oy * w, 2 * w);
             let (top, bottom) = (&xp[2 * oy * w..], &xp[(2 * oy + 1) * w..]);
             for ox in (0..wo).step_by(LANES) {
                 let lanes = (wo - ox).min(LANES);
-                let (tl, tr) = load_pairs(&top[2 * ox..], lanes);
-                let (bl, br) = load_pairs(&bottom[2 * ox..], lanes);
-                let (ztl, ztr) = (bn_relu(tl, a, b), bn_relu(tr, a, b));
-                let (zbl, zbr) = (bn_relu(bl, a, b), bn_relu(br, a, b));
-                // each pair's winner, then the top pair's against the bottom's
-                let take_tr = later_wins(ztl, ztr);
-                let take_br = later_wins(zbl, zbr);
-                let (zt, xt) = (
-                    _mm512_mask_blend_ps(take_tr, ztl, ztr),
-                    _mm512_mask_blend_ps(take_tr, tl, tr),
-                );
-                let (zb, xb) = (
-                    _mm512_mask_blend_ps(take_br, zbl, zbr),
-                    _mm512_mask_blend_ps(take_br, bl, br),
-                );
-                let take_b = later_wins(zt, zb);
-                let right = (take_b & take_br) | (!take_b & take_tr);
-                // the winner's index in the plane: its window's top-left, + 1 on the right,
-                // + w on the bottom
+                let t = load_pairs(&top[2 * ox..], lanes);
+                let b = load_pairs(&bottom[2 * ox..], lanes);
                 let left = (2 * oy * w + 2 * ox) as i32;
-                let mut at = _mm512_add_epi32(_mm512_set1_epi32(left), index(TWICE));
-                at = _mm512_mask_add_epi32(at, right, at, _mm512_set1_epi32(1));
-                at = _mm512_mask_add_epi32(at, take_b, at, _mm512_set1_epi32(w as i32));
-                let o = oy * wo + ox;
-                let keep = first(lanes);
-                let outs = o..o + lanes;
-                let (yo, ao) = (&mut yp[outs.clone()], &mut ap[outs.clone()]);
-                let xo = &mut xap[outs];
-                let (zw, xw) = (
-                    _mm512_mask_blend_ps(take_b, zt, zb),
-                    _mm512_mask_blend_ps(take_b, xt, xb),
-                );
-                _mm512_mask_storeu_ps(yo.as_mut_ptr(), keep, zw);
-                _mm512_mask_storeu_epi32(ao.as_mut_ptr().cast(), keep, at);
-                _mm512_mask_storeu_ps(xo.as_mut_ptr(), keep, xw);
+                let left = _mm512_add_epi32(_mm512_set1_epi32(left), index(TWICE));
+                let won = pool(t, b, bn);
+                out.store(oy * wo + ox, lanes, won.at(left, w));
             }
         }
+    }
+}
+
+/// Up to 16 windows' winners: relu(bn(x)) and x there, and which of the four inputs won.
+struct Won {
+    z: __m512,
+    x: __m512,
+    /// The right column won.
+    right: __mmask16,
+    /// The bottom row won.
+    bottom: __mmask16,
+}
+
+/// The winners of windows whose top rows' pairs are `t` (lefts, rights) and bottom rows' `b`,
+/// for BatchNorm's (alpha, beta) `bn`: each pair's first maximum, then the top pair's against
+/// the bottom's (scan order's first maximum, NaN winning, as `plane_any`).
+#[inline(always)]
+unsafe fn pool(t: (__m512, __m512), b: (__m512, __m512), bn: (__m512, __m512)) -> Won {
+    let ((tl, tr), (bl, br), (a, beta)) = (t, b, bn);
+    let (ztl, ztr) = (bn_relu(tl, a, beta), bn_relu(tr, a, beta));
+    let (zbl, zbr) = (bn_relu(bl, a, beta), bn_relu(br, a, beta));
+    let take_tr = later_wins(ztl, ztr);
+    let take_br = later_wins(zbl, zbr);
+    let (zt, xt) = (
+        _mm512_mask_blend_ps(take_tr, ztl, ztr),
+        _mm512_mask_blend_ps(take_tr, tl, tr),
+    );
+    let (zb, xb) = (
+        _mm512_mask_blend_ps(take_br, zbl, zbr),
+        _mm512_mask_blend_ps(take_br, bl, br),
+    );
+    let bottom = later_wins(zt, zb);
+    Won {
+        z: _mm512_mask_blend_ps(bottom, zt, zb),
+        x: _mm512_mask_blend_ps(bottom, xt, xb),
+        right: (bottom & take_br) | (!bottom & take_tr),
+        bottom,
+    }
+}
+
+impl Won {
+    /// With each window's top-left index in the plane (`left`, per lane) and the row length
+    /// w: (z, the winner's index, x).
+    #[inline(always)]
+    unsafe fn at(&self, left: __m512i, w: usize) -> (__m512, __m512i, __m512) {
+        let mut at = _mm512_mask_add_epi32(left, self.right, left, _mm512_set1_epi32(1));
+        at = _mm512_mask_add_epi32(at, self.bottom, at, _mm512_set1_epi32(w as i32));
+        (self.z, at, self.x)
+    }
+}
+
+/// One plane's y, argmax and x_at.
+struct PlaneOut<'a> {
+    y: &'a mut [f32],
+    argmax: &'a mut [u32],
+    x_at: &'a mut [f32],
+}
+
+impl PlaneOut<'_> {
+    /// The first `len` lanes of (y, argmax, x_at) to outputs o .. o + len.
+    #[inline(always)]
+    unsafe fn store(&mut self, o: usize, len: usize, v: (__m512, __m512i, __m512)) {
+        let (keep, outs) = (first(len), o..o + len);
+        _mm512_mask_storeu_ps(self.y[outs.clone()].as_mut_ptr(), keep, v.0);
+        _mm512_mask_storeu_epi32(self.argmax[outs.clone()].as_mut_ptr().cast(), keep, v.1);
+        _mm512_mask_storeu_ps(self.x_at[outs].as_mut_ptr(), keep, v.2);
+    }
+
+    /// The lanes `lanes` (`len` of them) packed in lane order, to outputs o .. o + len.
+    #[inline(always)]
+    unsafe fn store_packed(
+        &mut self,
+        o: usize,
+        len: usize,
+        lanes: __mmask16,
+        v: (__m512, __m512i, __m512),
+    ) {
+        let packed = (
+            _mm512_maskz_compress_ps(lanes, v.0),
+            _mm512_maskz_compress_epi32(lanes, v.1),
+            _mm512_maskz_compress_ps(lanes, v.2),
+        );
+        self.store(o, len, packed)
     }
 }
 
