@@ -1511,6 +1511,32 @@ fn a_value_read_by_two_convolutions_gets_both_gradients() {
     });
 }
 
+#[test]
+fn a_value_read_by_relu_and_two_batch_norms_gets_all_three_gradients() {
+    // the first backward to reach x's gradient overwrites it, the next ones add to it, in
+    // ReLU's and in both BatchNorm backwards (batch statistics and fixed ones)
+    let mut rng = Rng::seed(93);
+    let args = [
+        input(away_from_zero(&mut rng, &[5, 3], 0.1, 1.0)),
+        param(uniform(&mut rng, &[3], 0.5, 1.5)),
+        param(uniform(&mut rng, &[3], -0.5, 0.5)),
+    ];
+    let (mean, var) = ([0.1f32, -0.2, 0.3], [0.5f32, 1.5, 0.8]);
+    check("relu and batch norms read x", &args, |g, v| {
+        let r = g.relu(v[0]).unwrap();
+        let stats = BnStats::Batch { eps: 1e-5 };
+        let n = g.batch_norm(v[0], Some(v[1]), Some(v[2]), stats).unwrap();
+        let fixed = BnStats::Running {
+            mean: &mean,
+            var: &var,
+            eps: 1e-5,
+        };
+        let m = g.batch_norm(v[0], Some(v[1]), None, fixed).unwrap();
+        let rn = g.add(r, n).unwrap();
+        g.add(rn, m).unwrap()
+    });
+}
+
 /// The gradients of a small CNN's input and parameters for input `x`, on graph `g` (reset
 /// first, so its buffers hold whatever the last step left there).
 fn cnn_grads(g: &mut Graph, params: &[ParamId; 5], x: &Tensor, dy_seed: u64) -> Vec<Vec<f32>> {

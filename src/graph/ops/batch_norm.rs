@@ -188,7 +188,7 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: BatchNorm, dy: &[f
         spatial,
         batch,
     } = op;
-    let (mut gx, mut gw, mut gb) = (g.take_grad(x), g.take_opt(w), g.take_opt(b));
+    let (mut gx, mut gw, mut gb) = (g.take_grad_to_overwrite(x), g.take_opt(w), g.take_opt(b));
     let c = g.shape(x)[1];
     let (v, scratch) = g.values_and_scratch();
     kernel::backward(
@@ -198,12 +198,12 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: BatchNorm, dy: &[f
         saved(&v.slots[i].saved, c),
         v.opt(w),
         batch,
-        gx.as_deref_mut(),
+        gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
         gw.as_deref_mut(),
         gb.as_deref_mut(),
         grow(&mut scratch.bn, kernel::backward_scratch_len(c)),
     );
-    g.put_grad(x, gx);
+    g.put_grad(x, gx.map(|(grad, _)| grad));
     g.put_opt(w, gw);
     g.put_opt(b, gb);
 }

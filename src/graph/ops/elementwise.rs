@@ -66,11 +66,10 @@ impl Graph {
 
 /// The backward of ReLU node `i` (its output, in its own slot, says where x was positive).
 pub(in crate::graph) fn relu_backward(g: &mut Graph, i: usize, x: Var, dy: &[f32]) {
-    let mut gx = g.take_grad(x);
-    if let Some(gx) = gx.as_deref_mut() {
-        relu::backward(gx, dy, &g.slots[i].value);
+    if let Some((mut gx, fresh)) = g.take_grad_to_overwrite(x) {
+        relu::backward(&mut gx, !fresh, dy, &g.slots[i].value);
+        g.put_grad(x, Some(gx));
     }
-    g.put_grad(x, gx);
 }
 
 /// The backward of Dropout node `i`, through its saved mask.

@@ -26,23 +26,29 @@ pub fn forward(y: &mut [f32], x: &[f32]) {
 }
 
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn backward_chunk(dx: &mut [f32], dy: &[f32], y: &[f32]) {
-    for ((dx, &dy), &y) in dx.iter_mut().zip(dy).zip(y) {
-        if y > 0.0 {
-            *dx += dy;
-        }
+fn backward_chunk(dx: &mut [f32], add: bool, dy: &[f32], y: &[f32]) {
+    let terms = dx.iter_mut().zip(dy.iter().zip(y));
+    if add {
+        terms.for_each(|(dx, (&dy, &y))| {
+            if y > 0.0 {
+                *dx += dy;
+            }
+        });
+    } else {
+        terms.for_each(|(dx, (&dy, &y))| *dx = if y > 0.0 { dy } else { 0.0 });
     }
 }
 
 /// Backward: dy/dx = 1 where y > 0, else 0 (PyTorch's choice at x = 0 is 0).
-/// `dx += dy * [y > 0]`
-pub fn backward(dx: &mut [f32], dy: &[f32], y: &[f32]) {
+/// `dx += dy * [y > 0]` when `add`, else `dx = dy * [y > 0]` (a gradient not started this
+/// step: then dx is neither zeroed first nor read).
+pub fn backward(dx: &mut [f32], add: bool, dy: &[f32], y: &[f32]) {
     if dx.len() <= CHUNK {
-        backward_chunk(dx, dy, y);
+        backward_chunk(dx, add, dy, y);
     } else {
         dx.par_chunks_mut(CHUNK)
             .zip(dy.par_chunks(CHUNK))
             .zip(y.par_chunks(CHUNK))
-            .for_each(|((dx, dy), y)| backward_chunk(dx, dy, y));
+            .for_each(|((dx, dy), y)| backward_chunk(dx, add, dy, y));
     }
 }

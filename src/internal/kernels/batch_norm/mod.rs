@@ -144,8 +144,9 @@ pub fn forward(
 /// (`grad_sums`): y = weight * xhat + bias gives
 ///   dweight += sum dy * xhat,   dbias += sum dy
 /// and dx += `backward_train`'s expression (the gradient also flows through the batch's mean
-/// and variance) or, with fixed statistics, `backward_fixed`'s dy * alpha. Each gradient only
-/// when given. `work`: `backward_scratch_len` values of scratch (the two sums, then
+/// and variance) or, with fixed statistics, `backward_fixed`'s dy * alpha; dx comes with whether
+/// to add to it (`true`) or overwrite it (`false`: a gradient not started this step, which then
+/// needs no pass that zeroes it and no reading back of the zeros). Each gradient only when given. `work`: `backward_scratch_len` values of scratch (the two sums, then
 /// `backward_train`'s k1, k2, k3).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
@@ -155,7 +156,7 @@ pub fn backward(
     saved: Saved<&[f32]>,
     weight: Option<&[f32]>,
     batch: bool,
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
     dweight: Option<&mut [f32]>,
     dbias: Option<&mut [f32]>,
     work: &mut [f32],
@@ -170,10 +171,11 @@ pub fn backward(
     if let Some(db) = dbias {
         accumulate(db, sum_dy);
     }
-    let Some(dx) = dx else { return };
+    let Some((dx, add)) = dx else { return };
     if batch {
         backward_train(
             dx,
+            add,
             dy,
             x,
             saved.mean,
@@ -185,7 +187,7 @@ pub fn backward(
             k,
         );
     } else {
-        backward_fixed(dx, dy, saved.alpha, s);
+        backward_fixed(dx, add, dy, saved.alpha, s);
     }
 }
 
@@ -258,11 +260,12 @@ pub fn grad_sums(
 ///                = rstd * ([i = j] - 1/m - xhat_j * xhat_i / m)
 /// so dL/dx_i = sum_j w dy_j dxhat_j/dx_i
 ///            = w * rstd / m * (m * dy_i - sum_j dy_j - xhat_i * sum_j dy_j xhat_j)
-/// dx += that. weight absent (affine = false) means w = 1.
+/// dx += that (`add`), or dx = that. weight absent (affine = false) means w = 1.
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub fn backward_train(
     dx: &mut [f32],
+    add: bool,
     dy: &[f32],
     x: &[f32],
     mean: &[f32],
@@ -291,8 +294,12 @@ pub fn backward_train(
             .zip(dy.chunks_exact(c))
             .zip(x.chunks_exact(c))
         {
-            for ch in 0..c {
-                gr[ch] += k1[ch] * (dr[ch] - k2[ch] - (xr[ch] - mean[ch]) * k3[ch]);
+            let v = |ch: usize| k1[ch] * (dr[ch] - k2[ch] - (xr[ch] - mean[ch]) * k3[ch]);
+            // one loop per case, so that overwriting never reads dx
+            if add {
+                (0..c).for_each(|ch| gr[ch] += v(ch));
+            } else {
+                (0..c).for_each(|ch| gr[ch] = v(ch));
             }
         }
     } else {
@@ -307,8 +314,11 @@ pub fn backward_train(
                 .zip(xs.chunks_exact(s));
             for (ch, ((gr, dr), xr)) in runs.enumerate() {
                 let (a, b, mu, q) = (k1[ch], k2[ch], mean[ch], k3[ch]);
-                for ((g, &d), &v) in gr.iter_mut().zip(dr).zip(xr) {
-                    *g += a * (d - b - (v - mu) * q);
+                let pairs = gr.iter_mut().zip(dr.iter().zip(xr));
+                if add {
+                    pairs.for_each(|(g, (&d, &v))| *g += a * (d - b - (v - mu) * q));
+                } else {
+                    pairs.for_each(|(g, (&d, &v))| *g = a * (d - b - (v - mu) * q));
                 }
             }
         });
@@ -316,21 +326,26 @@ pub fn backward_train(
 }
 
 /// Backward when normalising with fixed (running) statistics: y = x * alpha + beta with
-/// alpha = w * rstd constant, so dx = dy * alpha. dx += that.
+/// alpha = w * rstd constant, so dx = dy * alpha. dx += that (`add`), or dx = that.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub fn backward_fixed(dx: &mut [f32], dy: &[f32], alpha: &[f32], s: usize) {
+pub fn backward_fixed(dx: &mut [f32], add: bool, dy: &[f32], alpha: &[f32], s: usize) {
     let c = alpha.len();
     if s == 1 {
         for (gr, dr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)) {
-            for ((g, &d), &a) in gr.iter_mut().zip(dr).zip(alpha) {
-                *g += d * a;
+            let terms = gr.iter_mut().zip(dr.iter().zip(alpha));
+            if add {
+                terms.for_each(|(g, (&d, &a))| *g += d * a);
+            } else {
+                terms.for_each(|(g, (&d, &a))| *g = d * a);
             }
         }
     } else {
         for (k, (gr, dr)) in dx.chunks_exact_mut(s).zip(dy.chunks_exact(s)).enumerate() {
             let a = alpha[k % c];
-            for (g, &d) in gr.iter_mut().zip(dr) {
-                *g += d * a;
+            if add {
+                gr.iter_mut().zip(dr).for_each(|(g, &d)| *g += d * a);
+            } else {
+                gr.iter_mut().zip(dr).for_each(|(g, &d)| *g = d * a);
             }
         }
     }
