@@ -102,6 +102,11 @@ impl Graph {
         Some((g, fresh))
     }
 
+    /// Give back a gradient taken with `take_grad_to_overwrite`.
+    pub(super) fn put_taken_grad(&mut self, v: Var, taken: Option<(Vec<f32>, bool)>) {
+        self.put_grad(v, taken.map(|(grad, _)| grad));
+    }
+
     pub(super) fn put_grad(&mut self, v: Var, g: Option<Vec<f32>>) {
         let Some(g) = g else { return };
         match v.0 {

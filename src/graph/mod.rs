@@ -131,6 +131,12 @@ fn fit_len<T: Copy + Default>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
+/// A gradient taken with `take_grad_to_overwrite`, as a kernel's output: the buffer and whether
+/// to add to it (`true`), or overwrite it (`false`: a gradient not started this step).
+fn grad_out(taken: &mut Option<(Vec<f32>, bool)>) -> Option<(&mut [f32], bool)> {
+    taken.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh))
+}
+
 /// The first `len` values of a scratch buffer, grown if it is shorter (its contents are left
 /// as they are: the user overwrites what it reads).
 fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {

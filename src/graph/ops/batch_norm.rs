@@ -2,7 +2,7 @@
 //! the same layout), and its backward. The arithmetic is `kernels::batch_norm`'s.
 
 use super::{carve, carve_mut, shape_err, Op};
-use crate::graph::{fit_len, grow, Graph, Var, VarKind};
+use crate::graph::{fit_len, grad_out, grow, Graph, Var, VarKind};
 use crate::kernels::batch_norm::{self as kernel, Running, Saved};
 use crate::tensor::Shape;
 use crate::Result;
@@ -198,12 +198,12 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: BatchNorm, dy: &[f
         saved(&v.slots[i].saved, c),
         v.opt(w),
         batch,
-        gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
+        grad_out(&mut gx),
         gw.as_deref_mut(),
         gb.as_deref_mut(),
         grow(&mut scratch.bn, kernel::backward_scratch_len(c)),
     );
-    g.put_grad(x, gx.map(|(grad, _)| grad));
+    g.put_taken_grad(x, gx);
     g.put_opt(w, gw);
     g.put_opt(b, gb);
 }

@@ -2,7 +2,7 @@
 //! `kernels::max_pool2d`, `kernels::avg_pool2d`).
 
 use super::{shape_err, Op};
-use crate::graph::{fit_len, Graph, Var};
+use crate::graph::{fit_len, grad_out, Graph, Var};
 use crate::kernels::conv2d::{self, ConvGeom};
 use crate::kernels::{avg_pool2d, max_pool2d};
 use crate::precision::Precision;
@@ -156,14 +156,14 @@ pub(in crate::graph) fn conv2d_backward(g: &mut Graph, op: Conv2d, dy: &[f32]) {
         conv2d::Upstream::Dense(dy),
         v.get(x),
         v.get(w),
-        gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
+        grad_out(&mut gx),
         gw.as_deref_mut(),
         gb.as_deref_mut(),
         &geom,
         &mut scratch.conv_partials,
         &mut scratch.conv,
     );
-    g.put_grad(x, gx.map(|(grad, _)| grad));
+    g.put_taken_grad(x, gx);
     g.put_grad(w, gw);
     g.put_opt(b, gb);
 }

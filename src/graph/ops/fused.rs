@@ -5,7 +5,7 @@
 
 use super::batch_norm::{self as bn_op, BnStats};
 use super::{carve, carve_mut, layout_len, Op};
-use crate::graph::{fit_len, grow, Graph, Node, Slot, Var};
+use crate::graph::{fit_len, grad_out, grow, Graph, Node, Slot, Var};
 use crate::kernels::batch_norm::{self as bn_kernel, Saved};
 use crate::kernels::bn_relu_pool::{self as kernel, pooled};
 use crate::kernels::conv2d::{self, ConvGeom};
@@ -371,7 +371,7 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
             upstream,
             v.get(x),
             v.get(conv_w),
-            gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
+            grad_out(&mut gx),
             gcw.as_deref_mut(),
             gcb.as_deref_mut(),
             &geom,
@@ -379,7 +379,7 @@ pub(in crate::graph) fn conv_bn_relu_pool_backward(
             &mut scratch.conv,
         );
     }
-    g.put_grad(x, gx.map(|(grad, _)| grad));
+    g.put_taken_grad(x, gx);
     g.put_grad(conv_w, gcw);
     g.put_opt(conv_b, gcb);
     g.put_opt(w, gw);

@@ -2,7 +2,7 @@
 //! nonzeros in CSR form forward, CSC form backward); its forward, what it keeps, its backward.
 
 use super::{shape_err, Op};
-use crate::graph::{fit_len, Graph, ParamId, Var, VarKind};
+use crate::graph::{fit_len, grad_out, Graph, ParamId, Var, VarKind};
 use crate::internal::bf16;
 use crate::kernels::linear;
 use crate::kernels::sparse_linear::{self, Compressed};
@@ -282,15 +282,15 @@ pub(in crate::graph) fn backward(g: &mut Graph, i: usize, op: Linear, dy: &[f32]
             v.get(x),
             v.get(w),
             transposed,
-            gx.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
-            gw.as_mut().map(|(grad, fresh)| (&mut grad[..], !*fresh)),
+            grad_out(&mut gx),
+            grad_out(&mut gw),
             gb.as_deref_mut(),
             n,
             inner,
             o,
         );
     }
-    g.put_grad(x, gx.map(|(grad, _)| grad));
-    g.put_grad(w, gw.map(|(grad, _)| grad));
+    g.put_taken_grad(x, gx);
+    g.put_taken_grad(w, gw);
     g.put_opt(b, gb);
 }
