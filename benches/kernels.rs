@@ -1,6 +1,7 @@
 //! Kernel timings on the seed's shapes (batch 256), and the cnn preset's fused BatchNorm ->
 //! ReLU -> MaxPool block on its two blocks' shapes, for profiling work:
-//! `cargo bench --bench kernels` (`THREADS=1 cargo bench --bench kernels` for one thread).
+//! `cargo bench --bench kernels` (`THREADS=1 cargo bench --bench kernels` for one thread;
+//! `SHAPE=1024,1024` for another batch and first-layer width).
 //! Prints the median of repeated runs of each kernel.
 
 use bnlab::internal::kernels::{bn_relu_pool, linear, sparse_linear};
@@ -23,7 +24,13 @@ fn main() {
 }
 
 fn run() {
-    let (n, i, o) = (256, 784, 256);
+    // SHAPE=n,o: another batch and first-layer width (784 inputs), e.g. 1024,1024 for the
+    // 4x-wide model at batch 1024
+    let (n, o) = std::env::var("SHAPE").map_or((256, 256), |s| {
+        let v: Vec<usize> = s.split(',').map(|t| t.parse().expect("SHAPE: n,o")).collect();
+        (v[0], v[1])
+    });
+    let i = 784;
     let mut rng = Rng::seed(0);
     // the first 256 MNIST training images (19% nonzeros, clustered as digits are)
     let idx = bnlab::data::read_idx("data/mnist/train-images-idx3-ubyte.gz")
