@@ -23,11 +23,37 @@ fn main() {
         .expect("a thread pool");
 }
 
+/// One Adam step over the seed's model's parameters (the first layer's 200,704 weights and the
+/// small tensors after it), with gradients from one training batch of `n` images.
+fn adam_step_us(n: usize) -> f64 {
+    use bnlab::nn::parameters;
+    use bnlab::optim::{Adam, AdamConfig, Optimizer};
+    use bnlab::train::{run_batch, Mode, StepBuffers};
+    let train = bnlab::data::mnist(bnlab::data::Split::Train).expect("MNIST");
+    let mut g = bnlab::Graph::new(1);
+    let preset = bnlab::presets::Preset::Bn;
+    let dims = [784, 256, 128, 64, 10];
+    let mut net = bnlab::presets::mlp(&mut g.params, preset, &dims, &mut Rng::seed(0)).unwrap();
+    let mut opt = Adam::new(parameters(&net), AdamConfig::default());
+    let order: Vec<u32> = (0..n as u32).collect();
+    let mut bufs = StepBuffers::default();
+    let (loss, _) = run_batch(&mut net, &mut g, &train, &order, Mode::Multi, &mut bufs).unwrap();
+    g.backward(loss).unwrap();
+    median_us(2000, || opt.step(&mut g.params))
+}
+
 fn run() {
+    println!(
+        "adam step        {:8.1} us   (the seed's model)",
+        adam_step_us(32)
+    );
     // SHAPE=n,o: another batch and first-layer width (784 inputs), e.g. 1024,1024 for the
     // 4x-wide model at batch 1024
     let (n, o) = std::env::var("SHAPE").map_or((256, 256), |s| {
-        let v: Vec<usize> = s.split(',').map(|t| t.parse().expect("SHAPE: n,o")).collect();
+        let v: Vec<usize> = s
+            .split(',')
+            .map(|t| t.parse().expect("SHAPE: n,o"))
+            .collect();
         (v[0], v[1])
     });
     let i = 784;

@@ -115,6 +115,25 @@ impl ParamStore {
         (&mut self.values[id.0], grad)
     }
 
+    /// [`ParamStore::value_and_grad`] of several distinct parameters at once, in the order of
+    /// `ids`, so that an optimizer can update them side by side.
+    ///
+    /// # Panics
+    /// If an id appears twice.
+    pub fn values_and_grads(&mut self, ids: &[ParamId]) -> Vec<(&mut [f32], Option<&[f32]>)> {
+        let mut values: Vec<Option<&mut AlignedVec>> = self.values.iter_mut().map(Some).collect();
+        ids.iter()
+            .map(|&id| {
+                self.versions[id.0] += 1;
+                let value = values[id.0]
+                    .take()
+                    .expect("values_and_grads: a parameter listed twice");
+                let grad = self.has_grad[id.0].then(|| &self.grads[id.0][..]);
+                (&mut value[..], grad)
+            })
+            .collect()
+    }
+
     /// Forget every gradient (PyTorch's `zero_grad(set_to_none=True)`).
     pub fn zero_grad(&mut self) {
         self.has_grad.iter_mut().for_each(|h| *h = false);

@@ -46,6 +46,7 @@ impl AdamConfig {
 }
 
 /// The per-step constants of the update.
+#[derive(Clone, Copy)]
 struct UpdateConsts {
     step_size: f32,
     bc2_sqrt: f32,
@@ -111,41 +112,54 @@ impl Optimizer for Adam {
     fn step(&mut self, store: &mut ParamStore) {
         let c = self.config;
         let (b1, b2) = c.betas;
-        for (k, &id) in self.params.iter().enumerate() {
-            let (p, g) = store.value_and_grad(id);
+        // Every parameter's update cut into pieces of at most CHUNK values, all in one parallel
+        // pass that the threads take pieces of in turn. Updating parameter after parameter, the
+        // large weight's chunks ran in parallel and every small tensor after them on the
+        // calling thread alone: at batch 32 (perf, AMD Zen 4) the calling thread did 63% of
+        // Adam while the other waited. The update is elementwise, so any split of the values
+        // gives the same result.
+        const CHUNK: usize = 1 << 14;
+        let mut pieces = Vec::new();
+        let params = store.values_and_grads(&self.params);
+        let state = self
+            .m
+            .iter_mut()
+            .zip(self.v.iter_mut())
+            .zip(self.steps.iter_mut());
+        for ((p, g), ((m, v), steps)) in params.into_iter().zip(state) {
             let Some(g) = g else { continue };
-            if self.m[k].is_empty() {
-                self.m[k] = vec![0.0; p.len()];
-                self.v[k] = vec![0.0; p.len()];
+            if m.is_empty() {
+                *m = vec![0.0; p.len()];
+                *v = vec![0.0; p.len()];
             }
-            self.steps[k] += 1;
-            let t = self.steps[k] as i32;
-            let step_size = (c.lr / (1.0 - b1.powi(t))) as f32;
-            let bc2_sqrt = (1.0 - b2.powi(t)).sqrt() as f32;
-            let (b1f, b2f, eps, wd) = (b1 as f32, b2 as f32, c.eps as f32, c.weight_decay as f32);
-            let decay = (1.0 - c.lr * c.weight_decay) as f32;
+            *steps += 1;
+            let t = *steps as i32;
             let consts = UpdateConsts {
-                step_size,
-                bc2_sqrt,
-                b1: b1f,
-                b2: b2f,
-                eps,
-                wd,
-                decay,
+                step_size: (c.lr / (1.0 - b1.powi(t))) as f32,
+                bc2_sqrt: (1.0 - b2.powi(t)).sqrt() as f32,
+                b1: b1 as f32,
+                b2: b2 as f32,
+                eps: c.eps as f32,
+                wd: c.weight_decay as f32,
+                decay: (1.0 - c.lr * c.weight_decay) as f32,
                 decoupled: c.decoupled,
             };
-            let (m, v) = (&mut self.m[k], &mut self.v[k]);
-            // elementwise, so any split over threads gives the same result
-            const CHUNK: usize = 1 << 15;
-            if p.len() <= CHUNK {
-                update(p, g, m, v, &consts);
-            } else {
-                p.par_chunks_mut(CHUNK)
-                    .zip(g.par_chunks(CHUNK))
-                    .zip(m.par_chunks_mut(CHUNK))
-                    .zip(v.par_chunks_mut(CHUNK))
-                    .for_each(|(((p, g), m), v)| update(p, g, m, v, &consts));
-            }
+            let chunks = p
+                .chunks_mut(CHUNK)
+                .zip(g.chunks(CHUNK))
+                .zip(m.chunks_mut(CHUNK))
+                .zip(v.chunks_mut(CHUNK));
+            pieces.extend(chunks.map(|(((p, g), m), v)| (p, g, m, v, consts)));
+        }
+        if pieces.len() == 1 || crate::runtime::threads() == 1 {
+            pieces
+                .into_iter()
+                .for_each(|(p, g, m, v, k)| update(p, g, m, v, &k));
+        } else {
+            pieces
+                .into_par_iter()
+                .with_max_len(1)
+                .for_each(|(p, g, m, v, k)| update(p, g, m, v, &k));
         }
     }
 
