@@ -167,3 +167,43 @@ impl ParamStore {
         self.values.iter().map(|v| v.len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_of(values: &[&[f32]]) -> (ParamStore, Vec<ParamId>) {
+        let mut s = ParamStore::new();
+        let ids = values
+            .iter()
+            .map(|v| s.add(Tensor::new(&[v.len()], v.to_vec()).unwrap()).unwrap())
+            .collect();
+        (s, ids)
+    }
+
+    #[test]
+    fn several_values_and_grads_come_in_the_order_asked_each_bumped_once() {
+        let (mut s, ids) = store_of(&[&[1.0, 2.0], &[3.0], &[4.0, 5.0, 6.0]]);
+        // a gradient for the last parameter only
+        let (mut g, fresh) = s.take_grad_to_overwrite(ids[2]);
+        assert!(fresh);
+        g.copy_from_slice(&[0.5, 0.25, 0.125]);
+        s.put_grad(ids[2], g);
+        let before: Vec<u64> = ids.iter().map(|&id| s.version(id)).collect();
+        let got = s.values_and_grads(&[ids[2], ids[0]]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&*got[0].0, &[4.0, 5.0, 6.0]);
+        assert_eq!(got[0].1, Some(&[0.5, 0.25, 0.125][..]));
+        assert_eq!(&*got[1].0, &[1.0, 2.0]);
+        assert_eq!(got[1].1, None);
+        let after: Vec<u64> = ids.iter().map(|&id| s.version(id)).collect();
+        assert_eq!(after, [before[0] + 1, before[1], before[2] + 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "listed twice")]
+    fn a_parameter_asked_for_twice_is_refused() {
+        let (mut s, ids) = store_of(&[&[1.0], &[2.0]]);
+        let _ = s.values_and_grads(&[ids[1], ids[0], ids[1]]);
+    }
+}
