@@ -74,6 +74,7 @@ fn run() {
     let mut csr = sparse_linear::Compressed::default();
     let mut csc = sparse_linear::Compressed::default();
     let mut scratch = sparse_linear::Scratch::default();
+    let mut bands = Vec::new();
     let reps = 200;
     println!("threads: {}", bnlab::runtime::threads());
     println!(
@@ -120,13 +121,13 @@ fn run() {
     );
     println!(
         "sparse forward   {:8.1} us",
-        median_us(reps, || sparse_linear::forward(
-            &mut y,
-            &csr,
-            &wt,
-            Some(&b),
-            o
-        ))
+        median_us(reps, || {
+            // a wide layer's weight is copied into bands once per step (it changes every step)
+            if sparse_linear::banded(n, o) {
+                sparse_linear::to_bands(&wt, o, &mut bands);
+            }
+            sparse_linear::forward(&mut y, &csr, (&wt, &bands), Some(&b), o)
+        })
     );
     println!(
         "sparse dW        {:8.1} us",

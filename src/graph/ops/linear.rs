@@ -48,6 +48,11 @@ pub(in crate::graph) struct SparseInput {
     /// Which parameter, at which version, `wt` holds transposed, so that eval batches with
     /// unchanged weights skip the transpose.
     wt_of: Option<(ParamId, u64)>,
+    /// A wide layer's W^T by bands of columns, for the forward (`sparse_linear::forward`).
+    bands: Vec<f32>,
+    /// Which parameter, at which version, `bands` holds, so that eval batches with unchanged
+    /// weights skip the copy.
+    bands_of: Option<(ParamId, u64)>,
 }
 
 impl SparseInput {
@@ -135,7 +140,18 @@ impl Graph {
             sparse_linear::transpose(&mut own.wt, v.get(w), o, i);
             own.wt_of = key;
         }
-        let SparseInput { csr, csc, wt, .. } = own;
+        if sparse_linear::banded(n, o) && (key.is_none() || own.bands_of != key) {
+            let wt = if transposed { v.get(w) } else { &own.wt[..] };
+            sparse_linear::to_bands(wt, o, &mut own.bands);
+            own.bands_of = key;
+        }
+        let SparseInput {
+            csr,
+            csc,
+            wt,
+            bands,
+            ..
+        } = own;
         let csr = if src == k {
             &*csr
         } else {
@@ -147,11 +163,11 @@ impl Graph {
         // forward's parallel rows, instead of alone at the start of the backward.
         if needs_dw {
             rayon::join(
-                || sparse_linear::forward(value, csr, wt, bv, o),
+                || sparse_linear::forward(value, csr, (wt, bands), bv, o),
                 || sparse_linear::csr_to_csc(csr, i, csc),
             );
         } else {
-            sparse_linear::forward(value, csr, wt, bv, o);
+            sparse_linear::forward(value, csr, (wt, bands), bv, o);
         }
         slot.sparse.csc_ready = needs_dw;
         Ok(Graph::node_var(k))

@@ -71,7 +71,7 @@ fn sparse_kernels_match_dense_products() {
     let mut wt = vec![0.0; o * i];
     transpose(&mut wt, &w, o, i);
     let mut y = vec![0.0; n * o];
-    forward(&mut y, &csr, &wt, Some(&b), o);
+    forward(&mut y, &csr, (&wt, &[]), Some(&b), o);
     let mut csc = Compressed::default();
     csr_to_csc(&csr, i, &mut csc);
     let mut dw = vec![1.0; o * i];
@@ -89,6 +89,58 @@ fn sparse_kernels_match_dense_products() {
                     .map(|nn| dy[nn * o + oo] * x[nn * i + k])
                     .sum::<f32>();
             assert!((dw[oo * i + k] - want).abs() < 1e-4);
+        }
+    }
+}
+
+/// x (n, i) with about `density` of its values nonzero, and the rest of a layer's operands.
+fn sparse_case(n: usize, i: usize, o: usize, density: f32, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = crate::rng::Rng::seed(seed);
+    let x = (0..n * i)
+        .map(|_| {
+            if rng.next_f32() < density {
+                rng.next_f32() - 0.25
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let other = (0..o * i.max(n) + o)
+        .map(|_| rng.next_f32() - 0.5)
+        .collect();
+    (x, other)
+}
+
+#[test]
+fn a_wide_layers_banded_forward_sums_each_output_in_its_rows_order() {
+    // full bands, then a small and a tiny block and a tail past them; rows that share
+    // nonzeros, an empty row, more rows than a task takes (and a short last task)
+    let (n, i, o) = (520, 37, 8 * BLOCK + SMALL_BLOCK + TINY_BLOCK + 3);
+    assert!(banded(n, o));
+    let (mut x, other) = sparse_case(n, i, o, 0.3, 5);
+    x[7 * i..8 * i].fill(0.0);
+    let (wt, b) = (&other[..i * o], &other[i * o..i * o + o]);
+    let mut csr = Compressed::default();
+    to_csr(&x, i, &mut csr);
+    let mut bands = Vec::new();
+    to_bands(wt, o, &mut bands);
+    let mut y = vec![f32::NAN; n * o];
+    forward(&mut y, &csr, (wt, &bands), Some(b), o);
+    for r in 0..n {
+        for j in 0..o {
+            // the same sum, one term after the other in the row's order
+            let mut want = b[j];
+            for k in 0..i {
+                let v = x[r * i + k];
+                if v != 0.0 {
+                    want += v * wt[k * o + j];
+                }
+            }
+            assert_eq!(
+                y[r * o + j].to_bits(),
+                want.to_bits(),
+                "row {r}, output {j}"
+            );
         }
     }
 }
