@@ -3,7 +3,7 @@
 #   scripts/bench.sh [EPOCHS]        (needs `pip install torch numpy`; takes several minutes)
 #   ROUNDS=R (default 3): each setting is measured R times, bnlab then PyTorch in each round;
 #   CNN=1 adds the cnn-bn preset, against PyTorch's default (NCHW) and channels_last (one round
-#   each: about 3 minutes each);
+#   each by default, CNN_ROUNDS=R for more: about 1.5 minutes per round and row);
 #   F32=0 leaves out the float32 rows and the ten-epoch fits (to time the bfloat16 rows alone);
 #   BF16=0 leaves out the bfloat16 rows, which run by default on a CPU with AVX512-BF16 or AMX:
 #   `bnlab bench --precision bf16` against PyTorch's torch.autocast("cpu", dtype=torch.bfloat16)
@@ -22,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-3}
 rounds=${ROUNDS:-3}
+cnn_rounds=${CNN_ROUNDS:-1}
 data=data/mnist
 cargo build --release --quiet
 bnlab=target/release/bnlab
@@ -63,8 +64,8 @@ if [ "${F32:-1}" = 1 ]; then
   run "bn x4 wide, batch 1024" "$rounds" "--batch-size 1024 --width 4" "--batch 1024 --width 4"
   run "csv table, batch 256" "$rounds" "--batch-size 256 $csv" "--batch 256 $csv"
   if [ "${CNN:-0}" = 1 ]; then
-    run "cnn-bn, batch 256" 1 "--model cnn-bn --batch-size 256" "--model cnn-bn --batch 256"
-    run "cnn-bn, torch NHWC" 1 "--model cnn-bn --batch-size 256" \
+    run "cnn-bn, batch 256" "$cnn_rounds" "--model cnn-bn --batch-size 256" "--model cnn-bn --batch 256"
+    run "cnn-bn, torch NHWC" "$cnn_rounds" "--model cnn-bn --batch-size 256" \
       "--model cnn-bn --batch 256 --channels-last"
   fi
 fi
@@ -78,9 +79,9 @@ if [ "${BF16:-1}" = 1 ]; then
     run "csv table, bf16" "$rounds" "--batch-size 256 --precision bf16 $csv" \
       "--batch 256 --autocast bf16 $csv"
     if [ "${CNN:-0}" = 1 ]; then
-      run "cnn-bn, bf16" 1 "--model cnn-bn --batch-size 256 --precision bf16" \
+      run "cnn-bn, bf16" "$cnn_rounds" "--model cnn-bn --batch-size 256 --precision bf16" \
         "--model cnn-bn --batch 256 --autocast bf16"
-      run "cnn-bn bf16 torch NHWC" 1 "--model cnn-bn --batch-size 256 --precision bf16" \
+      run "cnn-bn bf16 torch NHWC" "$cnn_rounds" "--model cnn-bn --batch-size 256 --precision bf16" \
         "--model cnn-bn --batch 256 --autocast bf16 --channels-last"
     fi
   else
