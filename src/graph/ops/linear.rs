@@ -55,6 +55,12 @@ pub(in crate::graph) struct SparseInput {
     bands_of: Option<(ParamId, u64)>,
 }
 
+/// Whether data derived from a weight and kept as `held` is that of `key` (a parameter at a
+/// version); what is derived from a weight that is not a parameter (`None`) is never kept.
+fn holds(held: Option<(ParamId, u64)>, key: Option<(ParamId, u64)>) -> bool {
+    key.is_some() && held == key
+}
+
 impl SparseInput {
     /// A new step: the forms made last step are stale (`wt` is checked by version).
     pub(in crate::graph) fn new_step(&mut self) {
@@ -135,12 +141,12 @@ impl Graph {
             VarKind::Param(p) => Some((p, v.params.version(p))),
             VarKind::Node(_) => None,
         };
-        if !transposed && (key.is_none() || own.wt_of != key || own.wt.len() != o * i) {
+        if !transposed && (!holds(own.wt_of, key) || own.wt.len() != o * i) {
             fit_len(&mut own.wt, o * i);
             sparse_linear::transpose(&mut own.wt, v.get(w), o, i);
             own.wt_of = key;
         }
-        if sparse_linear::banded(n, o) && (key.is_none() || own.bands_of != key) {
+        if sparse_linear::banded(n, o) && !holds(own.bands_of, key) {
             let wt = if transposed { v.get(w) } else { &own.wt[..] };
             sparse_linear::to_bands(wt, o, &mut own.bands);
             own.bands_of = key;

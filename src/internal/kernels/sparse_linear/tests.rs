@@ -93,33 +93,25 @@ fn sparse_kernels_match_dense_products() {
     }
 }
 
-/// x (n, i) with about `density` of its values nonzero, and the rest of a layer's operands.
-fn sparse_case(n: usize, i: usize, o: usize, density: f32, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = crate::rng::Rng::seed(seed);
-    let x = (0..n * i)
-        .map(|_| {
-            if rng.next_f32() < density {
-                rng.next_f32() - 0.25
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let other = (0..o * i.max(n) + o)
-        .map(|_| rng.next_f32() - 0.5)
-        .collect();
-    (x, other)
-}
-
 #[test]
 fn a_wide_layers_banded_forward_sums_each_output_in_its_rows_order() {
     // full bands, then a small and a tiny block and a tail past them; rows that share
     // nonzeros, an empty row, more rows than a task takes (and a short last task)
     let (n, i, o) = (520, 37, 8 * BLOCK + SMALL_BLOCK + TINY_BLOCK + 3);
     assert!(banded(n, o));
-    let (mut x, other) = sparse_case(n, i, o, 0.3, 5);
+    let mut rng = crate::rng::Rng::seed(5);
+    let mut x: Vec<f32> = (0..n * i)
+        .map(|_| {
+            if rng.next_f32() < 0.3 {
+                rng.next_f32() - 0.25
+            } else {
+                0.0
+            }
+        })
+        .collect();
     x[7 * i..8 * i].fill(0.0);
-    let (wt, b) = (&other[..i * o], &other[i * o..i * o + o]);
+    let wt: &[f32] = &(0..i * o).map(|_| rng.next_f32() - 0.5).collect::<Vec<_>>();
+    let b: &[f32] = &(0..o).map(|_| rng.next_f32() - 0.5).collect::<Vec<_>>();
     let mut csr = Compressed::default();
     to_csr(&x, i, &mut csr);
     let mut bands = Vec::new();
