@@ -273,11 +273,21 @@ fn plane_without_nan(
     let (top, bottom) = (&s.best[..n], &s.best[wo..pairs]);
     let (top_at, bottom_at) = (&s.at[..n], &s.at[wo..pairs]);
     let (top_x, bottom_x) = (&s.x[..n], &s.x[wo..pairs]);
-    for t in 0..n {
-        let take = bottom[t] > top[t];
-        s.win_best[t] = if take { bottom[t] } else { top[t] };
-        s.win_at[t] = if take { bottom_at[t] } else { top_at[t] };
-        s.win_x[t] = if take { bottom_x[t] } else { top_x[t] };
+    // Selects as masks (all ones where the bottom pair wins): written as `if`, the compiler
+    // picked a pointer between top and bottom and loaded through it, one window at a time,
+    // 17% of a cnn-bn epoch on AVX2 (`perf annotate`, AMD Zen 3); as bit operations the loop
+    // is vectorised. Same values: each output is one candidate's bits.
+    let wins = s.win_best[..n]
+        .iter_mut()
+        .zip(&mut s.win_at[..n])
+        .zip(&mut s.win_x[..n]);
+    let tops = top.iter().zip(top_at).zip(top_x);
+    let bottoms = bottom.iter().zip(bottom_at).zip(bottom_x);
+    for (((wb, wa), wx), (((&tb, &ta), &tx), ((&bb, &ba), &bx))) in wins.zip(tops.zip(bottoms)) {
+        let m = 0u32.wrapping_sub((bb > tb) as u32);
+        *wb = f32::from_bits(select(m, bb.to_bits(), tb.to_bits()));
+        *wa = select(m, ba, ta);
+        *wx = f32::from_bits(select(m, bx.to_bits(), tx.to_bits()));
     }
     // window (oy, ox) is pair 2 oy Wo + ox's
     // (one loop for the three outputs: three copy_from_slice of 7 or 14 values would be three
@@ -291,6 +301,12 @@ fn plane_without_nan(
         }
     }
     true
+}
+
+/// `a` where the mask `m` is set, `b` elsewhere, bit by bit.
+#[inline(always)]
+fn select(m: u32, a: u32, b: u32) -> u32 {
+    (a & m) | (b & !m)
 }
 
 /// Any plane, NaN included (it wins, as in max_pool2d), any width: a loop per row.

@@ -1,7 +1,7 @@
 //! The sparse Linear's weight gradient, from x by columns (CSC): for W (O, I) by bands of
 //! output rows, or for W stored transposed by rows of W^T, two columns of x at a time.
 
-use super::{sparse_combination, Compressed, Start, BLOCK, SMALL_BLOCK, TINY_BLOCK};
+use super::{register_block, sparse_combination, Compressed, Start, SMALL_BLOCK, TINY_BLOCK};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -40,12 +40,13 @@ fn backward_band(
     o: usize,
     i: usize,
 ) {
+    const B: usize = register_block(multiversion::target::selected_target!());
     let width = band.len() / i;
     let block = &mut block[..K * width];
     for k0 in (0..i).step_by(K) {
         let k1 = (k0 + K).min(i);
         for k in k0..k1 {
-            sparse_combination(
+            sparse_combination::<B>(
                 &mut block[(k - k0) * width..(k - k0 + 1) * width],
                 Start::Zero,
                 csc.line(k),
@@ -131,6 +132,8 @@ fn backward_rows_t(
     overwrite: bool,
     union: &mut [(u32, f32, f32)],
 ) {
+    const B: usize = register_block(multiversion::target::selected_target!());
+    const PAIR_B: usize = pair_block(multiversion::target::selected_target!());
     let start = if overwrite {
         Start::Zero
     } else {
@@ -142,11 +145,11 @@ fn backward_rows_t(
         let k = first + 2 * p;
         let len = merge_lines(csc.line(k), csc.line(k + 1), union);
         let (a, b) = pair.split_at_mut(o);
-        pair_combination(a, b, start, &union[..len], dy, o);
+        pair_combination::<PAIR_B>(a, b, start, &union[..len], dy, o);
     }
     let rest = pairs.into_remainder();
     if !rest.is_empty() {
-        sparse_combination(rest, start, csc.line(last), dy, o, 0);
+        sparse_combination::<B>(rest, start, csc.line(last), dy, o, 0);
     }
 }
 
@@ -198,7 +201,7 @@ fn merge_lines(
 /// so each result is `sparse_combination`'s over its own line, to the bit. `start`: Zero or
 /// AddToOut (a bias has no place in a gradient).
 #[inline(always)]
-fn pair_combination(
+fn pair_combination<const B: usize>(
     out_a: &mut [f32],
     out_b: &mut [f32],
     start: Start,
@@ -211,8 +214,8 @@ fn pair_combination(
         "pair_combination takes no bias"
     );
     let width = out_a.len();
-    // a width below BLOCK (784-100, say) gets blocks of SMALL_BLOCK, not one column at a time
-    let j0 = pair_blocks::<BLOCK>(out_a, out_b, 0, start, union, mat, stride);
+    // a width below B (784-100, say) gets blocks of SMALL_BLOCK, not one column at a time
+    let j0 = pair_blocks::<B>(out_a, out_b, 0, start, union, mat, stride);
     let j0 = pair_blocks::<SMALL_BLOCK>(out_a, out_b, j0, start, union, mat, stride);
     let j0 = pair_blocks::<TINY_BLOCK>(out_a, out_b, j0, start, union, mat, stride);
     for j in j0..width {
@@ -224,6 +227,20 @@ fn pair_combination(
         }
         start.finish(&mut out_a[j..j + 1], &[sa]);
         start.finish(&mut out_b[j..j + 1], &[sb]);
+    }
+}
+
+/// Outputs per register block of `pair_combination` compiled for `target`, each with two sums
+/// (one per line): 128 with AVX-512 (16 of its 32 registers), 32 with AVX2 (8 of its 16; at
+/// 128, 64 registers' worth of sums lived on the stack, `perf annotate`, AMD Zen 3). 16
+/// elsewhere. The block changes no bit (each output is summed in the union's order).
+const fn pair_block(target: multiversion::target::Target) -> usize {
+    if target.supports_feature_str("avx512f") {
+        128
+    } else if target.supports_feature_str("avx") {
+        32
+    } else {
+        16
     }
 }
 

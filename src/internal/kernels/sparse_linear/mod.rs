@@ -17,9 +17,26 @@ mod tests;
 
 pub use backward::{backward_weight, backward_weight_t, Scratch};
 
-/// Outputs accumulated in registers at a time: 8 AVX-512 registers, enough independent sums
-/// to hide the latency of each addition (with 4, the kernel waited on its own additions).
-const BLOCK: usize = 128;
+/// Width of the bands `to_bands` cuts W^T into for `forward_rows_banded`: one AVX-512 register
+/// block, two AVX2 ones.
+const BAND: usize = 128;
+
+/// Outputs accumulated in registers at a time by a kernel compiled for `target`: 8 vector
+/// registers, enough independent sums to hide the latency of each addition (with 4, the
+/// kernel waited on its own additions), and few enough to leave room for the broadcast value
+/// and the loaded row. That is 128 outputs with AVX-512 (32 registers of 16), 64 with AVX2:
+/// 128 would be all 16 of its registers, and the compiler kept 4 of those sums on the stack,
+/// a store and a load per nonzero (`perf annotate`, AMD Zen 3, issue 23). 32 elsewhere.
+/// Every output is summed in its pairs' order whatever the block, so this changes no bit.
+const fn register_block(target: multiversion::target::Target) -> usize {
+    if target.supports_feature_str("avx512f") {
+        128
+    } else if target.supports_feature_str("avx") {
+        64
+    } else {
+        32
+    }
+}
 
 /// A sparse matrix by rows (CSR) or by columns (CSC): `ptr` (lines + 1) indexes `idx` and `vals`.
 #[derive(Default, Debug, Clone)]
@@ -207,10 +224,11 @@ impl Start<'_> {
 }
 
 /// out[j] = start[j] + sum over (k, v) of v * mat[k * stride + col0 + j] for j < out.len(),
-/// in register blocks of BLOCK, then of SMALL_BLOCK and TINY_BLOCK, then one by one. Each output is summed
+/// in register blocks of B (`register_block`), then of SMALL_BLOCK and TINY_BLOCK, then one by
+/// one. Each output is summed
 /// in the pairs' order whatever its block, so the block sizes do not change a bit of it.
 #[inline(always)]
-fn sparse_combination(
+fn sparse_combination<const B: usize>(
     out: &mut [f32],
     start: Start,
     pairs: impl Iterator<Item = (usize, f32)> + Clone,
@@ -219,8 +237,8 @@ fn sparse_combination(
     col0: usize,
 ) {
     let width = out.len();
-    let mut j0 = blocks::<BLOCK>(out, 0, start, pairs.clone(), mat, stride, col0);
-    // without this, a width below BLOCK (784-100, say) was summed one column at a time,
+    let mut j0 = blocks::<B>(out, 0, start, pairs.clone(), mat, stride, col0);
+    // without this, a width below B (784-100, say) was summed one column at a time,
     // striding through `mat`: 35x slower than the blocked sums (perf, issue 14)
     j0 = blocks::<SMALL_BLOCK>(out, j0, start, pairs.clone(), mat, stride, col0);
     j0 = blocks::<TINY_BLOCK>(out, j0, start, pairs.clone(), mat, stride, col0);
@@ -236,7 +254,7 @@ fn sparse_combination(
     }
 }
 
-/// Outputs summed at a time after the BLOCK-wide blocks: one AVX-512 register.
+/// Outputs summed at a time after the register blocks: one AVX-512 register, two AVX2 ones.
 pub(super) const SMALL_BLOCK: usize = 16;
 /// Then four at a time (half an AVX2 register), so that at most 3 outputs are summed one by
 /// one: 100 outputs are 6 x 16 + 4.
@@ -276,8 +294,9 @@ fn forward_rows(
     b: Option<&[f32]>,
     o: usize,
 ) {
+    const B: usize = register_block(multiversion::target::selected_target!());
     for (r, yr) in ys.chunks_exact_mut(o).enumerate() {
-        sparse_combination(
+        sparse_combination::<B>(
             yr,
             b.map_or(Start::Zero, Start::Bias),
             csr.line(first + r),
@@ -289,8 +308,8 @@ fn forward_rows(
 }
 
 /// Rows [first, first + ys.len() / o) of the forward of a wide layer, band by band: for each
-/// BLOCK-wide band of columns, every row's sums for that band, then the next band. `bands`
-/// holds the full bands of wt one after the other, each (I, BLOCK) contiguous (`to_bands`), so
+/// BAND-wide band of columns, every row's sums for that band, then the next band. `bands`
+/// holds the full bands of wt one after the other, each (I, BAND) contiguous (`to_bands`), so
 /// that a band (400 KB for I = 784) stays in the level 2 cache while the rows pass; the columns
 /// past the last full band are read from wt. Each output is summed in its row's pairs' order
 /// whatever the loop order or layout, so the values are `forward_rows`' to the bit.
@@ -303,20 +322,22 @@ fn forward_rows_banded(
     b: Option<&[f32]>,
     o: usize,
 ) {
+    const B: usize = register_block(multiversion::target::selected_target!());
     let start = |j0: usize| b.map_or(Start::Zero, |b| Start::Bias(&b[j0..]));
-    let band_len = (wt.len() / o) * BLOCK;
+    let band_len = (wt.len() / o) * BAND;
     for (band, mat) in bands.chunks_exact(band_len).enumerate() {
-        let j0 = band * BLOCK;
+        let j0 = band * BAND;
         for (r, yr) in ys.chunks_exact_mut(o).enumerate() {
-            let out = &mut yr[j0..j0 + BLOCK];
-            blocks::<BLOCK>(out, 0, start(j0), csr.line(first + r), mat, BLOCK, 0);
+            let out = &mut yr[j0..j0 + BAND];
+            // B divides BAND, so the band is whole register blocks
+            blocks::<B>(out, 0, start(j0), csr.line(first + r), mat, BAND, 0);
         }
     }
-    let done = bands.len() / band_len * BLOCK;
+    let done = bands.len() / band_len * BAND;
     if done < o {
         for (r, yr) in ys.chunks_exact_mut(o).enumerate() {
             let out = &mut yr[done..];
-            sparse_combination(out, start(done), csr.line(first + r), wt, o, done);
+            sparse_combination::<B>(out, start(done), csr.line(first + r), wt, o, done);
         }
     }
 }
@@ -331,20 +352,20 @@ fn forward_rows_banded(
 /// 1024 x 512 1.85 against 1.84-2.4 ms. (The weight gradient by bands of dy was slower:
 /// 4.5-5.2 against 3.8-3.9 ms at 1024 x 1024.)
 pub fn banded(n: usize, o: usize) -> bool {
-    o >= 8 * BLOCK && n >= 512
+    o >= 8 * BAND && n >= 512
 }
 
-/// The full BLOCK-wide bands of m (R, C) one after the other, each (R, BLOCK) contiguous, into
-/// `out` (resized): `out[(band * R + r) * BLOCK + c] = m[r * C + band * BLOCK + c]`.
+/// The full BAND-wide bands of m (R, C) one after the other, each (R, BAND) contiguous, into
+/// `out` (resized): `out[(band * R + r) * BAND + c] = m[r * C + band * BAND + c]`.
 pub fn to_bands(m: &[f32], cols: usize, out: &mut Vec<f32>) {
     let rows = m.len() / cols.max(1);
-    let bands = cols / BLOCK;
-    out.resize(bands * rows * BLOCK, 0.0);
-    out.par_chunks_mut((rows * BLOCK).max(1))
+    let bands = cols / BAND;
+    out.resize(bands * rows * BAND, 0.0);
+    out.par_chunks_mut((rows * BAND).max(1))
         .enumerate()
         .for_each(|(band, dst)| {
-            for (r, d) in dst.chunks_exact_mut(BLOCK).enumerate() {
-                d.copy_from_slice(&m[r * cols + band * BLOCK..][..BLOCK]);
+            for (r, d) in dst.chunks_exact_mut(BAND).enumerate() {
+                d.copy_from_slice(&m[r * cols + band * BAND..][..BAND]);
             }
         });
 }
@@ -371,7 +392,7 @@ pub fn forward(
     }
     assert_eq!(
         bands.len(),
-        wt.len() / o * (o / BLOCK * BLOCK),
+        wt.len() / o * (o / BAND * BAND),
         "sparse forward: a wide layer needs W^T's bands"
     );
     // enough rows per task that each band is read from L3 once for many of them, and two

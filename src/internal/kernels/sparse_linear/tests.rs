@@ -21,7 +21,7 @@ fn transpose_matches_the_definition_for_ragged_shapes() {
 fn the_transposed_weight_gradient_equals_the_column_by_column_one_to_the_bit() {
     // outputs: two register blocks, a small and a tiny block and a tail; an odd number of columns (one left over
     // after the pairs); columns that share rows and columns that do not
-    let (n, i, o) = (9, 37, 2 * BLOCK + SMALL_BLOCK + TINY_BLOCK + 3);
+    let (n, i, o) = (9, 37, 2 * BAND + SMALL_BLOCK + TINY_BLOCK + 3);
     let mut rng = crate::rng::Rng::seed(11);
     let x: Vec<f32> = (0..n * i)
         .map(|_| {
@@ -97,7 +97,7 @@ fn sparse_kernels_match_dense_products() {
 fn a_wide_layers_banded_forward_sums_each_output_in_its_rows_order() {
     // full bands, then a small and a tiny block and a tail past them; rows that share
     // nonzeros, an empty row, more rows than a task takes (and a short last task)
-    let (n, i, o) = (520, 37, 8 * BLOCK + SMALL_BLOCK + TINY_BLOCK + 3);
+    let (n, i, o) = (520, 37, 8 * BAND + SMALL_BLOCK + TINY_BLOCK + 3);
     assert!(banded(n, o));
     let mut rng = crate::rng::Rng::seed(5);
     let mut x: Vec<f32> = (0..n * i)
