@@ -231,14 +231,16 @@ fn pair_combination<const B: usize>(
 }
 
 /// Outputs per register block of `pair_combination` compiled for `target`, each with two sums
-/// (one per line): 128 with AVX-512 (16 of its 32 registers), 32 with AVX2 (8 of its 16; at
-/// 128, 64 registers' worth of sums lived on the stack, `perf annotate`, AMD Zen 3). 16
-/// elsewhere. The block changes no bit (each output is summed in the union's order).
+/// (one per line): 128 with AVX-512 (16 of its 32 registers), 48 with AVX2 (12 of its 16; at
+/// 128, 64 registers' worth of sums lived on the stack, `perf annotate`, AMD Zen 3; 48 against
+/// 32: `SHAPE=1024,1024 cargo bench --bench kernels`, dW^T 8.7 against 10.3 ms, median of 4
+/// alternating runs, and the same at 256 x 256). 16 elsewhere. The block changes no bit (each
+/// output is summed in the union's order).
 const fn pair_block(target: multiversion::target::Target) -> usize {
     if target.supports_feature_str("avx512f") {
         128
     } else if target.supports_feature_str("avx") {
-        32
+        48
     } else {
         16
     }
