@@ -1,6 +1,7 @@
 //! gemm against matrixmultiply on the seed's matrix shapes, float32, with the thread count the
 //! rayon pool / RAYON_NUM_THREADS gives (matrixmultiply reads MATMUL_NUM_THREADS).
 //!   MATMUL_NUM_THREADS=2 cargo bench --bench gemm_choice
+//!   MATMUL_NUM_THREADS=1 cargo bench --bench gemm_choice   (the convolutions' setting)
 //! Prints GFLOP/s (median of repeated runs) for each library and shape.
 
 #[path = "common/timing.rs"]
@@ -8,7 +9,7 @@ mod timing;
 use timing::median_secs;
 
 /// (name, m, k, n, a transposed, b transposed)
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 9] = [
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 15] = [
     ("x W1^T: 256 x 784 x 256", 256, 784, 256, false, true),
     ("x W2^T: 256 x 256 x 128", 256, 256, 128, false, true),
     (
@@ -34,6 +35,22 @@ const SHAPES: [(&str, usize, usize, usize, bool, bool); 9] = [
     ("4x dy W2: 1024 x 512 x 1024", 1024, 512, 1024, false, false),
     // the size PyTorch's rate is quoted at (issue 23: 331 GFLOP/s on 2 Xeon cores)
     ("square: 2048 x 2048 x 2048", 2048, 2048, 2048, false, false),
+    // the cnn preset's per-sample convolution products (forward W cols, weight gradient
+    // dy cols^T, column gradient W^T dy), each run on one thread inside the loop over samples:
+    // compare them at MATMUL_NUM_THREADS=1
+    ("conv1 fwd: 32 x 9 x 784", 32, 9, 784, false, false),
+    ("conv1 dW: 32 x 784 x 9", 32, 784, 9, false, true),
+    ("conv1 dcols: 9 x 32 x 784 (A^T B)", 9, 32, 784, true, false),
+    ("conv2 fwd: 64 x 288 x 196", 64, 288, 196, false, false),
+    ("conv2 dW: 64 x 196 x 288", 64, 196, 288, false, true),
+    (
+        "conv2 dcols: 288 x 64 x 196 (A^T B)",
+        288,
+        64,
+        196,
+        true,
+        false,
+    ),
 ];
 
 fn main() {
