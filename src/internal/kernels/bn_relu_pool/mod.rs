@@ -290,17 +290,39 @@ fn plane_without_nan(
         *wx = f32::from_bits(select(m, bx.to_bits(), tx.to_bits()));
     }
     // window (oy, ox) is pair 2 oy Wo + ox's
-    // (one loop for the three outputs: three copy_from_slice of 7 or 14 values would be three
-    // memcpy calls per row)
+    compact_rows(out.y, &s.win_best[..n], ho, wo);
+    compact_rows(out.argmax, &s.win_at[..n], ho, wo);
+    compact_rows(out.x_at, &s.win_x[..n], ho, wo);
+    true
+}
+
+/// Row oy of `dst` (ho rows of wo) = `src[2 oy wo..][..wo]`, in whole vectors of 8 values:
+/// a row's copy runs on past its wo values into the next row's place, which that row's copy
+/// then rewrites (the last row is copied exactly). Copied value by value, these rows of 7 or
+/// 14 were a scalar loop, and as `copy_from_slice` a memcpy call each.
+#[inline(always)]
+fn compact_rows<T: Copy>(dst: &mut [T], src: &[T], ho: usize, wo: usize) {
+    const V: usize = 8;
+    let padded = wo.next_multiple_of(V);
     for oy in 0..ho {
-        let (from, to) = (2 * oy * wo, oy * wo);
-        for ox in 0..wo {
-            out.y[to + ox] = s.win_best[from + ox];
-            out.argmax[to + ox] = s.win_at[from + ox];
-            out.x_at[to + ox] = s.win_x[from + ox];
+        let (to, from) = (oy * wo, 2 * oy * wo);
+        let len = if padded <= dst.len() - to && padded <= src.len() - from {
+            padded
+        } else {
+            wo
+        };
+        let (d, s) = (&mut dst[to..to + len], &src[from..from + len]);
+        let mut ds = d.chunks_exact_mut(V);
+        let mut ss = s.chunks_exact(V);
+        for (d, s) in ds.by_ref().zip(ss.by_ref()) {
+            let s: &[T; V] = s.try_into().expect("V values");
+            let d: &mut [T; V] = d.try_into().expect("V values");
+            *d = *s;
+        }
+        for (d, s) in ds.into_remainder().iter_mut().zip(ss.remainder()) {
+            *d = *s;
         }
     }
-    true
 }
 
 /// `a` where the mask `m` is set, `b` elsewhere, bit by bit.
