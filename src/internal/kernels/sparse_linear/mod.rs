@@ -225,8 +225,8 @@ impl Start<'_> {
 
 /// out[j] = start[j] + sum over (k, v) of v * mat[k * stride + col0 + j] for j < out.len(),
 /// in register blocks of B (`register_block`), then of SMALL_BLOCK and TINY_BLOCK, then one by
-/// one. Each output is summed
-/// in the pairs' order whatever its block, so the block sizes do not change a bit of it.
+/// one. Each output is summed in the pairs' order whatever its block, so the block sizes do not
+/// change a bit of it.
 #[inline(always)]
 fn sparse_combination<const B: usize>(
     out: &mut [f32],
@@ -329,7 +329,8 @@ fn forward_rows_banded(
         let j0 = band * BAND;
         for (r, yr) in ys.chunks_exact_mut(o).enumerate() {
             let out = &mut yr[j0..j0 + BAND];
-            // B divides BAND, so the band is whole register blocks
+            // whole register blocks fill the band (`blocks` leaves a remainder undone)
+            const { assert!(BAND.is_multiple_of(B), "a register block divides a band") };
             blocks::<B>(out, 0, start(j0), csr.line(first + r), mat, BAND, 0);
         }
     }
