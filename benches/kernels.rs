@@ -50,11 +50,11 @@ fn run() {
     // SHAPE=n,o: another batch and first-layer width (784 inputs), e.g. 1024,1024 for the
     // 4x-wide model at batch 1024
     let (n, o) = std::env::var("SHAPE").map_or((256, 256), |s| {
-        let v: Vec<usize> = s
-            .split(',')
-            .map(|t| t.parse().expect("SHAPE: n,o"))
-            .collect();
-        (v[0], v[1])
+        let parsed = s.split_once(',').map(|(n, o)| (n.parse(), o.parse()));
+        match parsed {
+            Some((Ok(n), Ok(o))) => (n, o),
+            _ => panic!("SHAPE={s}: expected two counts, rows and outputs, as n,o"),
+        }
     });
     let i = 784;
     let mut rng = Rng::seed(0);

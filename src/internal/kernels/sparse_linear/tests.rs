@@ -19,8 +19,9 @@ fn transpose_matches_the_definition_for_ragged_shapes() {
 
 #[test]
 fn the_transposed_weight_gradient_equals_the_column_by_column_one_to_the_bit() {
-    // outputs: two register blocks, a small and a tiny block and a tail; an odd number of columns (one left over
-    // after the pairs); columns that share rows and columns that do not
+    // outputs: whole register blocks (two with AVX-512; more, with a remainder, on targets
+    // with fewer registers), a small and a tiny block and a tail; an odd number of columns
+    // (one left over after the pairs); columns that share rows and columns that do not
     let (n, i, o) = (9, 37, 2 * BAND + SMALL_BLOCK + TINY_BLOCK + 3);
     let mut rng = crate::rng::Rng::seed(11);
     let x: Vec<f32> = (0..n * i)
