@@ -9,7 +9,7 @@ mod timing;
 use timing::median_secs;
 
 /// (name, m, k, n, a transposed, b transposed)
-const SHAPES: [(&str, usize, usize, usize, bool, bool); 15] = [
+const SHAPES: [(&str, usize, usize, usize, bool, bool); 18] = [
     ("x W1^T: 256 x 784 x 256", 256, 784, 256, false, true),
     ("x W2^T: 256 x 256 x 128", 256, 256, 128, false, true),
     (
@@ -51,6 +51,18 @@ const SHAPES: [(&str, usize, usize, usize, bool, bool); 15] = [
         true,
         false,
     ),
+    // the same for four samples in one product (the batch's columns side by side): whether
+    // batching the convolution's products would pay (BENCHMARKS.md, session 7: by 5% at most)
+    ("conv2 fwd x4: 64 x 288 x 784", 64, 288, 784, false, false),
+    ("conv2 dW x4: 64 x 784 x 288", 64, 784, 288, false, true),
+    (
+        "conv2 dcols x4: 288 x 64 x 784 (A^T B)",
+        288,
+        64,
+        784,
+        true,
+        false,
+    ),
 ];
 
 fn main() {
@@ -62,7 +74,7 @@ fn main() {
     bnlab::runtime::set_threads(threads).expect("a global thread pool");
     println!("{threads} threads; GFLOP/s, median of 50 runs");
     println!(
-        "{:<36} {:>10} {:>16}",
+        "{:<40} {:>10} {:>16}",
         "shape (m x k x n)", "gemm", "matrixmultiply"
     );
     for (name, m, k, n, at, bt) in SHAPES {
@@ -110,7 +122,7 @@ fn main() {
             )
         });
         println!(
-            "{name:<36} {:>10.0} {:>16.0}",
+            "{name:<40} {:>10.0} {:>16.0}",
             flops / g / 1e9,
             flops / mm / 1e9
         );
