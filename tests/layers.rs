@@ -1,11 +1,12 @@
 //! Layer behaviour that the golden files do not show: PyTorch's errors for BatchNorm inputs,
 //! BatchNorm in eval mode with a single sample, Dropout's statistics, and the state-dict keys
-//! and class names of the built-in layers (which derive `Module`) against PyTorch's.
+//! and class names of the built-in layers (which derive `Module`) against PyTorch's; sizes of
+//! zero refused when a layer is built from code, as a model file refuses them.
 
 use bnlab::nn::{
     set_training, visit_state, visit_state_mut, BatchNorm, BatchNormConfig, BatchNormKind, Conv2d,
-    Dropout, Flatten, Forward, GroupNorm, GroupNormConfig, Layer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig, MaxPool2d, Module, ReLU, StateRef,
+    Conv2dConfig, Dropout, Flatten, Forward, GroupNorm, GroupNormConfig, Layer, LayerNorm,
+    LayerNormConfig, Linear, LinearConfig, MaxPool2d, Module, ReLU, StateRef,
 };
 use bnlab::{Graph, Rng, Tensor};
 
@@ -86,6 +87,64 @@ fn input_ranks_and_channels_are_checked() {
         err.contains("BatchNorm1d(3)") && err.contains("[4, 5]"),
         "{err}"
     );
+}
+
+#[test]
+fn layers_built_with_a_size_of_zero_are_refused_naming_it() {
+    // before, these were built, and the first batch panicked in a kernel (a band or chunk
+    // of zero values)
+    let (mut g, mut rng) = (Graph::new(0), Rng::seed(0));
+    let p = &mut g.params;
+    let message = |r: bnlab::Result<String>| r.unwrap_err().to_string();
+    let linear = |p: &mut _, i, o, rng: &mut _| Linear::new(p, i, o, rng).map(|_| String::new());
+    assert_eq!(
+        message(linear(p, 784, 0, &mut rng)),
+        "Linear: out_features=0 must be at least 1"
+    );
+    assert_eq!(
+        message(linear(p, 0, 10, &mut rng)),
+        "Linear: in_features=0 must be at least 1"
+    );
+    let transposed = LinearConfig {
+        stored_transpose: true,
+        ..LinearConfig::new(784, 0)
+    };
+    let err = message(Linear::with_config(p, transposed, &mut rng).map(|_| String::new()));
+    assert!(err.contains("out_features=0"), "{err}");
+    for kind in [BatchNormKind::OneD, BatchNormKind::TwoD] {
+        let built = BatchNorm::with_config(p, kind, 0, BatchNormConfig::default());
+        assert_eq!(
+            message(built.map(|_| String::new())),
+            format!("{}: num_features=0 must be at least 1", kind.type_name())
+        );
+    }
+    for (config, name) in [
+        (Conv2dConfig::new(0, 4, 3), "in_channels"),
+        (Conv2dConfig::new(1, 0, 3), "out_channels"),
+        (Conv2dConfig::new(1, 4, 0), "kernel_size"),
+        (
+            Conv2dConfig {
+                stride: 0,
+                ..Conv2dConfig::new(1, 4, 3)
+            },
+            "stride",
+        ),
+    ] {
+        let err = message(Conv2d::with_config(p, config, &mut rng).map(|_| String::new()));
+        assert_eq!(err, format!("Conv2d: {name}=0 must be at least 1"));
+    }
+    // MaxPool2d is built without a Result (its fields are public): its shape check says so,
+    // where a summary used to divide by the zero stride
+    let err = Forward::output_shape(&MaxPool2d::new(0), &[1, 1, 4, 4]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "MaxPool2d: kernel_size=0 must be at least 1"
+    );
+    // a preset with a hidden width of zero, through the same constructors
+    let dims = [784, 256, 0, 64, 10];
+    let preset = bnlab::presets::Preset::Bn;
+    let err = message(bnlab::presets::mlp(p, preset, &dims, &mut rng).map(|_| String::new()));
+    assert!(err.contains("=0 must be at least 1"), "{err}");
 }
 
 #[test]

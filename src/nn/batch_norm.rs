@@ -18,6 +18,16 @@ pub enum BatchNormKind {
     TwoD,
 }
 
+impl BatchNormKind {
+    /// PyTorch's class name: `BatchNorm1d` or `BatchNorm2d`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            BatchNormKind::OneD => "BatchNorm1d",
+            BatchNormKind::TwoD => "BatchNorm2d",
+        }
+    }
+}
+
 /// BatchNorm's options, with PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormConfig {
@@ -99,6 +109,7 @@ impl BatchNorm {
         num_features: usize,
         config: BatchNormConfig,
     ) -> Result<BatchNorm> {
+        super::bad_size::sizes_at_least_one(kind.type_name(), &[("num_features", num_features)])?;
         let (weight, bias) = if config.affine {
             (
                 Some(params.add(Tensor::full(&[num_features], 1.0))?),
@@ -142,10 +153,7 @@ impl BatchNorm {
 
     /// PyTorch's class name: `BatchNorm1d` or `BatchNorm2d`.
     pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            BatchNormKind::OneD => "BatchNorm1d",
-            BatchNormKind::TwoD => "BatchNorm2d",
-        }
+        self.kind.type_name()
     }
 
     /// Whether the running statistics are kept, and so in the state dict (PyTorch registers

@@ -98,6 +98,15 @@ impl Conv2d {
             padding,
             bias,
         } = config;
+        super::bad_size::sizes_at_least_one(
+            "Conv2d",
+            &[
+                ("in_channels", in_channels),
+                ("out_channels", out_channels),
+                ("kernel_size", kernel_size),
+                ("stride", stride),
+            ],
+        )?;
         let fan_in = in_channels * kernel_size * kernel_size;
         let shape = [out_channels, in_channels, kernel_size, kernel_size];
         let weight = params.add(kaiming_uniform(&shape, fan_in, rng)?)?;
@@ -182,10 +191,10 @@ impl MaxPool2d {
     }
 
     /// The output shape for an input shape (N, C, H, W), or None if the input is not 4-D or is
-    /// smaller than a window.
+    /// smaller than a window, or the window or its stride is zero.
     pub fn output_shape(&self, input: &[usize]) -> Option<Vec<usize>> {
         use crate::kernels::max_pool2d::out_size;
-        if input.len() != 4 {
+        if input.len() != 4 || self.kernel_size == 0 || self.stride == 0 {
             return None;
         }
         let (ho, wo) = (
@@ -202,6 +211,9 @@ impl Forward for MaxPool2d {
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        // public fields, so checked here rather than when built
+        let sizes = [("kernel_size", self.kernel_size), ("stride", self.stride)];
+        super::bad_size::sizes_at_least_one("MaxPool2d", &sizes)?;
         MaxPool2d::output_shape(self, input).ok_or_else(|| {
             let why = "must be (N, C, H, W) and no smaller than the window";
             super::bad_input::bad_input("MaxPool2d", input, why)

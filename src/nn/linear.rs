@@ -97,6 +97,10 @@ impl Linear {
             bias,
             stored_transpose,
         } = config;
+        super::bad_size::sizes_at_least_one(
+            "Linear",
+            &[("in_features", in_features), ("out_features", out_features)],
+        )?;
         let mut w = kaiming_uniform(&[out_features, in_features], in_features, rng)?;
         if stored_transpose {
             let stored = [in_features, out_features];

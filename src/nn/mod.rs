@@ -40,6 +40,7 @@
 
 mod activation;
 mod bad_input;
+mod bad_size;
 mod batch_norm;
 mod conv;
 pub mod fused;

@@ -135,6 +135,10 @@ pub fn transpose(dst: &mut [f32], src: &[f32], r: usize, c: usize) {
         dst.len() == r * c && src.len() == r * c,
         "transpose: sizes differ"
     );
+    if dst.is_empty() {
+        // (0, C) or (R, 0): nothing to move (and no band of zero length to cut)
+        return;
+    }
     dst.par_chunks_mut(BAND * r)
         .enumerate()
         .for_each(|(band, out)| transpose_band(out, src, r, c, band * BAND));

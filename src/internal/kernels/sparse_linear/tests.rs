@@ -5,7 +5,16 @@ use super::*;
 
 #[test]
 fn transpose_matches_the_definition_for_ragged_shapes() {
-    for (r, c) in [(1, 1), (3, 5), (8, 8), (9, 17), (16, 67), (256, 784)] {
+    for (r, c) in [
+        (0, 5),
+        (5, 0),
+        (1, 1),
+        (3, 5),
+        (8, 8),
+        (9, 17),
+        (16, 67),
+        (256, 784),
+    ] {
         let src: Vec<f32> = (0..r * c).map(|v| v as f32).collect();
         let mut dst = vec![-1.0; r * c];
         transpose(&mut dst, &src, r, c);
