@@ -91,8 +91,8 @@ fn input_ranks_and_channels_are_checked() {
 
 #[test]
 fn layers_built_with_a_size_of_zero_are_refused_naming_it() {
-    // before, these were built, and the first batch panicked in a kernel (a band or chunk
-    // of zero values)
+    // before, these were built and the zero reached the kernels: a model with a Linear of
+    // zero outputs panicked on its first batch (a parallel chunk of zero values)
     let (mut g, mut rng) = (Graph::new(0), Rng::seed(0));
     let p = &mut g.params;
     let message = |r: bnlab::Result<String>| r.unwrap_err().to_string();
