@@ -16,9 +16,9 @@
 
 use bnlab::data::{load, DatasetKind, Loader, Split};
 use bnlab::nn::{parameters, set_training};
-use bnlab::optim::{Adam, AdamConfig, Optimizer};
+use bnlab::optim::{Adam, AdamConfig};
 use bnlab::presets::{Preset, SEED_DIMS};
-use bnlab::train::{evaluate, run_batch, Mode, StepBuffers};
+use bnlab::train::{evaluate, train_step, Mode, StepBuffers};
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
@@ -97,18 +97,10 @@ fn serve() {
                     for _ in 0..n {
                         let range = batches[next % batches.len()].clone();
                         next += 1;
-                        let (loss, _) = run_batch(
-                            &mut net,
-                            &mut g,
-                            &train,
-                            &order[range],
-                            Mode::Multi,
-                            &mut bufs,
-                        )
-                        .expect("a training step");
-                        g.params.zero_grad();
-                        g.backward(loss).expect("a backward pass");
-                        opt.step(&mut g.params);
+                        let batch = &order[range];
+                        let opt = &mut opt;
+                        train_step(&mut net, &mut g, opt, &train, batch, Mode::Multi, &mut bufs)
+                            .expect("a training step");
                     }
                     t0.elapsed().as_secs_f64()
                 })

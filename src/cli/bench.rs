@@ -7,8 +7,8 @@ use super::data;
 use super::model::{parse_model, ModelSpec};
 use bnlab::data::Loader;
 use bnlab::nn::{parameters, set_training};
-use bnlab::optim::{Adam, AdamConfig, Optimizer};
-use bnlab::train::{evaluate, run_batch, Mode, StepBuffers};
+use bnlab::optim::{Adam, AdamConfig};
+use bnlab::train::{evaluate, train_step, Mode, StepBuffers};
 use bnlab::{Error, Result};
 use std::io::Write;
 use std::time::Instant;
@@ -81,17 +81,17 @@ pub fn run(a: &BenchArgs, settings: &Settings, out: &mut dyn Write) -> Result<()
         // the pool's workers kept awake, as fit's training steps run
         bnlab::runtime::with_workers_awake(|| {
             for range in loader.batches(train.len) {
-                let (loss, _) = run_batch(
+                // fit's step (a diverged loss would only skip updates, as in fit)
+                let batch = &order[range];
+                train_step(
                     &mut net,
                     &mut g,
+                    &mut opt,
                     &train,
-                    &order[range],
+                    batch,
                     Mode::Multi,
                     &mut bufs,
                 )?;
-                g.params.zero_grad();
-                g.backward(loss)?;
-                opt.step(&mut g.params);
             }
             Ok::<(), Error>(())
         })?;
