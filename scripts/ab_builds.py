@@ -1,35 +1,39 @@
 #!/usr/bin/env python3
-"""Two builds of bnlab taking turns on the same machine, block by block: which is faster, and by
-how much, with the machine's drift cancelled.
+"""Two builds of bnlab, or bnlab and PyTorch, taking turns on the same machine block by block:
+which is faster, and by how much, with the machine's drift cancelled.
 
-    python3 scripts/ab_builds.py A_BINARY B_BINARY [--blocks 100] [--steps 20] [--eval-every 5]
+    python3 scripts/ab_builds.py A B [--blocks 100] [--steps 20] [--eval-every 5]
 
-A_BINARY and B_BINARY are `benches/step_blocks` binaries of the two builds (the same binary
-twice is the control, which shows how far to trust a ratio). Both start, load MNIST and wait;
-then each block of --steps training steps runs on one build and then on the other (the order
-alternating), and every --eval-every blocks each evaluates the test set once. Only one build
-runs at a time; the other waits on its input.
+A and B are commands that answer benches/step_blocks.rs's protocol: a `benches/step_blocks`
+binary of each build, or PyTorch's side, "python3 scripts/torch_bench.py data/mnist --serve
+--batch 256" (quoted as one argument). The same command twice is the control, which shows how
+far to trust a ratio. Both start, load MNIST and wait; then each block of --steps training
+steps runs on one and then on the other (the order alternating), and every --eval-every blocks
+each evaluates the test set once. Only one runs at a time; the other waits on its input.
 
-Settings reach both builds through the environment (MODEL, BS, WIDTH, THREADS: see
-benches/step_blocks.rs). Run it from the repository's root (the builds read data/mnist).
+Settings reach step_blocks through the environment (MODEL, BS, WIDTH, THREADS: see
+benches/step_blocks.rs) and torch_bench.py through its options (--model, --batch, --width):
+give both the same setting. Run it from the repository's root (both read data/mnist).
 
-Prints each build's median time per step and per evaluation, and the median of the per-block
+Prints each side's median time per step and per evaluation, and the median of the per-block
 ratios A/B with their quartiles (above 1: B is faster).
 """
 
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
 
 
-def start(binary):
+def start(command):
     try:
         proc = subprocess.Popen(
-            [binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
     except OSError as e:
-        sys.exit(f"{binary}: cannot run it ({e.strerror})")
+        sys.exit(f"{command}: cannot run it ({e.strerror})")
+    binary = command
     if proc.stdout.readline().strip() != "ready":
         sys.exit(f"{binary}: did not start (expected 'ready' on its first line)")
     return proc

@@ -4,7 +4,7 @@ Median seconds per training epoch (the seed's model, Adam, cross entropy, in-mem
 shuffled into batches each epoch) and per evaluation of the 10k test set, and peak memory.
 usage: python3 scripts/torch_bench.py DATA_DIR [--batch B] [--epochs E] [--threads T]
        [--width W] [--model bn|cnn-bn] [--model-file FILE] [--autocast bf16] [--channels-last]
-       [--train-csv FILE --test-csv FILE --target COLUMN]
+       [--train-csv FILE --test-csv FILE --target COLUMN] [--serve]
 --autocast bf16: forward and loss inside torch.autocast("cpu", dtype=torch.bfloat16), as PyTorch
 users write it (the backward follows the forward's types), for training and evaluation alike:
 the counterpart of `bnlab bench --precision bf16`.
@@ -12,6 +12,8 @@ the counterpart of `bnlab bench --precision bf16`.
 --train-csv: a table instead of MNIST (DATA_DIR is then unused), standardised as bnlab does
 (the training rows' mean and population standard deviation), the MLP sized to its columns and
 classes: the counterpart of `bnlab bench --train-csv`.
+--serve: instead of timing epochs, answer `steps N` and `eval` on stdin as benches/step_blocks.rs
+does, so that scripts/ab_builds.py can run PyTorch and bnlab in turns.
 Prints one JSON line like `bnlab bench --json`. Needs torch and numpy (never run by the tests).
 """
 import argparse, contextlib, json, os, resource, statistics, time
@@ -75,6 +77,8 @@ def main():
     ap.add_argument("--train-csv", help="a table to train on instead of MNIST")
     ap.add_argument("--test-csv", help="with --train-csv: the table to evaluate on")
     ap.add_argument("--target", help="with --train-csv: the column to predict")
+    ap.add_argument("--serve", action="store_true",
+                    help="answer benches/step_blocks.rs's commands on stdin (scripts/ab_builds.py)")
     a = ap.parse_args()
     if a.train_csv and not (a.test_csv and a.target):
         ap.error("--train-csv needs --test-csv and --target")
@@ -108,28 +112,37 @@ def main():
     cast = lambda: (torch.autocast("cpu", dtype=torch.bfloat16) if a.autocast else contextlib.nullcontext())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    train_s, eval_s = [], []
-    for _ in range(a.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        idx = torch.randperm(len(xtr))
-        for i in range(0, len(xtr), a.batch):
-            j = idx[i:i + a.batch]
-            x = xtr[j].contiguous(memory_format=layout) if a.channels_last else xtr[j]
-            with cast():
-                loss = loss_fn(model(x), ytr[j])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        train_s.append(time.perf_counter() - t0)
+
+    def train_step(j):
+        x = xtr[j].contiguous(memory_format=layout) if a.channels_last else xtr[j]
+        with cast():
+            loss = loss_fn(model(x), ytr[j])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def evaluate():
         model.eval()
-        t0 = time.perf_counter()
         with torch.no_grad():
             for i in range(0, len(xte), a.batch):
                 x = xte[i:i + a.batch]
                 x = x.contiguous(memory_format=layout) if a.channels_last else x
                 with cast():
                     loss_fn(model(x), yte[i:i + a.batch]).item()
+
+    if a.serve:
+        serve(a, len(xtr), train_step, evaluate, model)
+        return
+    train_s, eval_s = [], []
+    for _ in range(a.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        idx = torch.randperm(len(xtr))
+        for i in range(0, len(xtr), a.batch):
+            train_step(idx[i:i + a.batch])
+        train_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        evaluate()
         eval_s.append(time.perf_counter() - t0)
     t, e = statistics.median(train_s), statistics.median(eval_s)
     print(json.dumps({"model": a.model, "batch_size": a.batch, "threads": torch.get_num_threads(), "width": a.width,
@@ -137,6 +150,30 @@ def main():
                       "train_epoch_seconds": t, "eval_seconds": e, "train_samples_per_second": len(xtr) / t,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "torch": torch.__version__}))
+
+
+def serve(a, n, train_step, evaluate, model):
+    """benches/step_blocks.rs's protocol, so that scripts/ab_builds.py can set PyTorch and bnlab
+    taking turns: `steps N` (N training steps, batches of one shuffled epoch in turn) and
+    `eval` (the test set), each answered with its seconds; `ready` first."""
+    import sys
+    idx = torch.randperm(n)
+    batches = [idx[i:i + a.batch] for i in range(0, n, a.batch)]
+    next_batch = 0
+    print("ready", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        t0 = time.perf_counter()
+        if len(words) == 2 and words[0] == "steps" and words[1].isdigit():
+            model.train()
+            for _ in range(int(words[1])):
+                train_step(batches[next_batch % len(batches)])
+                next_batch += 1
+        elif words == ["eval"]:
+            evaluate()
+        else:
+            sys.exit(f"torch_bench.py: unknown command {line.strip()!r}: expected `steps N` or `eval`")
+        print(time.perf_counter() - t0, flush=True)
 
 
 if __name__ == "__main__":
