@@ -97,10 +97,18 @@ fn serve() {
                     for _ in 0..n {
                         let range = batches[next % batches.len()].clone();
                         next += 1;
-                        let batch = &order[range];
+                        let examples = &order[range];
                         let opt = &mut opt;
-                        train_step(&mut net, &mut g, opt, &train, batch, Mode::Multi, &mut bufs)
-                            .expect("a training step");
+                        train_step(
+                            &mut net,
+                            &mut g,
+                            opt,
+                            &train,
+                            examples,
+                            Mode::Multi,
+                            &mut bufs,
+                        )
+                        .expect("a training step");
                     }
                     t0.elapsed().as_secs_f64()
                 })

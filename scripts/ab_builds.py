@@ -33,9 +33,8 @@ def start(command):
         )
     except OSError as e:
         sys.exit(f"{command}: cannot run it ({e.strerror})")
-    binary = command
     if proc.stdout.readline().strip() != "ready":
-        sys.exit(f"{binary}: did not start (expected 'ready' on its first line)")
+        sys.exit(f"{command}: did not start (expected 'ready' on its first line)")
     return proc
 
 

@@ -16,7 +16,7 @@ classes: the counterpart of `bnlab bench --train-csv`.
 does, so that scripts/ab_builds.py can run PyTorch and bnlab in turns.
 Prints one JSON line like `bnlab bench --json`. Needs torch and numpy (never run by the tests).
 """
-import argparse, contextlib, json, os, resource, statistics, time
+import argparse, contextlib, json, os, resource, statistics, sys, time
 
 import numpy as np
 import torch
@@ -93,7 +93,6 @@ def main():
         xtr, ytr = load(a.data_dir, "train")
         xte, yte = load(a.data_dir, "t10k")
     if a.model_file:
-        import sys
         sys.path.insert(0, os.path.dirname(__file__))
         from model_file_check import parse
         lines = [l for l in open(a.model_file).read().splitlines() if l.strip()]
@@ -156,7 +155,6 @@ def serve(a, n, train_step, evaluate, model):
     """benches/step_blocks.rs's protocol, so that scripts/ab_builds.py can set PyTorch and bnlab
     taking turns: `steps N` (N training steps, batches of one shuffled epoch in turn) and
     `eval` (the test set), each answered with its seconds; `ready` first."""
-    import sys
     idx = torch.randperm(n)
     batches = [idx[i:i + a.batch] for i in range(0, n, a.batch)]
     next_batch = 0
